@@ -1,0 +1,39 @@
+"""nasforge: Neural Architecture Search on PyTorch.
+
+``import nasforge`` is light (no torch); heavy parts load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasforge.errors import InvalidArchError, InvalidSpaceError, NasforgeError
+from nasforge.fixed import fixed_arch, load_arch
+from nasforge.space import Categorical, Space
+from nasforge.trial import Trial, TrialStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Categorical",
+    "Experiment",
+    "InvalidArchError",
+    "InvalidSpaceError",
+    "NasforgeError",
+    "Space",
+    "Trial",
+    "TrialStatus",
+    "fixed_arch",
+    "load_arch",
+]
+
+_LAZY = {"Experiment": ("nasforge.experiment", "Experiment")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'nasforge' has no attribute {name!r}")
