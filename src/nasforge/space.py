@@ -208,6 +208,12 @@ class Space(Mapping[str, Categorical]):
                 f"unknown label {label!r}; the space's labels are {_short(self.labels)}"
             ) from None
 
+    def __contains__(self, label: object) -> bool:
+        return label in self._choices
+
+    def get(self, label: str, default: Any = None) -> Any:
+        return self._choices.get(label, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._choices)
 

@@ -11,6 +11,12 @@ An evaluator is a picklable object (it may travel to another process with cloudp
 ``ctx`` is the trial context: ``ctx.arch``, ``ctx.trial_id`` and ``ctx.report(step, metrics)``
 (intermediate values; the experiment may decide to stop the trial early there). Evaluators
 never write to the store themselves.
+
+Optionally, ``test(model_or_arch, ctx, retrain=True) -> dict[str, float]`` measures a chosen
+architecture on the held-out test set (``Experiment.test``): it receives a freshly initialised
+frozen model, trains it from scratch (on train+val when ``retrain`` is True, on train only
+otherwise) and returns test metrics. The trained model is the one passed in, so the
+experiment can save its weights afterwards.
 """
 
 from __future__ import annotations
@@ -36,3 +42,10 @@ class Evaluator:
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:  # pragma: no cover
         raise NotImplementedError
+
+    def test(self, model_or_arch: Any, ctx: TrialContextProtocol, retrain: bool = True) -> float | dict[str, float]:
+        """Final test-set evaluation of a chosen arch (see the module docstring)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no test-set evaluation; use an evaluator that implements "
+            f"test() (e.g. Classification(..., test_data=...), FunctionEvaluator(fn, test_fn=...))"
+        )

@@ -1,0 +1,553 @@
+"""Choice modules: ``LayerChoice``, ``InputChoice``, ``Repeat`` and ``Cell``.
+
+Each choice module speaks a small protocol used by :mod:`nasforge.nn.modelspace`:
+
+* ``_nf_assign_labels(path)``: give itself (and the choices it owns) a label when it has none;
+* ``_nf_categoricals()``: the ``Categorical`` decisions it contributes to the space;
+* ``_nf_freeze(arch, freeze_child)``: the plain module of the chosen candidate(s);
+* ``_nf_activate(arch)``: make the space instance's own forward use ``arch``.
+
+The space instance itself is runnable: every choice starts at its first candidate.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from nasforge.errors import InvalidArchError, InvalidSpaceError
+from nasforge.fixed import current_fixed_arch
+from nasforge.nn._context import consume_label
+from nasforge.nn.frozen import ChosenInputs, FrozenCell, reduce_tensors
+from nasforge.nn.value import ValueChoice, ValueExpr
+from nasforge.space import Categorical
+
+__all__ = ["LayerChoice", "InputChoice", "Repeat", "Cell", "ChoiceModule", "REDUCTIONS"]
+
+REDUCTIONS = ("sum", "mean", "concat", "none")
+FreezeChild = Callable[[torch.nn.Module], torch.nn.Module]
+
+
+def _name(label: str | None, kind: str) -> str:
+    return repr(label) if label else f"(unlabelled {kind}; its label will be its attribute path)"
+
+
+class ChoiceModule(torch.nn.Module):
+    """Base class of choice modules (see the module docstring for the protocol)."""
+
+    label: str | None
+
+    def _nf_assign_labels(self, path: str) -> None:
+        if self.label is None:
+            self.label = path or type(self).__name__.lower()
+
+    def _nf_categoricals(self) -> list[Categorical]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def _nf_activate(self, arch: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# -- LayerChoice ----------------------------------------------------------------------------
+
+def _layer_candidates(candidates: Any, label: str | None) -> tuple[list[Any], list[torch.nn.Module]]:
+    if isinstance(candidates, Mapping):
+        keys, modules = list(candidates.keys()), list(candidates.values())
+        for k in keys:
+            if not isinstance(k, str) or not k or "." in k:
+                raise InvalidSpaceError(
+                    f"LayerChoice {_name(label, 'LayerChoice')}: candidate name {k!r} must be a non-empty string without '.'"
+                )
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
+        modules = list(candidates)
+        keys = list(range(len(modules)))
+    else:
+        raise InvalidSpaceError(
+            f"LayerChoice {_name(label, 'LayerChoice')}: candidates must be a list or an ordered dict of "
+            f"name -> module, got {type(candidates).__name__}"
+        )
+    if not modules:
+        raise InvalidSpaceError(
+            f"LayerChoice {_name(label, 'LayerChoice')} has an empty candidate list; give at least one module"
+        )
+    for k, m in zip(keys, modules):
+        if not isinstance(m, torch.nn.Module):
+            raise InvalidSpaceError(
+                f"LayerChoice {_name(label, 'LayerChoice')}: candidate {k!r} is a {type(m).__name__}, "
+                f"expected a torch.nn.Module"
+            )
+    return keys, modules
+
+
+class LayerChoice(ChoiceModule):
+    """Choose one module among candidates.
+
+    The arch value is the candidate's index (list) or name (ordered dict). Example::
+
+        self.conv = nn.LayerChoice([nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(3, 16, 5, padding=2)])
+        self.act = nn.LayerChoice(OrderedDict(relu=nn.ReLU(), gelu=nn.GELU()), label="act")
+    """
+
+    def __new__(cls, candidates: Any = None, label: str | None = None):
+        fixed = current_fixed_arch()
+        if candidates is not None and fixed is not None and label is not None and label in fixed:
+            keys, modules = _layer_candidates(candidates, label)
+            index = Categorical(keys, label).index(fixed[label])
+            consume_label(label)
+            return modules[index]
+        return super().__new__(cls)
+
+    def __init__(self, candidates: Any, label: str | None = None):
+        super().__init__()
+        keys, modules = _layer_candidates(candidates, label)
+        self.label = label
+        self.names = keys
+        for k, m in zip(keys, modules):
+            self.add_module(str(k), m)
+        self._active = 0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, key: int | str) -> torch.nn.Module:
+        return self._modules[str(key)]
+
+    @property
+    def candidates(self) -> list[torch.nn.Module]:
+        return [self._modules[str(k)] for k in self.names]
+
+    def _nf_categoricals(self) -> list[Categorical]:
+        return [Categorical(self.names, self.label)]
+
+    def _index(self, arch: Mapping[str, Any]) -> int:
+        return Categorical(self.names, self.label).index(arch[self.label])
+
+    def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
+        return freeze_child(self._modules[str(self.names[self._index(arch)])])
+
+    def _nf_activate(self, arch: Mapping[str, Any]) -> None:
+        self._active = self._index(arch)
+
+    def forward(self, *args: Any, **kwargs: Any):
+        return self._modules[str(self.names[self._active])](*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}"
+
+
+# -- InputChoice ----------------------------------------------------------------------------
+
+def _input_keys(n_candidates: int, n_chosen: int) -> list[Any]:
+    if n_chosen == 1:
+        return list(range(n_candidates))
+    return [list(c) for c in itertools.combinations(range(n_candidates), n_chosen)]
+
+
+def _check_input_args(n_candidates: Any, n_chosen: Any, reduction: Any, label: str | None) -> None:
+    who = f"InputChoice {_name(label, 'InputChoice')}"
+    if not isinstance(n_candidates, int) or isinstance(n_candidates, bool) or n_candidates < 1:
+        raise InvalidSpaceError(f"{who}: n_candidates must be an int >= 1, got {n_candidates!r}")
+    if not isinstance(n_chosen, int) or isinstance(n_chosen, bool) or n_chosen < 1:
+        raise InvalidSpaceError(f"{who}: n_chosen must be an int >= 1, got {n_chosen!r}")
+    if n_chosen > n_candidates:
+        raise InvalidSpaceError(
+            f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
+            f"valid n_chosen: 1..{n_candidates}"
+        )
+    if reduction not in REDUCTIONS:
+        raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {', '.join(map(repr, REDUCTIONS))}")
+
+
+class InputChoice(ChoiceModule):
+    """Choose ``n_chosen`` of ``n_candidates`` input tensors and reduce them.
+
+    Called on a list of exactly ``n_candidates`` tensors. The arch value is the chosen index
+    (``n_chosen=1``) or the sorted list of chosen indices. Example::
+
+        self.skip = nn.InputChoice(n_candidates=2)
+        out = self.skip([x1, x1 + x0])
+    """
+
+    def __new__(cls, n_candidates: Any = None, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
+        fixed = current_fixed_arch()
+        if n_candidates is not None and fixed is not None and label is not None and label in fixed:
+            _check_input_args(n_candidates, n_chosen, reduction, label)
+            key = Categorical(_input_keys(n_candidates, n_chosen), label).key_at(
+                Categorical(_input_keys(n_candidates, n_chosen), label).index(fixed[label])
+            )
+            consume_label(label)
+            return ChosenInputs(key, reduction)
+        return super().__new__(cls)
+
+    def __init__(self, n_candidates: int, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
+        super().__init__()
+        _check_input_args(n_candidates, n_chosen, reduction, label)
+        self.n_candidates = n_candidates
+        self.n_chosen = n_chosen
+        self.reduction = reduction
+        self.label = label
+        self._keys = _input_keys(n_candidates, n_chosen)
+        self._active: Any = self._keys[0]
+
+    def _nf_categoricals(self) -> list[Categorical]:
+        return [Categorical(self._keys, self.label)]
+
+    def _key(self, arch: Mapping[str, Any]) -> Any:
+        cat = Categorical(self._keys, self.label)
+        return cat.key_at(cat.index(arch[self.label]))
+
+    def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
+        return ChosenInputs(self._key(arch), self.reduction)
+
+    def _nf_activate(self, arch: Mapping[str, Any]) -> None:
+        self._active = self._key(arch)
+
+    def forward(self, inputs: Sequence[torch.Tensor]):
+        if len(inputs) != self.n_candidates:
+            raise InvalidArchError(
+                f"InputChoice {self.label!r} expects a list of {self.n_candidates} tensors, got {len(inputs)}"
+            )
+        chosen = [self._active] if isinstance(self._active, int) else self._active
+        return reduce_tensors([inputs[i] for i in chosen], self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}, n_candidates={self.n_candidates}, n_chosen={self.n_chosen}, reduction={self.reduction!r}"
+
+
+# -- Repeat -----------------------------------------------------------------------------------
+
+def _call_factory(factory: Callable[..., Any], *args: Any) -> Any:
+    """Call ``factory`` with as many leading ``args`` as it accepts positionally."""
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return factory(*args)
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return factory(*args)
+    n = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return factory(*args[:n])
+
+
+def _depth_candidates(depth: Any, label: str | None) -> tuple[list[int], ValueChoice | None]:
+    who = f"Repeat {_name(label, 'Repeat')}"
+    vc = None
+    if isinstance(depth, ValueChoice):
+        vc, values = depth, list(depth.candidates)
+    elif isinstance(depth, ValueExpr):
+        raise InvalidSpaceError(f"{who}: depth must be a plain ValueChoice, not an expression ({depth!r})")
+    elif isinstance(depth, tuple) and len(depth) == 2 and all(isinstance(d, int) for d in depth):
+        values = list(range(depth[0], depth[1] + 1))
+    elif isinstance(depth, Sequence) and not isinstance(depth, (str, bytes)):
+        values = list(depth)
+    else:
+        raise InvalidSpaceError(f"{who}: depth must be an int, a list of ints, a (min, max) tuple or a ValueChoice, got {depth!r}")
+    if not values:
+        raise InvalidSpaceError(f"{who}: the depth candidate list is empty; give at least one depth")
+    bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise InvalidSpaceError(f"{who}: depths must be ints >= 0, got {bad!r}")
+    return values, vc
+
+
+def _make_blocks(blocks: Any, count: int) -> list[torch.nn.Module]:
+    if isinstance(blocks, torch.nn.Module):
+        return [blocks] + [copy.deepcopy(blocks) for _ in range(count - 1)] if count else []
+    if isinstance(blocks, Sequence) and not isinstance(blocks, (str, bytes)):
+        if len(blocks) < count:
+            raise InvalidSpaceError(f"Repeat: {len(blocks)} blocks given for a depth of up to {count}")
+        return list(blocks[:count])
+    if callable(blocks):
+        return [_call_factory(blocks, i) for i in range(count)]
+    raise InvalidSpaceError(f"Repeat: blocks must be a module, a list of modules or a factory(index), got {type(blocks).__name__}")
+
+
+class Repeat(ChoiceModule):
+    """A block repeated a chosen number of times.
+
+    ``blocks``: a module (deep-copied per repeat), a list of modules, or a factory called with the
+    repeat index. ``depth``: an int (gives a plain ``nn.Sequential``), a list of ints, a
+    ``(min, max)`` tuple or a ``ValueChoice``. The arch value is the depth. Example::
+
+        self.blocks = nn.Repeat(lambda i: Block(64), depth=(1, 4))
+    """
+
+    def __new__(cls, blocks: Any = None, depth: Any = None, label: str | None = None):
+        if blocks is None:
+            return super().__new__(cls)
+        if isinstance(depth, int) and not isinstance(depth, bool):
+            return torch.nn.Sequential(*_make_blocks(blocks, depth))
+        fixed = current_fixed_arch()
+        name = label if label is not None else (depth.label if isinstance(depth, ValueChoice) else None)
+        if fixed is not None and name is not None and name in fixed:
+            values, _ = _depth_candidates(depth, name)
+            chosen = Categorical(values, name).resolve(fixed[name])
+            consume_label(name)
+            return torch.nn.Sequential(*_make_blocks(blocks, chosen))
+        return super().__new__(cls)
+
+    def __init__(self, blocks: Any, depth: Any, label: str | None = None):
+        super().__init__()
+        values, vc = _depth_candidates(depth, label)
+        if vc is not None and label is not None and vc.label is not None and vc.label != label:
+            raise InvalidSpaceError(
+                f"Repeat: label {label!r} differs from its depth ValueChoice's label {vc.label!r}; give only one"
+            )
+        self.depth_values = values
+        self._depth_vc = vc
+        self.label = label if label is not None else (vc.label if vc is not None else None)
+        for i, block in enumerate(_make_blocks(blocks, max(values))):
+            self.add_module(str(i), block)
+        self._active = values[0]
+
+    def _nf_assign_labels(self, path: str) -> None:
+        super()._nf_assign_labels(path)
+        if self._depth_vc is not None and self._depth_vc.label is None:
+            self._depth_vc.label = self.label
+
+    def _nf_categoricals(self) -> list[Categorical]:
+        return [Categorical(self.depth_values, self.label)]
+
+    def _depth(self, arch: Mapping[str, Any]) -> int:
+        return Categorical(self.depth_values, self.label).resolve(arch[self.label])
+
+    def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
+        return torch.nn.Sequential(*(freeze_child(self._modules[str(i)]) for i in range(self._depth(arch))))
+
+    def _nf_activate(self, arch: Mapping[str, Any]) -> None:
+        self._active = self._depth(arch)
+
+    def forward(self, x):
+        for i in range(self._active):
+            x = self._modules[str(i)](x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}, depth={self.depth_values}"
+
+
+# -- Cell ---------------------------------------------------------------------------------------
+
+MERGE_OPS = ("all", "loose_end", "last")
+
+
+class Cell(ChoiceModule):
+    """A DAG cell (DARTS / NAS-Bench-201 style).
+
+    The cell has ``num_predecessors`` input states and ``num_nodes`` nodes, numbered from
+    ``num_predecessors``. Node ``i`` sums ``num_ops_per_node`` ops; each op reads one earlier state
+    (an input choice labelled ``<label>.input_<i>_<j>``) through a chosen op (a layer choice
+    labelled ``<label>.op_<i>_<j>``). With ``num_ops_per_node='all'`` node ``i`` reads *every*
+    earlier state, each edge through its own op choice ``<label>.op_<i>_<input>`` (the
+    NAS-Bench-201 form; include a zero op to let an edge vanish).
+
+    ``op_candidates`` is a list or ordered dict of factories; each is called with as many of
+    ``(node_index, op_index, input_index)`` as it takes positionally, so ``lambda: nn.Identity()``
+    and ``lambda node, op, inp: SepConv(C, stride=2 if inp < 2 else 1)`` both work. (Module
+    instances are deep-copied per edge.) ``merge_op``: ``'all'`` concatenates every node,
+    ``'loose_end'`` the nodes no op reads, ``'last'`` returns the last node alone.
+
+    Example::
+
+        cell = nn.Cell({"conv": lambda: nn.Conv2d(16, 16, 3, padding=1), "skip": lambda: nn.Identity()},
+                       num_nodes=3, num_ops_per_node="all", merge_op="last")
+    """
+
+    def __new__(cls, op_candidates: Any = None, num_nodes: int = 0, *args: Any, **kwargs: Any):
+        if op_candidates is None:
+            return super().__new__(cls)
+        label = kwargs.get("label")
+        fixed = current_fixed_arch()
+        if fixed is not None and label is not None:
+            cell = super().__new__(cls)
+            cell.__init__(op_candidates, num_nodes, *args, **kwargs)
+            cell._nf_assign_labels(label)
+            labels = [c.label for c in cell._nf_categoricals()]
+            missing = [lab for lab in labels if lab not in fixed]
+            if missing:
+                raise InvalidArchError(f"fixed arch is missing label(s) {missing[:6]} of Cell {label!r}")
+            for lab in labels:
+                consume_label(lab)
+            from nasforge.nn.modelspace import freeze_module
+
+            return freeze_module(cell, fixed)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        op_candidates: Any,
+        num_nodes: int,
+        num_ops_per_node: int | str = 1,
+        num_predecessors: int = 1,
+        merge_op: str = "all",
+        preprocessor: torch.nn.Module | None = None,
+        postprocessor: torch.nn.Module | None = None,
+        concat_dim: int = 1,
+        label: str | None = None,
+    ):
+        super().__init__()
+        who = f"Cell {_name(label, 'Cell')}"
+        if isinstance(op_candidates, Mapping):
+            names, factories = list(op_candidates.keys()), list(op_candidates.values())
+        elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
+            names, factories = list(range(len(op_candidates))), list(op_candidates)
+        else:
+            raise InvalidSpaceError(f"{who}: op_candidates must be a list or an ordered dict of factories")
+        if not factories:
+            raise InvalidSpaceError(f"{who} has an empty op candidate list; give at least one op")
+        if not isinstance(num_nodes, int) or num_nodes < 1:
+            raise InvalidSpaceError(f"{who}: num_nodes must be an int >= 1, got {num_nodes!r}")
+        if not isinstance(num_predecessors, int) or num_predecessors < 1:
+            raise InvalidSpaceError(f"{who}: num_predecessors must be an int >= 1, got {num_predecessors!r}")
+        if num_ops_per_node != "all" and (not isinstance(num_ops_per_node, int) or num_ops_per_node < 1):
+            raise InvalidSpaceError(f"{who}: num_ops_per_node must be an int >= 1 or 'all', got {num_ops_per_node!r}")
+        if merge_op not in MERGE_OPS:
+            raise InvalidSpaceError(f"{who}: unknown merge_op {merge_op!r}; valid: {', '.join(map(repr, MERGE_OPS))}")
+        self.label = label
+        self.op_names = names
+        self.num_nodes = num_nodes
+        self.num_ops_per_node = num_ops_per_node
+        self.num_predecessors = num_predecessors
+        self.merge_op = merge_op
+        self.concat_dim = concat_dim
+        self.preprocessor = preprocessor
+        self.postprocessor = postprocessor
+        self.all_inputs = num_ops_per_node == "all"
+        per_input = self.all_inputs or any(_wants_input_index(f) for f in factories)
+
+        def build(node: int, op: int, inp: int | None) -> LayerChoice:
+            mods = OrderedDict()
+            for name, f in zip(names, factories):
+                mod = copy.deepcopy(f) if isinstance(f, torch.nn.Module) else _call_factory(f, node, op, inp)
+                if not isinstance(mod, torch.nn.Module):
+                    raise InvalidSpaceError(f"{who}: op factory {name!r} returned {type(mod).__name__}, expected a module")
+                mods[str(name)] = mod
+            return LayerChoice(mods if isinstance(op_candidates, Mapping) else list(mods.values()))
+
+        self.edges = torch.nn.ModuleDict()  # "i_j" or "i_j_input" -> LayerChoice
+        self.input_choices = torch.nn.ModuleDict()  # "i_j" -> InputChoice
+        self._slots: list[tuple[int, int]] = []
+        for i in range(num_predecessors, num_predecessors + num_nodes):
+            n_ops = i if self.all_inputs else num_ops_per_node
+            for j in range(n_ops):
+                self._slots.append((i, j))
+                if self.all_inputs:
+                    self.edges[f"{i}_{j}"] = build(i, j, j)
+                    continue
+                self.input_choices[f"{i}_{j}"] = InputChoice(i, 1, reduction="none")
+                if per_input:
+                    for inp in range(i):
+                        self.edges[f"{i}_{j}_{inp}"] = build(i, j, inp)
+                else:
+                    self.edges[f"{i}_{j}"] = build(i, j, None)
+        self._per_input = per_input and not self.all_inputs
+
+    # labels -----------------------------------------------------------------------------
+    def _nf_assign_labels(self, path: str) -> None:
+        super()._nf_assign_labels(path)
+        for key, lc in self.edges.items():
+            i, j = key.split("_")[:2]
+            lc.label = f"{self.label}.op_{i}_{j}"
+        for key, ic in self.input_choices.items():
+            ic.label = f"{self.label}.input_{key}"
+
+    def _nf_categoricals(self) -> list[Categorical]:
+        cats: dict[str, Categorical] = {}
+        for i, j in self._slots:
+            op = self._edge(i, j, 0 if self._per_input else None)
+            cats[op.label] = op._nf_categoricals()[0]
+            if not self.all_inputs:
+                ic = self.input_choices[f"{i}_{j}"]
+                cats[ic.label] = ic._nf_categoricals()[0]
+        return list(cats.values())
+
+    # structure ----------------------------------------------------------------------------
+    def _edge(self, i: int, j: int, inp: int | None) -> LayerChoice:
+        if self._per_input:
+            return self.edges[f"{i}_{j}_{inp}"]
+        return self.edges[f"{i}_{j}"]
+
+    def _input_of(self, i: int, j: int, arch: Mapping[str, Any] | None) -> int:
+        if self.all_inputs:
+            return j
+        ic = self.input_choices[f"{i}_{j}"]
+        return ic._active if arch is None else ic._key(arch)
+
+    def _output_nodes(self, used: set[int]) -> list[int]:
+        nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
+        if self.merge_op == "last":
+            return nodes[-1:]
+        if self.merge_op == "loose_end":
+            loose = [n for n in nodes if n not in used]
+            return loose or nodes[-1:]
+        return nodes
+
+    def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
+        ops: list[list[torch.nn.Module]] = [[] for _ in range(self.num_nodes)]
+        inputs: list[list[int]] = [[] for _ in range(self.num_nodes)]
+        used: set[int] = set()
+        for i, j in self._slots:
+            inp = self._input_of(i, j, arch)
+            used.add(inp)
+            ops[i - self.num_predecessors].append(self._edge(i, j, inp)._nf_freeze(arch, freeze_child))
+            inputs[i - self.num_predecessors].append(inp)
+        pre = freeze_child(self.preprocessor) if self.preprocessor is not None else None
+        post = freeze_child(self.postprocessor) if self.postprocessor is not None else None
+        return FrozenCell(ops, inputs, self.num_predecessors, self._output_nodes(used), self.concat_dim, pre, post)
+
+    def _nf_activate(self, arch: Mapping[str, Any]) -> None:
+        for i, j in self._slots:
+            if not self.all_inputs:
+                self.input_choices[f"{i}_{j}"]._nf_activate(arch)
+        for lc in self.edges.values():
+            lc._nf_activate(arch)
+
+    def forward(self, inputs):
+        states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+        if len(states) != self.num_predecessors:
+            raise InvalidArchError(f"Cell {self.label!r} expects {self.num_predecessors} input tensor(s), got {len(states)}")
+        original = states
+        if self.preprocessor is not None:
+            states = list(self.preprocessor(states))
+        used: set[int] = set()
+        out = None
+        for i, j in self._slots:  # ordered by node, then op
+            if j == 0 and out is not None:
+                states.append(out)
+                out = None
+            inp = self._input_of(i, j, None)
+            used.add(inp)
+            y = self._edge(i, j, inp)(states[inp])
+            out = y if out is None else out + y
+        states.append(out)
+        picked = [states[n] for n in self._output_nodes(used)]
+        output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=self.concat_dim)
+        if self.postprocessor is not None:
+            output = self.postprocessor(output, original)
+        return output
+
+    def extra_repr(self) -> str:
+        return (
+            f"label={self.label!r}, num_nodes={self.num_nodes}, num_ops_per_node={self.num_ops_per_node!r}, "
+            f"num_predecessors={self.num_predecessors}, merge_op={self.merge_op!r}"
+        )
+
+
+def _wants_input_index(factory: Any) -> bool:
+    if isinstance(factory, torch.nn.Module):
+        return False
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return False
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)) >= 3
