@@ -188,7 +188,7 @@ def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[
                 f"fixed arch has unknown label(s) {unknown[:8]}; {type(obj).__name__}'s labels are {(space.labels + sorted(consumed))[:12]}"
             )
     arch = space.validate({label: fixed[label] for label in space})
-    return freeze_module(obj, arch)
+    return freeze_module(obj, arch, inplace=True)  # the instance was built only for this
 
 
 # -- freezing ------------------------------------------------------------------------------------
@@ -196,8 +196,12 @@ def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[
 _COPIED_CONTAINERS = (dict, OrderedDict, set)
 
 
-def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False) -> torch.nn.Module:
-    """The plain network of ``arch`` built from ``root``'s parts (see the module docstring)."""
+def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inplace: bool = False) -> torch.nn.Module:
+    """The plain network of ``arch`` built from ``root``'s parts (see the module docstring).
+
+    ``inplace=True`` replaces the choices inside ``root`` itself instead of copying (for an
+    instance built only to be frozen, as under ``fixed_arch``).
+    """
     memo: dict[int, Any] = {}
 
     def param_copy(p: torch.nn.Parameter) -> torch.nn.Parameter:
@@ -207,7 +211,17 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False) -> to
             memo[id(p)] = new
         return new
 
+    def replace_children(module: torch.nn.Module) -> torch.nn.Module:
+        children = module._modules
+        for name, child in children.items():
+            if child is not None:
+                children[name] = freeze_child(child)
+        module.__dict__.pop("_nf_space", None)
+        return module
+
     def copy_module(module: torch.nn.Module) -> torch.nn.Module:
+        if inplace:
+            return replace_children(module)
         new = object.__new__(type(module))
         state = module.__dict__.copy()
         for key, value in state.items():
