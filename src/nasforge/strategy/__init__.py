@@ -1,6 +1,34 @@
-"""Multi-trial search strategies (ask/tell)."""
+"""Multi-trial search strategies (ask/tell).
+
+Importing this package imports neither torch nor Optuna: ``PolicyBasedRL`` imports torch and
+``TPE`` imports Optuna when they are created / set up.
+
+Example::
+
+    from nasforge.strategy import RegularizedEvolution
+    strategy = RegularizedEvolution(population_size=20, sample_size=5)
+"""
 
 from nasforge.strategy.base import Strategy
+from nasforge.strategy.evolution import RegularizedEvolution
+from nasforge.strategy.grid import GridSearch
+from nasforge.strategy.hyperband import Hyperband, SuccessiveHalving
+from nasforge.strategy.local import LocalSearch
+from nasforge.strategy.predictor import PredictorBased, Progressive
 from nasforge.strategy.random import Random
+from nasforge.strategy.rl import PolicyBasedRL
+from nasforge.strategy.tpe import TPE
 
-__all__ = ["Strategy", "Random"]
+__all__ = [
+    "GridSearch",
+    "Hyperband",
+    "LocalSearch",
+    "PolicyBasedRL",
+    "PredictorBased",
+    "Progressive",
+    "Random",
+    "RegularizedEvolution",
+    "Strategy",
+    "SuccessiveHalving",
+    "TPE",
+]

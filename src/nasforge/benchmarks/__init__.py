@@ -1,0 +1,34 @@
+"""Ready-made search spaces and tabular benchmarks.
+
+``nasforge.benchmarks.nasbench201``: the NAS-Bench-201 cell space (:class:`NasBench201Space`,
+torch), its torch-free arch space (:func:`nasbench201_space`), arch-string conversions and the
+results table (:class:`NasBench201Table`, also a tabular evaluator).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from nasforge.benchmarks.nasbench201 import (
+    NasBench201Table,
+    arch_from_string,
+    arch_to_string,
+    nasbench201_space,
+)
+
+if TYPE_CHECKING:
+    from nasforge.benchmarks._nasbench201_model import NasBench201Space
+
+__all__ = [
+    "NasBench201Space",
+    "NasBench201Table",
+    "arch_from_string",
+    "arch_to_string",
+    "nasbench201_space",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NasBench201Space":
+        from nasforge.benchmarks._nasbench201_model import NasBench201Space
+
+        return NasBench201Space
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

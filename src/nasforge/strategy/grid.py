@@ -1,0 +1,73 @@
+"""Grid search: every arch of the space exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nasforge.space import Arch, Space
+from nasforge.strategy.base import Strategy
+
+__all__ = ["GridSearch"]
+
+_MAX_SHUFFLE = 50_000_000
+
+
+class GridSearch(Strategy):
+    """Enumerate the space; ``ask`` returns None once every arch has been proposed.
+
+    The order is :meth:`Space.grid`'s (last label varies fastest), or a seeded random
+    permutation with ``shuffle=True`` (spaces up to 50 million archs). Example::
+
+        strategy = GridSearch(shuffle=True)
+    """
+
+    def __init__(self, shuffle: bool = False):
+        self.shuffle = bool(shuffle)
+
+    def setup(self, space: Space, seed: int | None = None) -> None:
+        super().setup(space, seed)
+        if self.shuffle and space.size > _MAX_SHUFFLE:
+            raise ValueError(
+                f"GridSearch(shuffle=True) needs a space of at most {_MAX_SHUFFLE} archs to permute; "
+                f"this one has {space.size}; use shuffle=False or the Random strategy"
+            )
+        self._sizes = [len(space[label]) for label in space.labels]
+        self._position = 0
+        self._perm: np.ndarray | None = None
+        self._seed = int(self.rng.integers(2**63 - 1))
+
+    def _permutation(self) -> np.ndarray:
+        if self._perm is None:
+            self._perm = np.random.default_rng(self._seed).permutation(self.space.size)
+        return self._perm
+
+    def _arch_at(self, index: int) -> Arch:
+        indices = []
+        for size in reversed(self._sizes):
+            index, r = divmod(index, size)
+            indices.append(r)
+        return self.space.from_indices(indices[::-1])
+
+    def ask(self) -> Arch | None:
+        if self._position >= self.space.size:
+            return None
+        index = self._position
+        if self.shuffle:
+            index = int(self._permutation()[index])
+        self._position += 1
+        return self._arch_at(index)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "position": self._position, "seed": self._seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._position = int(state["position"])
+        if int(state["seed"]) != self._seed:
+            self._seed = int(state["seed"])
+            self._perm = None
+
+    def __repr__(self) -> str:
+        return f"GridSearch(shuffle={self.shuffle})"

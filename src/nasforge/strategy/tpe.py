@@ -1,0 +1,185 @@
+"""Tree-structured Parzen estimator (Bergstra et al. 2011) through Optuna's ``TPESampler``.
+
+Optuna is imported when the strategy is set up, not when :mod:`nasforge.strategy` is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from nasforge.space import Arch
+from nasforge.strategy._common import HistoryStrategy, arch_key, check_positive_int
+from nasforge.trial import Trial
+
+__all__ = ["TPE"]
+
+_log = logging.getLogger("nasforge.strategy.tpe")
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's per-trial INFO lines and experimental warnings, restoring them after."""
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class TPE(HistoryStrategy):
+    """TPE via Optuna's ask/tell interface; each label is one categorical parameter.
+
+    ``sampler_options`` go to :class:`optuna.samplers.TPESampler` (e.g. ``multivariate=True``,
+    ``n_ei_candidates=24``, ``constant_liar=True`` — Optuna's default, which makes concurrent
+    asks diverse). The sampler is re-seeded from this strategy's generator on every ask, so the
+    proposals depend only on the seed and the history: saving and restoring the state (which
+    holds the history, not Optuna objects) gives the same future proposals.
+
+    With ``dedup=True`` (default) an arch is proposed at most once: when TPE suggests an arch
+    already evaluated, Optuna is told its known score for free and asked again; after
+    ``max_retries`` repeats a random unseen arch is proposed (and recorded in the study).
+
+    Example::
+
+        strategy = TPE(n_startup_trials=10)
+    """
+
+    def __init__(self, n_startup_trials: int = 10, dedup: bool = True, max_retries: int = 10, **sampler_options: Any):
+        self.n_startup_trials = check_positive_int("n_startup_trials", n_startup_trials, minimum=0)
+        self.dedup = bool(dedup)
+        self.max_retries = check_positive_int("max_retries", max_retries)
+        if "seed" in sampler_options:
+            raise ValueError("TPE: do not pass 'seed' in sampler_options; the strategy's seed (setup) is used")
+        self.sampler_options = dict(sampler_options)
+        try:  # validate the options early, with Optuna's own message
+            import optuna
+
+            with _quiet_optuna():
+                optuna.samplers.TPESampler(n_startup_trials=self.n_startup_trials, **self.sampler_options)
+        except TypeError as exc:
+            raise ValueError(f"TPE: invalid sampler_options {sorted(sampler_options)}: {exc}") from None
+
+    def setup(self, space, seed=None) -> None:
+        super().setup(space, seed)
+        import optuna
+
+        self._optuna = optuna
+        self._labels = space.labels
+        self._dists = {
+            label: optuna.distributions.CategoricalDistribution(tuple(range(len(space[label]))))
+            for label in self._labels
+        }
+        # entries in ask order: [indices, state ("pending"|"done"|"fail"), value]
+        self._entries: list[list[Any]] = []
+        self._new_study()
+
+    def _new_study(self) -> None:
+        with _quiet_optuna():
+            self._study = self._optuna.create_study(direction="maximize", sampler=self._sampler(0))
+
+    def _sampler(self, seed: int):
+        return self._optuna.samplers.TPESampler(
+            n_startup_trials=self.n_startup_trials, seed=seed, **self.sampler_options
+        )
+
+    # -- ask/tell ------------------------------------------------------------------------------
+    def _optuna_ask(self, params: dict[str, int] | None = None):
+        if params is not None:
+            self._study.enqueue_trial(params)
+        self._reseed(int(self.rng.integers(2**31 - 1)))
+        return self._study.ask(self._dists)
+
+    def _reseed(self, seed: int) -> None:
+        """Seed the sampler's generators for this ask, keeping its (deterministic) caches."""
+        sampler = self._study.sampler
+        try:
+            sampler._rng.rng.seed(seed)
+            sampler._random_sampler._rng.rng.seed(seed)
+        except AttributeError:  # another Optuna layout: a fresh sampler is equivalent, only slower
+            self._study.sampler = self._sampler(seed)
+
+    def ask(self) -> Arch | None:
+        if self.dedup and self._exhausted():
+            return None
+        tt = self._optuna.trial.TrialState
+        with _quiet_optuna():
+            for _ in range(self.max_retries):
+                t = self._optuna_ask()
+                indices = [int(t.params[label]) for label in self._labels]
+                arch = self.space.from_indices(indices)
+                key = arch_key(arch)
+                if not self.dedup or key not in self._asked:
+                    self._entries.append([indices, "pending", None])
+                    return self._propose(arch)
+                if key in self._scores:  # a repeat of a known result: tell it, costs nothing
+                    self._study.tell(t, self._scores[key])
+                    self._entries.append([indices, "done", self._scores[key]])
+                else:
+                    self._study.tell(t, state=tt.FAIL)
+                    self._entries.append([indices, "fail", None])
+            arch = self._random_unseen()
+            if arch is None:
+                return None
+            _log.debug("TPE repeated known archs %d times; proposing a random unseen one", self.max_retries)
+            indices = self.space.to_indices(arch)
+            self._optuna_ask(dict(zip(self._labels, indices)))
+            self._entries.append([indices, "pending", None])
+            return self._propose(arch)
+
+    def tell(self, trial: Trial) -> None:
+        key, score = self._record(trial)
+        indices = self.space.to_indices(trial.arch)
+        tt = self._optuna.trial.TrialState
+        number = next(
+            (i for i, e in enumerate(self._entries) if e[1] == "pending" and e[0] == indices), None
+        )
+        with _quiet_optuna():
+            if number is None:  # told about a trial this strategy did not propose: learn from it
+                self._study.add_trial(self._frozen(indices, score))
+                self._entries.append([indices, "done" if score is not None else "fail", score])
+                return
+            if score is None:
+                self._study.tell(number, state=tt.FAIL)
+                self._entries[number][1:] = ["fail", None]
+            else:
+                self._study.tell(number, score)
+                self._entries[number][1:] = ["done", score]
+
+    def _frozen(self, indices: list[int], score: float | None):
+        tt = self._optuna.trial.TrialState
+        return self._optuna.trial.create_trial(
+            params=dict(zip(self._labels, indices)),
+            distributions=self._dists,
+            value=score,
+            state=tt.COMPLETE if score is not None else tt.FAIL,
+        )
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "entries": [list(e) for e in self._entries]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        rng = self.rng
+        self._entries = [[list(map(int, e[0])), e[1], e[2]] for e in state["entries"]]
+        self._new_study()
+        with _quiet_optuna():
+            for indices, status, value in self._entries:
+                if status == "pending":  # re-open it as a running trial (same number)
+                    self._study.enqueue_trial(dict(zip(self._labels, indices)))
+                    self._study.ask(self._dists)
+                else:
+                    self._study.add_trial(self._frozen(indices, value if status == "done" else None))
+        self.rng = rng
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.sampler_options.items())
+        return f"TPE(n_startup_trials={self.n_startup_trials}{opts})"
