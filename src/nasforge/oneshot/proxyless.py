@@ -1,0 +1,201 @@
+"""ProxylessNAS (Cai, Zhu & Han, ICLR 2019): binary-gated paths, two-path sampling, latency loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nasforge.oneshot.base import OneShotTrainer, clip
+from nasforge.oneshot.supernet import SampledLayerChoice, Supernet
+from nasforge.profile import measure_latency
+from nasforge.space import Arch
+
+__all__ = ["ProxylessTrainer", "measure_latency_table"]
+
+
+def measure_latency_table(
+    supernet: Supernet, dummy_input: torch.Tensor, repeats: int = 20, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Per-op latency (milliseconds) of every layer-choice candidate, measured in place.
+
+    Runs one forward of the supernet (every choice at its first candidate) to capture each
+    layer choice's input, then times each candidate on it with :func:`nasforge.profile.measure_latency`.
+    Labels tied across several modules add up their modules' latencies.
+    """
+    captured: dict[int, tuple[SampledLayerChoice, torch.Tensor]] = {}
+    hooks = []
+    for m in supernet.model.modules():
+        if isinstance(m, SampledLayerChoice):
+            def hook(mod, args, _out):
+                if id(mod) not in captured and args and isinstance(args[0], torch.Tensor):
+                    captured[id(mod)] = (mod, args[0].detach())
+            hooks.append(m.register_forward_hook(hook))
+    saved = {label: (s.index, s.gate, s.paths) for label, s in supernet.slots.items()}
+    was_installed = supernet.installed
+    supernet.install()
+    try:
+        for s in supernet.slots.values():
+            s.index, s.gate, s.paths = 0, None, None
+        with torch.no_grad():
+            supernet.model.eval()
+            supernet.model(dummy_input)
+            supernet.model.train()
+    finally:
+        for h in hooks:
+            h.remove()
+        for label, (i, g, p) in saved.items():
+            s = supernet.slots[label]
+            s.index, s.gate, s.paths = i, g, p
+        if not was_installed:
+            supernet.restore()
+    table: dict[str, list[float]] = {}
+    for mod, x in captured.values():
+        lat = [1000.0 * measure_latency(op, x, repeats=repeats, warmup=warmup) for op in mod.ops]
+        prev = table.get(mod.label)
+        table[mod.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
+    return table
+
+
+class ProxylessTrainer(OneShotTrainer):
+    """ProxylessNAS with binary gates.
+
+    Weight steps train one path per choice, sampled from softmax(α). Architecture steps sample
+    two distinct candidates per choice from softmax(α), run both, gate them with a binary
+    one-hot gate (straight-through to softmax over the two, which gives the paper's gradient
+    ``∂L/∂α_i = Σ_j ∂L/∂g_j p_j (δ_ij - p_i)``), take an Adam step on α, then rescale the two
+    logits so the other candidates' probabilities are unchanged.
+
+    Latency: pass ``latency_table`` (label -> per-candidate milliseconds) or ``dummy_input`` (a
+    batch-shaped example input: the table is measured with :func:`measure_latency_table`), and
+    ``latency_weight`` λ > 0 to add ``λ · E[latency] / ref_latency`` to the architecture loss.
+    ``warmup_epochs`` train weights only.
+
+    Example::
+
+        trainer = ProxylessTrainer(model, nn.CrossEntropyLoss(), None, optimizer, num_epochs=10, dataset=data,
+                                   dummy_input=torch.randn(1, 3, 32, 32), latency_weight=0.1)
+        arch = trainer.fit().export()
+    """
+
+    style = "sampled"
+    logger_name = "nasforge.oneshot.proxyless"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
+        optimizer: torch.optim.Optimizer | None,
+        num_epochs: int,
+        dataset: Any,
+        warmup_epochs: int = 0,
+        batch_size: int = 64,
+        workers: int = 0,
+        device: str | torch.device | None = None,
+        log_frequency: int | None = None,
+        arc_learning_rate: float = 1e-3,
+        grad_clip: float | None = 5.0,
+        *,
+        latency_table: Mapping[str, list[float]] | None = None,
+        dummy_input: torch.Tensor | None = None,
+        latency_weight: float = 0.0,
+        ref_latency: float | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
+                         log_frequency, grad_clip, seed)
+        self.warmup_epochs = warmup_epochs
+        self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0)
+        self._exclude_from_weight_optimizer(self.alpha_list)
+        self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.0, 0.999), eps=1e-8)
+        self.latency_weight = latency_weight
+        if latency_table is None and dummy_input is not None:
+            latency_table = measure_latency_table(self.supernet, dummy_input.to(self.device))
+            self.supernet.install()
+        self.latency_table = {k: list(v) for k, v in (latency_table or {}).items()}
+        for label, lat in self.latency_table.items():
+            slot = self.supernet.slots.get(label)
+            if slot is None or len(lat) != slot.n:
+                raise ValueError(f"latency_table[{label!r}] must list one latency per candidate of a choice of the space")
+        self._lat = {k: torch.tensor(v, device=self.device) for k, v in self.latency_table.items()}
+        if ref_latency is None and self._lat:
+            ref_latency = float(sum(t.mean() for t in self._lat.values()))
+        self.ref_latency = ref_latency or 1.0
+
+    def expected_latency(self) -> torch.Tensor:
+        """E[latency] in ms under softmax(α), summed over the labels of the latency table."""
+        total = torch.zeros((), device=self.device)
+        for label, lat in self._lat.items():
+            total = total + (F.softmax(self.supernet.slots[label].alpha, -1) * lat).sum()
+        return total
+
+    def _sample_single(self) -> None:
+        for slot in self.supernet.slots.values():
+            p = F.softmax(slot.alpha.detach(), -1).cpu()
+            slot.index = int(torch.multinomial(p, 1, generator=self.generator))
+            slot.gate = None
+            slot.paths = None
+
+    def _sample_two(self) -> dict[str, list[int]]:
+        chosen = {}
+        for label, slot in self.supernet.slots.items():
+            p = F.softmax(slot.alpha.detach(), -1).cpu()
+            k = min(2, slot.n)
+            paths = sorted(int(i) for i in torch.multinomial(p, k, replacement=False, generator=self.generator))
+            sub = F.softmax(slot.alpha[paths], -1)
+            pick = int(torch.multinomial(sub.detach().cpu(), 1, generator=self.generator))
+            hard = torch.zeros_like(sub)
+            hard[pick] = 1.0
+            gate_sub = hard - sub.detach() + sub
+            gate = torch.zeros(slot.n, device=slot.alpha.device).index_put((torch.tensor(paths, device=slot.alpha.device),), gate_sub)
+            slot.gate, slot.paths, slot.index = gate, paths, paths[pick]
+            chosen[label] = paths
+        return chosen
+
+    def _arch_step(self, vx: torch.Tensor, vy: torch.Tensor) -> None:
+        paths = self._sample_two()
+        old = {label: self.supernet.slots[label].alpha.detach()[p].clone() for label, p in paths.items()}
+        loss = self.loss(self.model(vx), vy)
+        if self.latency_weight and self._lat:
+            loss = loss + self.latency_weight * self.expected_latency() / self.ref_latency
+        grads = torch.autograd.grad(loss, self.alpha_list, allow_unused=True)
+        for a, g in zip(self.alpha_list, grads):
+            a.grad = g if g is not None else torch.zeros_like(a)
+        self.arch_optimizer.step()
+        with torch.no_grad():  # keep the unsampled candidates' probabilities unchanged
+            for label, p in paths.items():
+                a = self.supernet.slots[label].alpha
+                new = a[p]
+                a[p] = new + (torch.logsumexp(old[label], 0) - torch.logsumexp(new, 0))
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        params = self._weight_params()
+        arch = epoch >= self.warmup_epochs
+        total = self._steps_per_epoch()
+        loss_sum = torch.zeros((), device=self.device)
+        step = 0
+        for step, ((tx, ty), (vx, vy)) in enumerate(zip(self._batches("train"), self._batches("val")), 1):
+            self._sample_single()
+            optimizer.zero_grad(set_to_none=True)
+            out = model(tx)
+            loss = loss_fn(out, ty)
+            loss.backward()
+            clip(params, self.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            if arch:
+                self._arch_step(vx, vy)
+            if self.log_frequency and (step % self.log_frequency == 0 or step == total):
+                self._log_step(epoch, step, total, {"loss": float(loss.detach()), **self.metrics(out.detach(), ty)})
+        record = {"loss": float(loss_sum) / max(step, 1)}
+        if self._lat:
+            record["expected_latency_ms"] = float(self.expected_latency().detach())
+        return record
+
+    def export(self) -> Arch:
+        """The most probable candidate per label (argmax α)."""
+        return self.supernet.export_from_alphas()

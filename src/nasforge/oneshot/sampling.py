@@ -1,0 +1,366 @@
+"""ENAS (Pham et al., ICML 2018) and SPOS (Guo et al., ECCV 2020): sampled single paths, shared weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nasforge.oneshot.base import OneShotTrainer, accuracy_metrics, clip
+from nasforge.space import Arch
+
+__all__ = ["EnasController", "EnasTrainer", "RandomOneShotTrainer"]
+
+
+class EnasController(torch.nn.Module):
+    """ENAS' LSTM policy: one decision per label, in order, each fed the previous decision's embedding.
+
+    Logits are squashed as in the paper: ``tanh_constant · tanh(logits / temperature)``.
+    """
+
+    def __init__(self, sizes: list[int], hidden: int = 64, temperature: float = 5.0, tanh_constant: float = 2.5):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.hidden = hidden
+        self.temperature = temperature
+        self.tanh_constant = tanh_constant
+        self.lstm = torch.nn.LSTMCell(hidden, hidden)
+        self.start = torch.nn.Parameter(torch.zeros(1, hidden))
+        self.embeddings = torch.nn.ModuleList(torch.nn.Embedding(n, hidden) for n in sizes)
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, n) for n in sizes)
+
+    def sample(self, generator: torch.Generator | None = None, greedy: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """Indices per label, the summed log-probability and the summed entropy."""
+        h = torch.zeros(1, self.hidden, device=self.start.device)
+        c = torch.zeros_like(h)
+        inp = self.start
+        log_probs, entropies, indices = [], [], []
+        for k in range(len(self.sizes)):
+            h, c = self.lstm(inp, (h, c))
+            logits = self.tanh_constant * torch.tanh(self.heads[k](h) / self.temperature)
+            logp = F.log_softmax(logits, -1)[0]
+            p = logp.exp()
+            if greedy:
+                idx = int(torch.argmax(p))
+            else:
+                idx = int(torch.multinomial(p.detach().cpu(), 1, generator=generator))
+            indices.append(idx)
+            log_probs.append(logp[idx])
+            entropies.append(-(p * logp).sum())
+            inp = self.embeddings[k](torch.tensor([idx], device=h.device))
+        return indices, torch.stack(log_probs).sum(), torch.stack(entropies).sum()
+
+
+class EnasTrainer(OneShotTrainer):
+    """ENAS: an LSTM controller samples paths of a weight-sharing supernet, trained by REINFORCE.
+
+    Each epoch first trains the shared weights on the training half, one controller-sampled path
+    per batch; then trains the controller on the validation half: the reward of a sampled path is
+    ``reward_function(output, target)`` on a validation batch (accuracy by default), the loss
+    ``-(reward - baseline) · log p(path) - entropy_weight · H``, the baseline a moving average
+    (``baseline_decay``), gradients summed over ``ctrl_steps_aggregate`` samples before an Adam step
+    (``ctrl_lr``). :meth:`export` decodes the controller greedily.
+
+    Example::
+
+        trainer = EnasTrainer(model, nn.CrossEntropyLoss(), None, None, optimizer, num_epochs=10, dataset=data)
+        arch = trainer.fit().export()
+    """
+
+    style = "sampled"
+    logger_name = "nasforge.oneshot.enas"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
+        reward_function: Callable[[torch.Tensor, torch.Tensor], float] | None,
+        optimizer: torch.optim.Optimizer | None,
+        num_epochs: int,
+        dataset: Any,
+        batch_size: int = 64,
+        workers: int = 0,
+        device: str | torch.device | None = None,
+        log_frequency: int | None = None,
+        grad_clip: float | None = 5.0,
+        entropy_weight: float = 1e-4,
+        baseline_decay: float = 0.99,
+        ctrl_lr: float = 3.5e-4,
+        ctrl_steps_aggregate: int = 4,
+        ctrl_kwargs: dict[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+    ):
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
+                         log_frequency, grad_clip, seed)
+        self.reward_function = reward_function or (lambda out, y: accuracy_metrics(out, y)["acc"])
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.ctrl_steps_aggregate = ctrl_steps_aggregate
+        self.labels = list(self.supernet.slots)
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.controller = EnasController([s.n for s in self.supernet.slots.values()], **(ctrl_kwargs or {})).to(self.device)
+        self.ctrl_optimizer = torch.optim.Adam(self.controller.parameters(), ctrl_lr)
+        self.baseline: float | None = None
+
+    def _apply(self, indices: list[int]) -> None:
+        for slot, idx in zip(self.supernet.slots.values(), indices):
+            slot.index, slot.gate, slot.paths = idx, None, None
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        params = self._weight_params()
+        n = -(-len(self.train_data) // self.batch_size)
+        loss_sum = torch.zeros((), device=self.device)
+        step = 0
+        for step, (x, y) in enumerate(self._batches("train"), 1):
+            with torch.no_grad():
+                indices, _, _ = self.controller.sample(self.generator)
+            self._apply(indices)
+            optimizer.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = loss_fn(out, y)
+            loss.backward()
+            clip(params, self.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            if self.log_frequency and (step % self.log_frequency == 0 or step == n):
+                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **self.metrics(out.detach(), y)})
+        rewards = []
+        self.ctrl_optimizer.zero_grad(set_to_none=True)
+        k = 0
+        for k, (x, y) in enumerate(self._batches("val"), 1):
+            indices, log_prob, entropy = self.controller.sample(self.generator)
+            self._apply(indices)
+            with torch.no_grad():
+                reward = float(self.reward_function(model(x), y))
+            rewards.append(reward)
+            self.baseline = reward if self.baseline is None else self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+            ctrl_loss = -(reward - self.baseline) * log_prob - self.entropy_weight * entropy
+            (ctrl_loss / self.ctrl_steps_aggregate).backward()
+            if k % self.ctrl_steps_aggregate == 0:
+                clip(list(self.controller.parameters()), self.grad_clip)
+                self.ctrl_optimizer.step()
+                self.ctrl_optimizer.zero_grad(set_to_none=True)
+        if k % self.ctrl_steps_aggregate:
+            self.ctrl_optimizer.step()
+            self.ctrl_optimizer.zero_grad(set_to_none=True)
+        return {"loss": float(loss_sum) / max(step, 1), "reward": sum(rewards) / max(len(rewards), 1)}
+
+    def export(self) -> Arch:
+        """The controller's most probable path (greedy decoding)."""
+        with torch.no_grad():
+            indices, _, _ = self.controller.sample(greedy=True)
+        return {label: self.supernet.slots[label].key(i) for label, i in zip(self.labels, indices)}
+
+
+def _batchnorms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+class RandomOneShotTrainer(OneShotTrainer):
+    """SPOS: uniform single-path supernet training, then an evolutionary search over sub-networks.
+
+    Training: each batch runs one path drawn uniformly at random per label. Search (run when
+    :meth:`fit` ends, or by :meth:`search`): an evolution over archs whose weights are inherited
+    from the supernet — a population of ``population_size`` random archs, then generations of
+    children (half mutation with per-label probability ``mutation_prob``, half uniform
+    crossover of two of the ``top_k`` best), until ``search_samples`` archs have been scored.
+    Before each arch is scored its batch-norm statistics are recalibrated: running statistics are
+    reset and re-estimated (cumulative average) on ``calib_batches`` training batches; the score
+    is the accuracy on ``eval_batches`` validation batches (the same batches for every arch).
+
+    Example::
+
+        trainer = RandomOneShotTrainer(model, nn.CrossEntropyLoss(), None, optimizer, num_epochs=10, dataset=data)
+        arch = trainer.fit().export()
+        trainer.search_history[:3]     # [(arch, accuracy), ...]
+    """
+
+    style = "sampled"
+    logger_name = "nasforge.oneshot.spos"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
+        optimizer: torch.optim.Optimizer | None,
+        num_epochs: int,
+        dataset: Any,
+        batch_size: int = 64,
+        workers: int = 0,
+        device: str | torch.device | None = None,
+        log_frequency: int | None = None,
+        grad_clip: float | None = 5.0,
+        *,
+        search_samples: int = 50,
+        population_size: int = 16,
+        top_k: int = 6,
+        mutation_prob: float = 0.2,
+        calib_batches: int = 4,
+        eval_batches: int = 4,
+        seed: int | None = None,
+    ):
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
+                         log_frequency, grad_clip, seed)
+        self.search_samples = search_samples
+        self.population_size = population_size
+        self.top_k = top_k
+        self.mutation_prob = mutation_prob
+        self.calib_batches = calib_batches
+        self.eval_batches = eval_batches
+        self.search_history: list[tuple[Arch, float]] = []
+        self._best: Arch | None = None
+
+    def _sample_uniform(self) -> list[int]:
+        return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
+
+    def _apply(self, indices: list[int]) -> None:
+        for slot, idx in zip(self.supernet.slots.values(), indices):
+            slot.index, slot.gate, slot.paths = idx, None, None
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        params = self._weight_params()
+        n = -(-len(self.train_data) // self.batch_size)
+        loss_sum = torch.zeros((), device=self.device)
+        step = 0
+        for step, (x, y) in enumerate(self._batches("train"), 1):
+            self._apply(self._sample_uniform())
+            optimizer.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = loss_fn(out, y)
+            loss.backward()
+            clip(params, self.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            if self.log_frequency and (step % self.log_frequency == 0 or step == n):
+                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **self.metrics(out.detach(), y)})
+        return {"loss": float(loss_sum) / max(step, 1)}
+
+    # -- sub-network evaluation ---------------------------------------------------------------
+    def _fixed_batches(self) -> tuple[list, list]:
+        gen = torch.Generator()
+        gen.manual_seed(12345)
+        calib = []
+        for i, b in enumerate(self.train_data.batches(self.batch_size, gen, self.device)):
+            if i >= self.calib_batches:
+                break
+            calib.append(b)
+        evals = []
+        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device)):
+            if i >= self.eval_batches:
+                break
+            evals.append(b)
+        return calib, evals
+
+    def _score(self, indices: list[int], calib: list, evals: list) -> float:
+        self._apply(indices)
+        model = self.model
+        bns = _batchnorms(model)
+        momenta = [bn.momentum for bn in bns]
+        with torch.no_grad():
+            if bns and calib:
+                for bn in bns:
+                    bn.reset_running_stats()
+                    bn.momentum = None
+                model.train()
+                for x, _ in calib:
+                    model(x)
+                for bn, m in zip(bns, momenta):
+                    bn.momentum = m
+            model.eval()
+            correct = total = 0
+            for x, y in evals:
+                correct += int((model(x).argmax(1) == y).sum())
+                total += len(y)
+        model.train()
+        return correct / max(total, 1)
+
+    def evaluate_arch(self, arch: Arch) -> float:
+        """Validation accuracy of ``arch`` with inherited supernet weights (batch norm recalibrated)."""
+        indices = [s.categorical.index(arch[label]) for label, s in self.supernet.slots.items()]
+        was = self.supernet.installed
+        self.supernet.install()
+        state = {id(bn): (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in _batchnorms(self.model)}
+        try:
+            return self._score(indices, *self._fixed_batches())
+        finally:
+            for bn in _batchnorms(self.model):
+                bn.running_mean.copy_(state[id(bn)][0])
+                bn.running_var.copy_(state[id(bn)][1])
+                bn.num_batches_tracked.copy_(state[id(bn)][2])
+            if not was:
+                self.supernet.restore()
+
+    def search(self) -> Arch:
+        """Run the evolutionary search over sub-networks; returns (and keeps) the best arch."""
+        was = self.supernet.installed
+        self.supernet.install()
+        bns = _batchnorms(self.model)
+        saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in bns]
+        try:
+            best = self._evolve()
+        finally:
+            for bn, (m, v, t) in zip(bns, saved):
+                bn.running_mean.copy_(m)
+                bn.running_var.copy_(v)
+                bn.num_batches_tracked.copy_(t)
+            if not was:
+                self.supernet.restore()
+        self._best = self.supernet.arch_of_indices(dict(zip(self.supernet.slots, best)))
+        return dict(self._best)
+
+    def _evolve(self) -> list[int]:
+        sizes = [s.n for s in self.supernet.slots.values()]
+        calib, evals = self._fixed_batches()
+        scored: dict[tuple[int, ...], float] = {}
+        budget = max(self.search_samples, 1)
+        total_space = 1
+        for n in sizes:
+            total_space *= n
+        budget = min(budget, total_space)
+
+        def rand_int(n: int) -> int:
+            return int(torch.randint(n, (), generator=self.generator))
+
+        def score(cand: tuple[int, ...]) -> None:
+            if cand not in scored and len(scored) < budget:
+                scored[cand] = self._score(list(cand), calib, evals)
+                self.search_history.append((self.supernet.arch_of_indices(dict(zip(self.supernet.slots, cand))), scored[cand]))
+                self.logger.debug("sub-network %s: %.4f", cand, scored[cand])
+
+        tries = 0
+        while len(scored) < min(self.population_size, budget) and tries < 100 * budget:
+            score(tuple(rand_int(n) for n in sizes))
+            tries += 1
+        population = sorted(scored, key=scored.get, reverse=True)[: self.population_size]
+        while len(scored) < budget and tries < 100 * budget:
+            parents = population[: self.top_k]
+            tries += 1
+            if rand_int(2) == 0:
+                p = parents[rand_int(len(parents))]
+                child = tuple(rand_int(n) if float(torch.rand((), generator=self.generator)) < self.mutation_prob else v
+                              for v, n in zip(p, sizes))
+            else:
+                a, b = parents[rand_int(len(parents))], parents[rand_int(len(parents))]
+                child = tuple(x if rand_int(2) == 0 else y for x, y in zip(a, b))
+            score(child)
+            population = sorted(set(population) | ({child} if child in scored else set()), key=scored.get, reverse=True)[: self.population_size]
+        best = max(scored, key=scored.get)
+        self.logger.info("SPOS search: %d sub-networks scored, best validation accuracy %.4f", len(scored), scored[best])
+        return list(best)
+
+    def _after_fit(self) -> None:
+        self.search()
+
+    def export(self) -> Arch:
+        """The best arch of the sub-network search (run now if :meth:`fit` has not run it)."""
+        if self._best is None:
+            self.search()
+        return dict(self._best)

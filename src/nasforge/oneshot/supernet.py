@@ -1,0 +1,534 @@
+"""Supernet conversion: swap a model space's choices for weight-sharing one-shot modules.
+
+The user's model space is converted *in place*: every ``LayerChoice``, ``InputChoice``,
+``Repeat`` and ``Cell`` is replaced in its parent by a supernet module that holds the **same**
+candidate module objects (so an optimizer built over ``model.parameters()`` before the
+conversion still covers them) and reads its architecture decision from an :class:`ArchSlot`.
+Choices with the same label share one slot (they are one decision). :meth:`Supernet.restore`
+puts the original choice modules back, so ``model.freeze(arch)`` works on the user's object
+and copies the weights the supernet trained.
+
+Two families of modules:
+
+* **mixed** (DARTS): the output is the softmax(α)-weighted sum of every candidate's output;
+* **sampled** (ENAS, SPOS, GDAS, ProxylessNAS): only the candidate(s) of the slot's current
+  decision run. With ``slot.gate`` set (a length-``n`` tensor carrying gradients to α, e.g.
+  a straight-through Gumbel or binary gate) the output is ``Σ_{k in slot.paths} gate[k] · out_k``.
+
+Value choices of layer arguments (widths, kernel sizes) are not supported in one-shot mode:
+:class:`UnsupportedOneShotError` names their labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nasforge.errors import NasforgeError
+from nasforge.nn.choices import Cell, ChoiceModule, InputChoice, LayerChoice, Repeat
+from nasforge.nn.frozen import reduce_tensors
+from nasforge.nn.modelspace import discover
+from nasforge.nn.value import value_leaves
+from nasforge.space import Arch, Categorical, Space
+
+__all__ = [
+    "ArchSlot",
+    "Supernet",
+    "UnsupportedOneShotError",
+    "MixedLayerChoice",
+    "MixedInputChoice",
+    "MixedRepeat",
+    "SampledLayerChoice",
+    "SampledInputChoice",
+    "SampledRepeat",
+    "SupernetCell",
+]
+
+
+class UnsupportedOneShotError(NasforgeError, ValueError):
+    """The model space uses something a one-shot method cannot share weights over."""
+
+
+class ArchSlot:
+    """One architecture decision (one label) of a supernet.
+
+    ``kind``: ``"layer"``, ``"input"`` or ``"repeat"``; ``categorical``: the label's choice in the
+    space (its keys are what export writes). ``n``: the number of architecture weights (for a
+    DARTS input choice with ``n_chosen > 1``: one per candidate input, else one per key).
+
+    State read by the supernet modules on every forward:
+
+    * ``alpha``: the architecture logits (a ``Parameter`` of length ``n``) or None;
+    * ``index``: the sampled candidate (sampled modules);
+    * ``gate`` / ``paths``: an optional length-``n`` gate tensor and the candidate indices to run;
+    * ``fixed``: mixed modules use these weights instead of softmax(α) when set (perturbation-based
+      selection masks or fixes a choice through it).
+    """
+
+    __slots__ = ("label", "kind", "categorical", "n", "n_chosen", "alpha", "index", "gate", "paths", "param_free", "fixed")
+
+    def __init__(self, label: str, kind: str, categorical: Categorical, n: int, n_chosen: int = 1):
+        self.label = label
+        self.kind = kind
+        self.categorical = categorical
+        self.n = n
+        self.n_chosen = n_chosen
+        self.alpha: torch.nn.Parameter | None = None
+        self.index = 0
+        self.gate: torch.Tensor | None = None
+        self.paths: list[int] | None = None
+        self.param_free: list[bool] = [False] * n
+        self.fixed: torch.Tensor | None = None
+
+    def key(self, index: int) -> Any:
+        return self.categorical.key_at(index)
+
+    def export_from_alpha(self) -> Any:
+        """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice)."""
+        assert self.alpha is not None
+        a = self.alpha.detach()
+        if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
+            top = sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
+            return top
+        return self.key(int(torch.argmax(a)))
+
+    def __repr__(self) -> str:
+        return f"ArchSlot({self.label!r}, kind={self.kind!r}, n={self.n})"
+
+
+def _broadcast(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return w.view((-1,) + (1,) * like.dim())
+
+
+# -- mixed (DARTS) -----------------------------------------------------------------------------
+
+class MixedLayerChoice(torch.nn.Module):
+    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
+
+    def __init__(self, original: LayerChoice, slot: ArchSlot):
+        super().__init__()
+        for name in original.names:
+            self.add_module(str(name), original._modules[str(name)])
+        self.__dict__["ops"] = [original._modules[str(n)] for n in original.names]
+        self.__dict__["slot"] = slot
+        self.label = original.label
+
+    def forward(self, *args: Any, **kwargs: Any):
+        slot = self.slot
+        w = F.softmax(slot.alpha, -1) if slot.fixed is None else slot.fixed
+        ops = self.ops
+        out = ops[0](*args, **kwargs) * w[0]
+        for k in range(1, len(ops)):
+            out = out + ops[k](*args, **kwargs) * w[k]
+        return out
+
+
+class MixedInputChoice(torch.nn.Module):
+    """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+
+    def __init__(self, original: InputChoice, slot: ArchSlot):
+        super().__init__()
+        if original.n_chosen > 1 and original.reduction not in ("sum", "mean"):
+            raise UnsupportedOneShotError(
+                f"InputChoice {original.label!r}: DARTS mixes inputs by a weighted sum, which cannot stand for "
+                f"reduction={original.reduction!r} with n_chosen={original.n_chosen}; use reduction 'sum' or 'mean'"
+            )
+        self.__dict__["slot"] = slot
+        self.label = original.label
+        self.n_candidates = original.n_candidates
+        self.n_chosen = original.n_chosen
+        self.reduction = original.reduction
+
+    def weights(self) -> torch.Tensor:
+        return F.softmax(self.slot.alpha, -1)
+
+    def forward(self, inputs: Sequence[torch.Tensor]):
+        w = self.weights()
+        out = inputs[0] * w[0]
+        for k in range(1, len(inputs)):
+            out = out + inputs[k] * w[k]
+        if self.n_chosen > 1 and self.reduction == "sum":
+            out = out * self.n_chosen
+        return [out] if self.reduction == "none" else out
+
+    def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
+        w = self.weights()
+        if per_input:
+            out = op_for(0)(states[0]) * w[0]
+            for k in range(1, len(states)):
+                out = out + op_for(k)(states[k]) * w[k]
+            return out
+        mixed = states[0] * w[0]
+        for k in range(1, len(states)):
+            mixed = mixed + states[k] * w[k]
+        return op_for(None)(mixed)
+
+    def representative(self) -> int:
+        return int(torch.argmax(self.slot.alpha.detach()))
+
+
+class MixedRepeat(torch.nn.Module):
+    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
+
+    def __init__(self, original: Repeat, slot: ArchSlot):
+        super().__init__()
+        for name, m in original._modules.items():
+            self.add_module(name, m)
+        self.__dict__["slot"] = slot
+        self.depth_values = list(original.depth_values)
+        self.label = original.label
+
+    def forward(self, x):
+        w = F.softmax(self.slot.alpha, -1)
+        outs = {}
+        depths = self.depth_values
+        deepest = max(depths)
+        if 0 in depths:
+            outs[0] = x
+        for i in range(deepest):
+            x = self._modules[str(i)](x)
+            outs[i + 1] = x
+        out = outs[depths[0]] * w[0]
+        for k in range(1, len(depths)):
+            out = out + outs[depths[k]] * w[k]
+        return out
+
+
+# -- sampled (ENAS, SPOS, GDAS, ProxylessNAS) ---------------------------------------------------
+
+class SampledLayerChoice(torch.nn.Module):
+    """Runs the slot's sampled candidate; with a gate, ``Σ_{k in paths} gate[k] · op_k(x)``."""
+
+    def __init__(self, original: LayerChoice, slot: ArchSlot):
+        super().__init__()
+        for name in original.names:
+            self.add_module(str(name), original._modules[str(name)])
+        self.__dict__["ops"] = [original._modules[str(n)] for n in original.names]
+        self.__dict__["slot"] = slot
+        self.label = original.label
+
+    def forward(self, *args: Any, **kwargs: Any):
+        slot = self.slot
+        gate = slot.gate
+        if gate is None:
+            return self.ops[slot.index](*args, **kwargs)
+        out = None
+        for k in slot.paths:
+            y = self.ops[k](*args, **kwargs) * gate[k]
+            out = y if out is None else out + y
+        return out
+
+
+class SampledInputChoice(torch.nn.Module):
+    """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``)."""
+
+    def __init__(self, original: InputChoice, slot: ArchSlot):
+        super().__init__()
+        self.__dict__["slot"] = slot
+        self.label = original.label
+        self.n_candidates = original.n_candidates
+        self.n_chosen = original.n_chosen
+        self.reduction = original.reduction
+        keys = slot.categorical.values
+        self.__dict__["combos"] = [[k] if isinstance(k, int) else list(k) for k in keys]
+
+    def _pick(self, inputs: Sequence[torch.Tensor], k: int):
+        chosen = self.combos[k]
+        if len(chosen) == 1:
+            return inputs[chosen[0]]
+        return reduce_tensors([inputs[i] for i in chosen], "sum" if self.reduction == "none" else self.reduction)
+
+    def forward(self, inputs: Sequence[torch.Tensor]):
+        slot = self.slot
+        gate = slot.gate
+        if gate is None:
+            out = self._pick(inputs, slot.index)
+        else:
+            out = None
+            for k in slot.paths:
+                y = self._pick(inputs, k) * gate[k]
+                out = y if out is None else out + y
+        return [out] if self.reduction == "none" else out
+
+    def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
+        slot = self.slot
+        gate = slot.gate
+        if gate is None:
+            k = slot.index
+            return op_for(k if per_input else None)(states[k])
+        out = None
+        for k in slot.paths:
+            y = op_for(k if per_input else None)(states[k]) * gate[k]
+            out = y if out is None else out + y
+        return out
+
+    def representative(self) -> int:
+        return self.slot.index
+
+
+class SampledRepeat(torch.nn.Module):
+    """Runs the sampled depth; with a gate, the gated sum of the outputs at the depths in ``paths``."""
+
+    def __init__(self, original: Repeat, slot: ArchSlot):
+        super().__init__()
+        for name, m in original._modules.items():
+            self.add_module(name, m)
+        self.__dict__["slot"] = slot
+        self.depth_values = list(original.depth_values)
+        self.label = original.label
+
+    def forward(self, x):
+        slot = self.slot
+        gate = slot.gate
+        if gate is None:
+            for i in range(self.depth_values[slot.index]):
+                x = self._modules[str(i)](x)
+            return x
+        wanted = {self.depth_values[k]: k for k in slot.paths}
+        out = x * gate[wanted[0]] if 0 in wanted else None
+        for i in range(max(wanted)):
+            x = self._modules[str(i)](x)
+            if i + 1 in wanted:
+                y = x * gate[wanted[i + 1]]
+                out = y if out is None else out + y
+        return out
+
+
+# -- cells ---------------------------------------------------------------------------------------
+
+class SupernetCell(torch.nn.Module):
+    """A ``Cell`` whose edges and input choices are supernet modules.
+
+    With ``num_ops_per_node='all'`` (NAS-Bench-201) each edge is a converted layer choice. Otherwise
+    each op slot ``(i, j)`` asks its converted input choice to combine the states: DARTS mixes
+    them (``Σ_inp w_inp · op(state_inp)`` when ops depend on the input, else ``op(Σ_inp w_inp · state_inp)``),
+    sampled methods run the sampled input.
+    """
+
+    def __init__(self, cell: Cell, edges: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.nn.Module]):
+        super().__init__()
+        self.label = cell.label
+        self.edges = torch.nn.ModuleDict(edges)
+        self.input_choices = torch.nn.ModuleDict(inputs)
+        self.preprocessor = cell.preprocessor
+        self.postprocessor = cell.postprocessor
+        self._slots = list(cell._slots)
+        self.all_inputs = cell.all_inputs
+        self.per_input = cell._per_input
+        self.num_predecessors = cell.num_predecessors
+        self.num_nodes = cell.num_nodes
+        self.merge_op = cell.merge_op
+        self.concat_dim = cell.concat_dim
+
+    def _output_nodes(self, used: set[int]) -> list[int]:
+        nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
+        if self.merge_op == "last":
+            return nodes[-1:]
+        if self.merge_op == "loose_end":
+            loose = [n for n in nodes if n not in used]
+            return loose or nodes[-1:]
+        return nodes
+
+    def forward(self, inputs):
+        states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+        original = states
+        if self.preprocessor is not None:
+            states = list(self.preprocessor(states))
+        edges = self.edges
+        used: set[int] = set()
+        out = None
+        for i, j in self._slots:
+            if j == 0 and out is not None:
+                states.append(out)
+                out = None
+            if self.all_inputs:
+                used.add(j)
+                y = edges[f"{i}_{j}"](states[j])
+            else:
+                ic = self.input_choices[f"{i}_{j}"]
+                if self.merge_op == "loose_end":
+                    used.add(ic.representative())
+                if self.per_input:
+                    y = ic.cell_slot(states, lambda inp, i=i, j=j: edges[f"{i}_{j}_{inp}"], True)
+                else:
+                    y = ic.cell_slot(states, lambda _inp, i=i, j=j: edges[f"{i}_{j}"], False)
+            out = y if out is None else out + y
+        states.append(out)
+        picked = [states[n] for n in self._output_nodes(used)]
+        output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=self.concat_dim)
+        if self.postprocessor is not None:
+            output = self.postprocessor(output, original)
+        return output
+
+
+# -- the conversion ------------------------------------------------------------------------------
+
+def _is_param_free(module: torch.nn.Module) -> bool:
+    return not any(True for _ in module.parameters())
+
+
+class Supernet:
+    """The in-place conversion of a model space into a supernet, and its undoing.
+
+    ``style`` is ``"mixed"`` (DARTS) or ``"sampled"``. ``slots`` maps each label to its
+    :class:`ArchSlot`; trainers set α, indices and gates there. Example::
+
+        net = Supernet(model, "mixed")        # model's choices are now DARTS mixed ops
+        net.init_alphas(torch.device("cpu"))
+        model(x)                               # runs the supernet
+        net.restore()                          # the original choices are back
+    """
+
+    def __init__(self, model: torch.nn.Module, style: str):
+        if style not in ("mixed", "sampled"):
+            raise ValueError(f"style must be 'mixed' or 'sampled', got {style!r}")
+        self.model = model
+        self.style = style
+        space = model.__dict__.get("_nf_space") or discover(model)
+        self.space: Space = space
+        _check_value_choices(model)
+        self.slots: dict[str, ArchSlot] = {}
+        self._replaced: list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]] = []
+        self.installed = False
+        self._convert(model)
+        self.installed = True
+        missing = [label for label in space if label not in self.slots]
+        if missing:
+            self.restore()
+            raise UnsupportedOneShotError(
+                f"one-shot conversion found no module for label(s) {missing[:6]}; only LayerChoice, InputChoice, "
+                f"Repeat and Cell choices can be shared in a supernet"
+            )
+
+    # -- slots ------------------------------------------------------------------------------
+    def _slot(self, label: str, kind: str, n: int, n_chosen: int = 1) -> ArchSlot:
+        slot = self.slots.get(label)
+        if slot is None:
+            slot = ArchSlot(label, kind, self.space[label], n, n_chosen)
+            self.slots[label] = slot
+        elif slot.n != n or slot.kind != kind:
+            raise UnsupportedOneShotError(
+                f"label {label!r} ties a {slot.kind} choice of {slot.n} candidates to a {kind} choice of {n}; "
+                f"a supernet cannot share one decision between them"
+            )
+        return slot
+
+    def _layer(self, lc: LayerChoice) -> torch.nn.Module:
+        slot = self._slot(lc.label, "layer", len(lc.names))
+        for k, name in enumerate(lc.names):
+            if _is_param_free(lc._modules[str(name)]):
+                slot.param_free[k] = True
+        for cand in lc.candidates:
+            self._convert(cand)
+        return (MixedLayerChoice if self.style == "mixed" else SampledLayerChoice)(lc, slot)
+
+    def _input(self, ic: InputChoice) -> torch.nn.Module:
+        if self.style == "mixed" and ic.n_chosen > 1:
+            slot = self._slot(ic.label, "input", ic.n_candidates, ic.n_chosen)
+            return MixedInputChoice(ic, slot)
+        slot = self._slot(ic.label, "input", len(self.space[ic.label]), ic.n_chosen)
+        return (MixedInputChoice if self.style == "mixed" else SampledInputChoice)(ic, slot)
+
+    def _repeat(self, rep: Repeat) -> torch.nn.Module:
+        slot = self._slot(rep.label, "repeat", len(rep.depth_values))
+        for m in rep._modules.values():
+            self._convert(m)
+        return (MixedRepeat if self.style == "mixed" else SampledRepeat)(rep, slot)
+
+    def _cell(self, cell: Cell) -> torch.nn.Module:
+        edges = {key: self._layer(lc) for key, lc in cell.edges.items()}
+        inputs = {key: self._input(ic) for key, ic in cell.input_choices.items()}
+        for m in (cell.preprocessor, cell.postprocessor):
+            if m is not None:
+                self._convert(m)
+        return SupernetCell(cell, edges, inputs)
+
+    def _replacement(self, module: ChoiceModule) -> torch.nn.Module:
+        if isinstance(module, LayerChoice):
+            return self._layer(module)
+        if isinstance(module, InputChoice):
+            return self._input(module)
+        if isinstance(module, Repeat):
+            return self._repeat(module)
+        if isinstance(module, Cell):
+            return self._cell(module)
+        raise UnsupportedOneShotError(f"choice {module.label!r} ({type(module).__name__}) has no one-shot counterpart")
+
+    def _convert(self, module: torch.nn.Module) -> None:
+        for name, child in list(module._modules.items()):
+            if child is None:
+                continue
+            if isinstance(child, ChoiceModule):
+                new = self._replacement(child)
+                module._modules[name] = new
+                self._replaced.append((module, name, child, new))
+            else:
+                self._convert(child)
+
+    # -- install / restore ------------------------------------------------------------------
+    def restore(self) -> None:
+        """Put the original choice modules back (the candidates keep their trained weights)."""
+        if not self.installed:
+            return
+        for parent, name, original, _ in reversed(self._replaced):
+            parent._modules[name] = original
+        self.installed = False
+
+    def install(self) -> None:
+        """Swap the supernet modules in again after :meth:`restore`."""
+        if self.installed:
+            return
+        for parent, name, _, new in self._replaced:
+            parent._modules[name] = new
+        self.installed = True
+
+    # -- architecture weights -----------------------------------------------------------------
+    def init_alphas(self, device: torch.device | str | None = None, scale: float = 1e-3, generator: torch.Generator | None = None) -> list[torch.nn.Parameter]:
+        """Give every slot its α (``scale``-sized random logits); returns them in label order."""
+        out = []
+        for slot in self.slots.values():
+            init = torch.randn(slot.n, generator=generator) * scale
+            slot.alpha = torch.nn.Parameter(init.to(device) if device is not None else init)
+            out.append(slot.alpha)
+        return out
+
+    def alphas(self) -> dict[str, torch.Tensor]:
+        """Label -> a detached copy of α."""
+        return {label: s.alpha.detach().clone() for label, s in self.slots.items() if s.alpha is not None}
+
+    def probabilities(self) -> dict[str, list[float]]:
+        """Label -> softmax(α) as a list (what DARTS' mixture currently weighs each candidate by)."""
+        return {label: F.softmax(s.alpha.detach(), -1).tolist() for label, s in self.slots.items() if s.alpha is not None}
+
+    def export_from_alphas(self) -> Arch:
+        return {label: slot.export_from_alpha() for label, slot in self.slots.items()}
+
+    def set_arch(self, arch: Mapping[str, Any]) -> None:
+        """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
+        for label, slot in self.slots.items():
+            slot.index = slot.categorical.index(arch[label])
+            slot.gate = None
+            slot.paths = None
+
+    def arch_of_indices(self, indices: Mapping[str, int]) -> Arch:
+        return {label: self.slots[label].key(int(indices[label])) for label in self.slots}
+
+    def __iter__(self) -> Iterator[ArchSlot]:
+        return iter(self.slots.values())
+
+
+def _check_value_choices(model: torch.nn.Module) -> None:
+    labels: list[str] = []
+    for m in model.modules():
+        init = m.__dict__.get("_nf_init")
+        if init is not None:
+            labels += [leaf.label for leaf in value_leaves(init) if leaf.label not in labels]
+    if labels:
+        raise UnsupportedOneShotError(
+            f"value choice(s) {labels[:6]} set layer arguments (e.g. widths or kernel sizes); one-shot methods in "
+            f"nasforge share weights over LayerChoice / InputChoice / Repeat / Cell only. Write such a choice as a "
+            f"LayerChoice of the candidate layers, or search it with a multi-trial strategy"
+        )
