@@ -271,3 +271,10 @@ def test_layer_choice_dict_keys_and_explicit_label_under_fixed_arch():
     with pytest.raises(ValueError, match="unknown label.*'actvation'"):
         with nasforge.fixed_arch({"activation": "tanh", "actvation": "relu"}):
             S()
+
+
+def test_frozen_network_has_no_space():
+    net = Net().freeze({"conv1": 0, "conv2": 0, "skipconnect": 0})
+    assert not hasattr(net, "space")
+    with pytest.raises(AttributeError, match="frozen network"):
+        net.space

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nasforge.errors import InvalidArchError, InvalidSpaceError, NasforgeError
@@ -13,6 +14,9 @@ from nasforge.space import Categorical, Space
 from nasforge.trial import Trial, TrialStatus
 
 __version__ = "0.1.0"
+
+# Library code never prints; users opt in to our log records with logging.basicConfig.
+logging.getLogger("nasforge").addHandler(logging.NullHandler())
 
 __all__ = [
     "Categorical",

@@ -22,3 +22,7 @@ class InvalidArchError(NasforgeError, ValueError):
 
 class ChoiceUsageError(NasforgeError, TypeError):
     """A choice was used in a way it cannot be (e.g. a value choice used as a plain int)."""
+
+
+class FrozenModelError(NasforgeError, AttributeError):
+    """A frozen network was asked for something only a model space has (its ``space``)."""

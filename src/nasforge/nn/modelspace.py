@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from nasforge.errors import InvalidArchError, InvalidSpaceError
+from nasforge.errors import FrozenModelError, InvalidArchError
 from nasforge.fixed import current_fixed_arch, fixed_arch
 from nasforge.nn._context import init_depth, label_prefix, tracking_consumed, with_label_prefix
 from nasforge.nn.choices import ChoiceModule
@@ -92,7 +92,7 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
     def space(self) -> Space:
         """The ``Space`` of this model space's choices (label -> ``Categorical``)."""
         if self.__dict__.get("_nf_frozen"):
-            raise InvalidSpaceError(f"{type(self).__name__} is a frozen network; it has no choices left")
+            raise FrozenModelError(f"{type(self).__name__} is a frozen network; it has no choices left (no space)")
         space = self.__dict__.get("_nf_space")
         if space is None:
             space = discover(self)

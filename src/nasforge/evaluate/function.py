@@ -1,0 +1,65 @@
+"""``FunctionEvaluator``: any function as an evaluator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+
+__all__ = ["FunctionEvaluator"]
+
+
+class FunctionEvaluator(Evaluator):
+    """Wrap ``fn(model, ctx) -> float | dict`` (or ``fn(arch, ctx)`` with ``uses_model=False``).
+
+    With ``uses_model=False`` the network is never built: ``fn`` receives the arch dict (a
+    tabular benchmark look-up, a zero-cost estimate from the arch alone). ``metric`` names the
+    main metric (a float return is stored under it) and ``mode`` says whether it is maximised
+    (``"max"``) or minimised (``"min"``). ``test_fn(model_or_arch, ctx, retrain)`` optionally
+    implements :meth:`Experiment.test`.
+
+    Example::
+
+        def fit(model, ctx):
+            ...
+            ctx.report(epoch, {"acc": acc})
+            return {"acc": acc, "latency_ms": ms}
+
+        evaluator = FunctionEvaluator(fit, metric="acc")
+        lookup = FunctionEvaluator(lambda arch, ctx: table[arch["op"]], uses_model=False)
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any, TrialContextProtocol], float | dict[str, float]],
+        uses_model: bool = True,
+        metric: str = "score",
+        mode: str = "max",
+        test_fn: Callable[[Any, TrialContextProtocol, bool], float | dict[str, float]] | None = None,
+    ):
+        if not callable(fn):
+            raise TypeError(f"FunctionEvaluator needs a callable fn(model_or_arch, ctx), got {type(fn).__name__}")
+        if test_fn is not None and not callable(test_fn):
+            raise TypeError(f"test_fn must be callable fn(model_or_arch, ctx, retrain) or None, got {type(test_fn).__name__}")
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be a non-empty string, got {metric!r}")
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.fn = fn
+        self.uses_model = bool(uses_model)
+        self.metric = metric
+        self.mode = mode
+        self.test_fn = test_fn
+
+    def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
+        return self.fn(model_or_arch, ctx)
+
+    def test(self, model_or_arch: Any, ctx: TrialContextProtocol, retrain: bool = True) -> float | dict[str, float]:
+        if self.test_fn is None:
+            return super().test(model_or_arch, ctx, retrain)
+        return self.test_fn(model_or_arch, ctx, retrain)
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"FunctionEvaluator({name}, uses_model={self.uses_model}, metric={self.metric!r}, mode={self.mode!r})"

@@ -1,0 +1,88 @@
+"""Run tasks in the calling process, one at a time (debugging, tabular benchmarks)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from nasforge.execution.base import Completion, Executor, ReportCallback, TrialTimeout, now
+from nasforge.execution.worker import run_task
+
+__all__ = ["InlineExecutor"]
+
+
+class _InlineChannel:
+    def __init__(self, task_id: int, on_report: ReportCallback, deadline: float | None):
+        self.task_id = task_id
+        self.on_report = on_report
+        self.deadline = deadline
+        self.worker = "inline"
+        self.last_metrics: dict[str, float] | None = None
+
+    def report(self, step: int, metrics: dict[str, float]) -> bool:
+        self.last_metrics = metrics
+        stop = bool(self.on_report(self.task_id, step, metrics))
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TrialTimeout()
+        return stop
+
+
+class InlineExecutor(Executor):
+    """Runs each task in this process when :meth:`poll` is called; no pickling, no isolation.
+
+    Exceptions raised by a task are recorded like in worker processes, but a crash of the
+    interpreter ends the experiment, and a ``timeout`` can only be enforced at the task's
+    reports (``ctx.report``) and when it returns. Use it for debugging (breakpoints work) and for
+    evaluators that are cheap look-ups.
+
+    Example::
+
+        ex = InlineExecutor()
+        ex.register("square", lambda x, channel: x * x)
+        ex.submit(0, "square", 3)
+        ex.poll(None, on_report=lambda *a: False)[0].value   # 9
+    """
+
+    name = "inline"
+
+    def __init__(self) -> None:
+        self._runners: dict[str, Callable[[Any, Any], Any]] = {}
+        self._queue: deque[tuple[int, str, Any, float | None, float]] = deque()
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
+        self._runners[key] = runner
+
+    def idle_slots(self) -> int:
+        return 0 if self._queue else 1
+
+    def running(self) -> int:
+        return len(self._queue)
+
+    def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
+        if key not in self._runners:
+            raise KeyError(f"no runner registered under {key!r}")
+        started = now()
+        self._queue.append((task_id, key, args, timeout, started))
+        return started
+
+    def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
+        if not self._queue:
+            if timeout:
+                time.sleep(timeout)
+            return []
+        task_id, key, args, limit, started = self._queue.popleft()
+        t0 = time.monotonic()
+        channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None)
+        try:
+            status, value, error = run_task(self._runners[key], task_id, args, channel)
+        except TrialTimeout:
+            status, value, error = "error", None, f"timeout after {limit:g} s"
+        if limit and status != "error" and time.monotonic() - t0 > limit:
+            status, value, error = "error", None, f"timeout after {limit:g} s"
+        return [Completion(task_id, status, value, error, "inline", started, now())]

@@ -1,0 +1,314 @@
+"""A pool of warm local worker processes with per-task time limits and crash isolation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import cloudpickle
+
+import nasforge
+from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+
+__all__ = ["LocalExecutor", "available_cores"]
+
+logger = logging.getLogger("nasforge.execution.local")
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_MAX_START_FAILURES = 3
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+def describe_exit(returncode: int) -> str:
+    """``"worker died with signal 11 (SIGSEGV)"`` or ``"worker exited with code 3"``."""
+    if returncode < 0:
+        try:
+            name = f" ({signal.Signals(-returncode).name})"
+        except ValueError:  # pragma: no cover
+            name = ""
+        return f"worker died with signal {-returncode}{name}"
+    return f"worker exited with code {returncode} while running the trial"
+
+
+class _Worker:
+    __slots__ = ("name", "proc", "conn", "ready", "keys", "task", "key", "args", "started", "deadline", "timeout")
+
+    def __init__(self, name: str, proc: subprocess.Popen, conn: Connection):
+        self.name = name
+        self.proc = proc
+        self.conn = conn
+        self.ready = False
+        self.keys: set[str] = set()
+        self.task: int | None = None
+        self.key: str | None = None
+        self.args: Any = None
+        self.started = 0.0
+        self.deadline: float | None = None
+        self.timeout: float | None = None
+
+
+class LocalExecutor(Executor):
+    """Runs tasks in ``n_workers`` warm worker processes on this machine.
+
+    Each worker is a fresh interpreter (spawned, never forked) that is started once and reused:
+    imports (``preload``, e.g. ``("torch",)``) and the registered runners (shipped with
+    cloudpickle, so classes and functions defined in a user's ``__main__`` script work) are paid
+    once per worker, not per task. Each worker limits torch / OpenMP to its share of the cores.
+
+    A task that runs past its ``timeout`` is killed with its worker; a worker that dies (a
+    segfault, ``os._exit``, the OOM killer) fails only its task; either way a fresh worker
+    replaces it.
+
+    Example::
+
+        with LocalExecutor(2) as ex:
+            ex.register("square", lambda x, channel: x * x)
+            ex.submit(0, "square", 3)
+            done = ex.poll(10, on_report=lambda *a: False)   # [Completion(task_id=0, value=9, …)]
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        n_workers: int = 2,
+        threads_per_worker: int | None = None,
+        preload: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+    ):
+        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+            raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+        if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
+            raise ValueError(f"threads_per_worker must be a positive int or None, got {threads_per_worker!r}")
+        self.n_workers = n_workers
+        self.threads = threads_per_worker or max(1, available_cores() // n_workers)
+        self.preload = tuple(preload)
+        self.env = dict(env or {})
+        self._runners: dict[str, bytes] = {}
+        self._workers: list[_Worker] = []
+        self._counter = 0
+        self._start_failures = 0
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        return self.n_workers
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for _ in range(self.n_workers):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        name = f"local-{self._counter}"
+        self._counter += 1
+        parent_conn, child_conn = Pipe(duplex=True)
+        fd = child_conn.fileno()
+        env = os.environ.copy()
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(self.threads)
+        env.update(self.env)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(nasforge.__file__)))
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[4]); "
+            "from nasforge.execution.worker import main; "
+            "main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(fd), str(os.getpid()), name, package_root],
+            pass_fds=(fd,),
+            env=env,
+            close_fds=True,
+        )
+        child_conn.close()
+        init = {
+            "sys_path": [p for p in sys.path if p],
+            "preload": self.preload,
+            "threads": self.threads,
+        }
+        parent_conn.send_bytes(pickle.dumps(("init", init), _PROTOCOL))
+        logger.debug("started worker %s (pid %d, %d threads)", name, proc.pid, self.threads)
+        return _Worker(name, proc, parent_conn)
+
+    def shutdown(self) -> None:
+        workers, self._workers = self._workers, []
+        for w in workers:
+            try:
+                if w.task is None:
+                    w.conn.send_bytes(pickle.dumps(("exit",), _PROTOCOL))
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for w in workers:
+            if w.task is not None:
+                w.proc.kill()
+            try:
+                w.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+            w.conn.close()
+        self._started = False
+
+    def __del__(self) -> None:  # best effort: never leave workers behind
+        for w in getattr(self, "_workers", []):
+            try:
+                w.proc.kill()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- tasks ------------------------------------------------------------------------------------
+    def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
+        try:
+            self._runners[key] = cloudpickle.dumps(runner, protocol=_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"the {key!r} runner (evaluator / model space) cannot be pickled for the worker "
+                f"processes: {exc!r}; make it picklable or use executor='inline'"
+            ) from exc
+        for w in self._workers:
+            w.keys.discard(key)
+
+    def idle_slots(self) -> int:
+        return sum(1 for w in self._workers if w.task is None)
+
+    def running(self) -> int:
+        return sum(1 for w in self._workers if w.task is not None)
+
+    def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
+        if key not in self._runners:
+            raise KeyError(f"no runner registered under {key!r}")
+        self.start()
+        worker = next((w for w in self._workers if w.task is None), None)
+        if worker is None:
+            raise ExecutorError("submit() called with no idle worker; check idle_slots() first")
+        return self._send_task(worker, task_id, key, args, timeout)
+
+    def _send_task(self, worker: _Worker, task_id: int, key: str, args: Any, timeout: float | None) -> float:
+        if key not in worker.keys:
+            worker.conn.send_bytes(pickle.dumps(("payload", key, self._runners[key]), _PROTOCOL))
+            worker.keys.add(key)
+        worker.conn.send_bytes(pickle.dumps(("run", task_id, key, args), _PROTOCOL))
+        worker.task = task_id
+        worker.key = key
+        worker.args = args
+        worker.started = now()
+        worker.timeout = timeout
+        # The time limit starts when the worker is ready (process start is not the trial's fault).
+        worker.deadline = time.monotonic() + timeout if (timeout and worker.ready) else None
+        return worker.started
+
+    def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
+        done: list[Completion] = []
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait_for = None if end is None else max(0.0, end - time.monotonic())
+            deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+            if deadlines:
+                until = max(0.0, min(deadlines) - time.monotonic())
+                wait_for = until if wait_for is None else min(wait_for, until)
+            ready = wait([w.conn for w in self._workers], timeout=wait_for) if self._workers else []
+            by_conn = {id(w.conn): w for w in self._workers}
+            for conn in ready:
+                worker = by_conn.get(id(conn))
+                if worker is not None:
+                    self._drain(worker, on_report, done)
+            self._check_deadlines(done)
+            if done or (end is not None and time.monotonic() >= end):
+                return done
+            if not self._workers:  # pragma: no cover
+                return done
+
+    def _drain(self, w: _Worker, on_report: ReportCallback, done: list[Completion]) -> None:
+        while True:
+            try:
+                msg = pickle.loads(w.conn.recv_bytes())
+            except (EOFError, OSError):
+                self._on_death(w, done)
+                return
+            kind = msg[0]
+            if kind == "report":
+                _, task_id, step, metrics = msg
+                stop = bool(on_report(task_id, step, metrics))
+                try:
+                    w.conn.send_bytes(pickle.dumps(("ack", stop), _PROTOCOL))
+                except OSError:
+                    pass
+            elif kind == "done":
+                _, task_id, status, value, error = msg
+                done.append(Completion(task_id, status, value, error, w.name, w.started, now()))
+                w.task = None
+                w.deadline = None
+            elif kind == "ready":
+                w.ready = True
+                self._start_failures = 0
+                if w.task is not None:  # the task starts now, not when the process was spawned
+                    w.started = now()
+                    if w.timeout:
+                        w.deadline = time.monotonic() + w.timeout
+            if not w.conn.poll(0):
+                return
+
+    def _check_deadlines(self, done: list[Completion]) -> None:
+        t = time.monotonic()
+        for w in list(self._workers):
+            if w.deadline is not None and w.task is not None and t >= w.deadline:
+                logger.info("trial %s on %s ran past %s s; killing the worker", w.task, w.name, w.timeout)
+                w.proc.kill()
+                w.proc.wait()
+                done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, now()))
+                w.task = None
+                self._replace(w)
+
+    def _on_death(self, w: _Worker, done: list[Completion]) -> None:
+        try:
+            rc = w.proc.wait(5)
+        except subprocess.TimeoutExpired:  # pipe closed but process alive: kill it
+            w.proc.kill()
+            rc = w.proc.wait()
+        reason = describe_exit(rc)
+        if not w.ready:
+            self._start_failures += 1
+            if self._start_failures >= _MAX_START_FAILURES:
+                self._workers.remove(w)
+                w.conn.close()
+                raise ExecutorError(
+                    f"local worker processes keep dying during start-up ({reason}); see their "
+                    f"output above (is nasforge importable by {sys.executable}?)"
+                )
+        if not w.ready and w.task is not None:
+            # It never started the task: give the task to its replacement instead of failing it.
+            task, key, args, timeout = w.task, w.key, w.args, w.timeout
+            w.task = None
+            self._send_task(self._replace(w), task, key, args, timeout)
+            return
+        logger.warning("%s (%s)", reason, w.name)
+        if w.task is not None:
+            done.append(Completion(w.task, "error", None, reason, w.name, w.started, now()))
+            w.task = None
+        self._replace(w)
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.conn.close()
+        index = self._workers.index(w)
+        self._workers[index] = new = self._spawn()
+        return new

@@ -1,0 +1,150 @@
+"""The body of a local worker process (started by :class:`~nasforge.execution.local.LocalExecutor`).
+
+A worker is a fresh interpreter (never a fork). It receives, over one duplex pipe:
+
+* ``("init", {...})`` once: ``sys.path``, modules to import ahead (``torch``), thread count;
+* ``("payload", key, bytes)``: a cloudpickled runner, once per key and worker;
+* ``("run", task_id, key, args)``: call the runner; reports go back as ``("report", …)`` and
+  wait for an ``("ack", stop)``; the end is ``("done", task_id, status, value, error)``;
+* ``("exit",)`` or end-of-file: leave.
+
+Every message is a plain ``pickle`` of a tuple sent with ``send_bytes`` (never
+multiprocessing's reducers, which would try to share tensors through shared memory).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from nasforge.execution.base import ResultError, TrialStopped, TrialTimeout
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (a killed experiment leaves no orphans)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:  # pragma: no cover - exotic libc
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _set_threads(n: int | None) -> None:
+    if n and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+def format_error(exc: BaseException) -> str:
+    """``"Type: message"`` first, then the traceback (not for result-validation errors)."""
+    head = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ResultError):
+        return head
+    return head + "\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class _PipeChannel:
+    def __init__(self, conn: Connection, task_id: int, worker: str):
+        self.conn = conn
+        self.task_id = task_id
+        self.worker = worker
+        self.last_metrics: dict[str, float] | None = None
+
+    def report(self, step: int, metrics: dict[str, float]) -> bool:
+        self.last_metrics = metrics
+        self.conn.send_bytes(pickle.dumps(("report", self.task_id, step, metrics), _PROTOCOL))
+        while True:
+            msg = pickle.loads(self.conn.recv_bytes())
+            if msg[0] == "ack":
+                return bool(msg[1])
+            if msg[0] == "exit":  # pragma: no cover - parent shutting down mid-trial
+                os._exit(0)
+
+
+def run_task(runner: Any, task_id: int, args: Any, channel: Any) -> tuple[str, Any, str | None]:
+    """Call a runner and turn its outcome into ``(status, value, error)``. Shared with inline."""
+    try:
+        return "ok", runner(args, channel), None
+    except TrialStopped:
+        return "stopped", getattr(channel, "last_metrics", None), None
+    except (KeyboardInterrupt, TrialTimeout):
+        raise
+    except SystemExit as exc:
+        return "error", None, f"SystemExit: the evaluator called sys.exit({exc.code!r})"
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code is recorded
+        return "error", None, format_error(exc)
+
+
+class _Unloadable:
+    def __init__(self, key: str, error: str):
+        self.message = f"the {key!r} runner (evaluator / model space) could not be loaded in the worker: {error}"
+
+    def __call__(self, args: Any, channel: Any) -> Any:
+        raise RuntimeError(self.message)
+
+
+def main(fd: int, parent_pid: int, name: str) -> None:
+    _die_with_parent(parent_pid)
+    conn = Connection(fd)
+    try:
+        kind, init = pickle.loads(conn.recv_bytes())
+    except EOFError:
+        return
+    for entry in reversed(init.get("sys_path", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    threads = init.get("threads")
+    for module in init.get("preload", ()):
+        importlib.import_module(module)
+    _set_threads(threads)
+    conn.send_bytes(pickle.dumps(("ready", os.getpid()), _PROTOCOL))
+    runners: dict[str, Any] = {}
+    import cloudpickle
+
+    while True:
+        try:
+            msg = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        kind = msg[0]
+        if kind == "run":
+            _, task_id, key, args = msg
+            channel = _PipeChannel(conn, task_id, name)
+            status, value, error = run_task(runners[key], task_id, args, channel)
+            try:
+                reply = pickle.dumps(("done", task_id, status, value, error), _PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable result is the evaluator's fault
+                reply = pickle.dumps(
+                    ("done", task_id, "error", None, f"the result could not be pickled: {exc!r}"), _PROTOCOL
+                )
+            conn.send_bytes(reply)
+        elif kind == "payload":
+            _, key, blob = msg
+            try:
+                runners[key] = cloudpickle.loads(blob)
+            except Exception as exc:  # noqa: BLE001 - reported with every task that needs it
+                runners[key] = _Unloadable(key, format_error(exc))
+            _set_threads(threads)  # torch may have been imported by the payload
+        elif kind == "exit":
+            return
+
+
+if __name__ == "__main__":  # pragma: no cover - started by LocalExecutor
+    try:
+        main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,73 @@
+"""The progress bar shown during ``Experiment.run()`` (rich), only on a terminal or when asked."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+__all__ = ["Progress", "progress_wanted"]
+
+
+def progress_wanted(progress: bool | None) -> bool:
+    """``progress`` when given; else ``NASFORGE_PROGRESS`` (``1``/``0``); else whether stderr is a terminal."""
+    if progress is not None:
+        return bool(progress)
+    env = os.environ.get("NASFORGE_PROGRESS")
+    if env is not None:
+        return env.strip().lower() not in ("", "0", "false", "no", "off")
+    return sys.stderr.isatty()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """A one-line live display: trials done / running / failed, best so far, elapsed, budget left."""
+
+    def __init__(self, name: str, metric: str, max_trials: int | None, max_time: float | None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        self.metric = metric
+        self.max_trials = max_trials
+        self.max_time = max_time
+        self._t0 = time.monotonic()
+        self._bar = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._task = self._bar.add_task(name, total=max_trials, info="")
+
+    def __enter__(self) -> Progress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.stop()
+
+    def update(self, done: int, running: int, failed: int, best: float | None, best_id: int | None, total: int) -> None:
+        elapsed = time.monotonic() - self._t0
+        parts = [f"running {running}", f"failed {failed}"]
+        if best is not None:
+            parts.append(f"best {self.metric} {best:.4g} (#{best_id})")
+        parts.append(f"elapsed {_clock(elapsed)}")
+        left = []
+        if self.max_trials is not None:
+            left.append(f"{max(0, self.max_trials - total)} trials")
+        if self.max_time is not None:
+            left.append(_clock(self.max_time - elapsed))
+        if left:
+            parts.append("left " + ", ".join(left))
+        self._bar.update(self._task, completed=done, info=" | ".join(parts))

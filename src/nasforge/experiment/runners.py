@@ -1,0 +1,111 @@
+"""The callables shipped to executors: one trial evaluation, one final test evaluation.
+
+They bundle the model space (only when the evaluator needs networks) and the evaluator, and
+run wherever the executor runs them (this process or a worker), so they must stay picklable.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import random
+import sys
+from typing import Any
+
+from nasforge.execution.base import TrialContext, normalize_metrics
+
+__all__ = ["FinalTestRunner", "TrialRunner", "build_model", "trial_seed"]
+
+
+def trial_seed(seed: int, trial_id: int) -> int:
+    """A per-trial seed derived from the experiment's seed (same seed and id, same value)."""
+    return (int(seed) * 1_000_003 + int(trial_id) * 7_919 + 17) % (2**31 - 1)
+
+
+def _seed_everything(seed: int, with_torch: bool) -> None:
+    random.seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
+    if with_torch or "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def build_model(model_space: Any, arch: dict[str, Any]) -> Any:
+    """The freshly initialised plain network of ``arch`` (``freeze(arch, reinit=True)`` where supported)."""
+    freeze = model_space.freeze
+    try:
+        accepts_reinit = "reinit" in inspect.signature(freeze).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        accepts_reinit = False
+    return freeze(arch, reinit=True) if accepts_reinit else freeze(arch)
+
+
+def _count_params(model: Any) -> float | None:
+    parameters = getattr(model, "parameters", None)
+    if not callable(parameters):
+        return None
+    return float(sum(p.numel() for p in parameters()))
+
+
+class TrialRunner:
+    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result."""
+
+    def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
+        self.uses_model = bool(getattr(evaluator, "uses_model", True))
+        self.model_space = model_space if self.uses_model else None
+        self.evaluator = evaluator
+        self.metric = metric
+        self.seed = seed
+
+    def __call__(self, args: tuple[int, dict[str, Any]], channel: Any) -> dict[str, float]:
+        trial_id, arch = args
+        seed = trial_seed(self.seed, trial_id)
+        _seed_everything(seed, self.uses_model)
+        ctx = TrialContext(trial_id, arch, channel, self.metric, getattr(channel, "worker", None), seed)
+        if self.uses_model:
+            model = build_model(self.model_space, arch)
+            result = self.evaluator.evaluate(model, ctx)
+        else:
+            result = self.evaluator.evaluate(arch, ctx)
+        metrics = normalize_metrics(result, self.metric)
+        if self.uses_model and "params" not in metrics:
+            params = _count_params(model)
+            if params is not None:
+                metrics["params"] = params
+        return metrics
+
+
+class FinalTestRunner:
+    """Retrain (or train) one chosen arch from scratch and measure it on the test set.
+
+    Returns ``{"metrics": {...}, "weights": bytes | None}`` (the trained state dict, saved with
+    ``torch.save``, when the evaluator uses a model).
+    """
+
+    def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
+        self.uses_model = bool(getattr(evaluator, "uses_model", True))
+        self.model_space = model_space if self.uses_model else None
+        self.evaluator = evaluator
+        self.metric = metric
+        self.seed = seed
+
+    def __call__(self, args: tuple[int, dict[str, Any], bool], channel: Any) -> dict[str, Any]:
+        trial_id, arch, retrain = args
+        seed = trial_seed(self.seed + 1, trial_id)
+        _seed_everything(seed, self.uses_model)
+        ctx = TrialContext(trial_id, arch, channel, self.metric, getattr(channel, "worker", None), seed)
+        weights = None
+        if self.uses_model:
+            model = build_model(self.model_space, arch)
+            result = self.evaluator.test(model, ctx, retrain=retrain)
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+            weights = buffer.getvalue()
+        else:
+            result = self.evaluator.test(arch, ctx, retrain=retrain)
+        metrics = normalize_metrics(result, "test_" + self.metric, require_metric=False)
+        return {"metrics": metrics, "weights": weights}
