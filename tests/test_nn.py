@@ -276,5 +276,5 @@ def test_layer_choice_dict_keys_and_explicit_label_under_fixed_arch():
 def test_frozen_network_has_no_space():
     net = Net().freeze({"conv1": 0, "conv2": 0, "skipconnect": 0})
     assert not hasattr(net, "space")
-    with pytest.raises(AttributeError, match="frozen network"):
+    with pytest.raises(AttributeError, match="space"):
         net.space
