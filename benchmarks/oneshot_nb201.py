@@ -5,8 +5,13 @@ Each method searches ``NasBench201Space(C, N)`` (nasforge.benchmarks) on scikit-
 table. The exported arch is then looked up in the NAS-Bench-201 table (CIFAR-10 test accuracy
 after 200 epochs) and printed next to the benchmark paper's numbers.
 
-    .venv/bin/python benchmarks/oneshot_nb201.py                      # all methods, seed 0
+    .venv/bin/python benchmarks/oneshot_nb201.py                      # all methods, seed 0, 16x16, C=8
     .venv/bin/python benchmarks/oneshot_nb201.py --methods darts gdas --seeds 0 1 2 --epochs 20
+    .venv/bin/python benchmarks/oneshot_nb201.py --seeds 0 1 2 --epochs 15 --size 8 --C 16   # docs/oneshot.md table
+
+Methods: ``darts`` (plain argmax), ``darts_ez`` (DARTS' "strongest non-zero op" derivation rule;
+also prints the same search's plain argmax), ``darts_beta``, ``darts_pt``, ``gdas``, ``gdas_ez``,
+``gdas_ref`` (GDAS with the authors' code gradient), ``enas``, ``spos``, ``proxyless``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ PAPER = {  # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), Table 5, CIFAR-10 tes
     "darts": "54.30 (DARTS-V1 / V2)",
     "darts_beta": "—",
     "darts_pt": "— (DARTS-PT paper: 88.11)",
+    "darts_ez": "54.30 (DARTS-V1 / V2)",
     "gdas": "93.51 (GDAS)",
+    "gdas_ez": "93.51 (GDAS)",
+    "gdas_ref": "93.51 (GDAS)",
     "enas": "54.30 (ENAS)",
     "spos": "87.66 (RSPS, random weight-sharing)",
     "proxyless": "—",
@@ -49,10 +57,45 @@ def digits(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x.repeat(1, 3, 1, 1).contiguous(), torch.tensor(d.target, dtype=torch.long)
 
 
-def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: int):
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
+class ShiftedDigits(torch.utils.data.Dataset):
+    """Digits with a random translation of up to ``shift`` pixels per draw (zero padding, random crop).
+
+    A standard augmentation (the DARTS / GDAS CIFAR pipelines pad 4 and crop); it makes the proxy
+    task less trivially solved by pooling, and every epoch sees new versions of each image.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, shift: int, seed: int = 0):
+        self.x, self.y, self.shift = x, y, shift
+        self.pad = F.pad(x, (shift, shift, shift, shift), value=float(x.min()))
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        s, size = self.shift, self.x.shape[-1]
+        dy, dx = (int(v) for v in torch.randint(0, 2 * s + 1, (2,), generator=self.gen))
+        return self.pad[i, :, dy:dy + size, dx:dx + size], self.y[i]
+
+
+def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: int, args=None):
+    lr = args.lr if args is not None else 0.05
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4)
     loss = torch.nn.CrossEntropyLoss()
     common = dict(batch_size=batch_size, seed=seed)
+    if args is not None and args.cosine:
+        common["lr_scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1), eta_min=1e-3)
+    arc_lr = args.arc_lr if args is not None else 3e-3
+    if method == "darts_ez":  # DARTS' own derivation rule: the strongest non-zero op per edge
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True, **common)
+    if method in ("gdas", "gdas_ez", "gdas_ref"):  # GDAS: τ 10 -> 0.1 linear, α Adam (0.5, 0.999), wd 1e-3
+        return GumbelDartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr,
+                                  exclude_zero=method == "gdas_ez", reference_gradient=method == "gdas_ref", **common)
+    if method == "spos" and args is not None:
+        return RandomOneShotTrainer(model, loss, None, opt, epochs, data, search_samples=args.spos_samples,
+                                    population_size=args.spos_population, top_k=args.spos_top_k,
+                                    eval_batches=None if args.spos_eval_all else 4, score=args.spos_score,
+                                    calib_batches=args.spos_calib, **common)
     if method == "darts":
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, **common)
     if method == "darts_beta":
@@ -61,8 +104,6 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     if method == "darts_pt":
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, selection="perturbation",
                             pt_tune_epochs=1, **common)
-    if method == "gdas":
-        return GumbelDartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, **common)
     if method == "enas":
         return EnasTrainer(model, loss, None, None, opt, epochs, data, ctrl_steps_aggregate=2, ctrl_lr=3.5e-3, **common)
     if method == "spos":
@@ -74,7 +115,8 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["darts", "darts_beta", "darts_pt", "gdas", "enas", "spos", "proxyless"])
+    parser.add_argument("--methods", nargs="+", default=["darts", "darts_ez", "darts_beta", "darts_pt", "gdas", "gdas_ez",
+                                                         "enas", "spos", "proxyless"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--C", type=int, default=8)
@@ -82,6 +124,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shift", type=int, default=0, help="augment: random translation of up to this many pixels")
+    parser.add_argument("--lr", type=float, default=0.05, help="weight SGD learning rate")
+    parser.add_argument("--cosine", action="store_true", help="cosine-anneal the weight learning rate over the epochs")
+    parser.add_argument("--arc-lr", type=float, default=3e-3, help="architecture Adam learning rate (DARTS family, GDAS)")
+    parser.add_argument("--spos-samples", type=int, default=60, help="SPOS: sub-networks scored by the evolution")
+    parser.add_argument("--spos-population", type=int, default=16)
+    parser.add_argument("--spos-top-k", type=int, default=6)
+    parser.add_argument("--spos-score", choices=["accuracy", "loss"], default="accuracy")
+    parser.add_argument("--spos-calib", type=int, default=4, help="SPOS: batch-norm recalibration batches")
+    parser.add_argument("--spos-eval-all", action="store_true", help="SPOS: score on the whole validation half")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -89,17 +141,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x, y = digits(args.size)
     # the search sees the first 1500 digits only (split into weight / architecture halves)
-    data = torch.utils.data.TensorDataset(x[:1500], y[:1500])
+    if args.shift:
+        data = ShiftedDigits(x[:1500], y[:1500], args.shift)
+    else:
+        data = torch.utils.data.TensorDataset(x[:1500], y[:1500])
     table = NasBench201Table(dataset="cifar10")
     rows = []
-    print(f"NAS-Bench-201 space C={args.C} N={args.N}, digits {args.size}x{args.size}, {args.epochs} epochs, "
+    print(f"NAS-Bench-201 space C={args.C} N={args.N}, digits {args.size}x{args.size} (shift {args.shift}), {args.epochs} epochs, "
           f"table optimum {table.optimum():.2f}, mean {float(np.mean(table.accuracies)):.2f}")
     print(f"{'method':<11} {'seed':>4} {'time s':>7} {'CIFAR-10':>8}  {'paper':<36} arch")
     for method in args.methods:
         for seed in args.seeds:
             torch.manual_seed(seed)
+            if isinstance(data, ShiftedDigits):
+                data.gen.manual_seed(seed)
             model = NasBench201Space(C=args.C, N=args.N, num_classes=10)
-            trainer = make_trainer(method, model, data, args.epochs, seed, args.batch_size)
+            trainer = make_trainer(method, model, data, args.epochs, seed, args.batch_size, args)
             start = time.perf_counter()
             trainer.fit()
             arch = trainer.export()
@@ -109,6 +166,12 @@ def main() -> None:
             rows.append({"method": method, "seed": seed, "seconds": round(elapsed, 1), "cifar10": acc, "arch": s,
                          "epochs_run": trainer.epoch})
             print(f"{method:<11} {seed:>4} {elapsed:>7.1f} {acc:>8.2f}  {PAPER[method]:<36} {s}", flush=True)
+            if getattr(trainer, "exclude_zero", False) and trainer._exported is None:
+                # the same search exported by plain argmax (zero op allowed), for comparison
+                plain = trainer.supernet.export_from_alphas()
+                rows[-1]["plain_argmax"] = {"cifar10": table.lookup(plain), "arch": arch_to_string(plain)}
+                print(f"{'  (argmax)':<11} {seed:>4} {'':>7} {table.lookup(plain):>8.2f}  {'':<36} {arch_to_string(plain)}",
+                      flush=True)
     print()
     print(f"{'method':<11} {'mean CIFAR-10':>13} {'best':>6}  runs")
     for method in args.methods:

@@ -295,3 +295,46 @@ def test_perturbation_selection_decides_every_layer_choice():
     assert all(arch[e["label"]] == e["chosen"] for e in trainer.pt_log)
     assert all(s.fixed is None for s in trainer.supernet.slots.values())
     assert model.freeze(arch)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_exclude_zero_export_skips_the_none_op():
+    from nasforge.benchmarks.nasbench201 import NasBench201Space
+
+    model = NasBench201Space(C=4, N=1, num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    trainer = DartsTrainer(model, None, None, opt, 0, tiny_data(), batch_size=8, seed=0, exclude_zero=True)
+    assert trainer.supernet.slots["op_1_0"].zero == [True, False, False, False, False]
+    with torch.no_grad():
+        for slot in trainer.supernet.slots.values():
+            slot.alpha.copy_(torch.tensor([5.0, 1.0, 2.0, 3.0, 0.0]))  # `none` strongest everywhere
+    assert set(trainer.supernet.export_from_alphas().values()) == {"none"}
+    assert set(trainer.export().values()) == {"nor_conv_3x3"}  # the strongest non-zero op
+    plain = DartsTrainer(NasBench201Space(C=4, N=1), None, None, None, 0, tiny_data(), batch_size=8, seed=0)
+    assert plain.exclude_zero is False
+
+
+def test_lr_scheduler_is_stepped_once_per_epoch():
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    trainer = RandomOneShotTrainer(model, None, None, opt, 3, tiny_data(), batch_size=8, seed=0, lr_scheduler=sched,
+                                   search_samples=2, eval_batches=None, score="loss")
+    trainer.fit()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert model.space.validate(trainer.export())
+    assert len(trainer.search_history) == 2 and all(score <= 0 for _, score in trainer.search_history)  # -loss
+
+
+def test_gdas_reference_gradient_reaches_every_candidate():
+    model = Net()
+    trainer = make(GumbelDartsTrainer, model, epochs=1, reference_gradient=True)
+    x, y = tiny_data()[:8]
+    trainer.supernet.install()
+    trainer._sample(gated=True)
+    grads = torch.autograd.grad(trainer.loss(model(x), y), trainer.alpha_list, retain_graph=True)
+    for slot in trainer.supernet.slots.values():
+        slot.gate_all = False  # the gradient of the sampled path only
+    plain = torch.autograd.grad(trainer.loss(model(x), y), trainer.alpha_list)
+    trainer.supernet.restore()
+    assert all(bool((g != 0).all()) for g in grads)
+    assert any(not torch.allclose(g, p) for g, p in zip(grads, plain))

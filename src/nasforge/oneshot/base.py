@@ -85,7 +85,9 @@ class OneShotTrainer:
     and a validation half (architecture), and restores the original choice modules when
     :meth:`fit` returns so ``model.freeze(trainer.export())`` works on the same object.
 
-    ``history`` holds one dict of averaged metrics per epoch.
+    ``history`` holds one dict of averaged metrics per epoch. ``lr_scheduler`` (optional, any
+    ``torch.optim.lr_scheduler`` over the weight optimizer) is stepped once after every epoch, e.g.
+    ``CosineAnnealingLR(optimizer, num_epochs)`` as in the DARTS / GDAS papers.
     """
 
     style = "sampled"
@@ -105,6 +107,7 @@ class OneShotTrainer:
         log_frequency: int | None = None,
         grad_clip: float | None = 5.0,
         seed: int | None = None,
+        lr_scheduler: Any = None,
     ):
         if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 0:
             raise ValueError(f"num_epochs must be an int >= 0, got {num_epochs!r}")
@@ -133,6 +136,7 @@ class OneShotTrainer:
         self.train_data, self.val_data = _split(dataset, self.generator, workers)
         self.history: list[dict[str, float]] = []
         self.epoch = 0
+        self.lr_scheduler = lr_scheduler
 
     # -- helpers -------------------------------------------------------------------------------
     def _exclude_from_weight_optimizer(self, params: list[torch.nn.Parameter]) -> None:
@@ -178,6 +182,8 @@ class OneShotTrainer:
                 self.logger.info("epoch %d/%d done: %s", self.epoch + 1, self.num_epochs,
                                  ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
                 self.epoch += 1
+                if self.lr_scheduler is not None:
+                    self.lr_scheduler.step()
                 if self._should_stop():
                     self.logger.info("stopping early after epoch %d", self.epoch)
                     break

@@ -38,6 +38,10 @@ class DartsTrainer(OneShotTrainer):
       layer choice in turn (random order) is decided by the candidate whose *removal* from the
       mixture hurts validation accuracy most (not by the largest α), then fixed, and the supernet
       weights are tuned for ``pt_tune_epochs`` before the next choice;
+    * ``exclude_zero=True``: the paper's own derivation rule, "retain the strongest non-zero
+      operation" (Liu et al. 2019, §2.4): export never picks the zero op (``none``) unless it is a
+      choice's only candidate. Off by default so that plain argmax stays available;
+      perturbation-based selection likewise never removes into a zero op when it is set;
     * ``max_param_free=k``: DARTS+-style early stopping: after an epoch whose argmax
       architecture uses more than ``k`` parameter-free candidates (skip, pooling, zero), stop
       and export the architecture of the previous epoch.
@@ -81,10 +85,12 @@ class DartsTrainer(OneShotTrainer):
         selection: str = "argmax",
         pt_tune_epochs: int = 1,
         pt_eval_batches: int = 4,
+        exclude_zero: bool = False,
         seed: int | None = None,
+        lr_scheduler: Any = None,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed)
+                         log_frequency, grad_clip, seed, lr_scheduler)
         if regularization not in (None, "beta"):
             raise ValueError(f"regularization must be None or 'beta', got {regularization!r}")
         self.learning_rate = learning_rate
@@ -100,6 +106,7 @@ class DartsTrainer(OneShotTrainer):
         self.pt_tune_epochs = pt_tune_epochs
         self.pt_eval_batches = pt_eval_batches
         self.pt_log: list[dict[str, Any]] = []
+        self.exclude_zero = exclude_zero
         self.alpha_list = self.supernet.init_alphas(self.device, generator=self.generator)
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -215,7 +222,7 @@ class DartsTrainer(OneShotTrainer):
     def _should_stop(self) -> bool:
         if self.max_param_free is None or self.epoch <= self.warmup_epochs:
             return False
-        current = self.supernet.export_from_alphas()
+        current = self.supernet.export_from_alphas(self.exclude_zero)
         count = self.param_free_count(current)
         if count > self.max_param_free:
             self.logger.info(
@@ -249,7 +256,7 @@ class DartsTrainer(OneShotTrainer):
             batches.append(b)
         slots = [s for s in self.supernet.slots.values() if s.kind == "layer" and s.n > 1]
         order = torch.randperm(len(slots), generator=self.generator).tolist()
-        arch = self.supernet.export_from_alphas()
+        arch = self.supernet.export_from_alphas(self.exclude_zero)
         try:
             for pos in order:
                 slot = slots[pos]
@@ -260,7 +267,8 @@ class DartsTrainer(OneShotTrainer):
                     masked[k] = 0.0
                     slot.fixed = masked
                     accs.append(self._val_accuracy(batches))
-                best = min(range(slot.n), key=lambda k: accs[k])
+                allowed = [k for k in range(slot.n) if not (self.exclude_zero and slot.zero[k])] or list(range(slot.n))
+                best = min(allowed, key=lambda k: accs[k])
                 slot.fixed = torch.zeros_like(w)
                 slot.fixed[best] = 1.0
                 arch[slot.label] = slot.key(best)
@@ -283,10 +291,13 @@ class DartsTrainer(OneShotTrainer):
             self.optimizer.step()
 
     def export(self) -> Arch:
-        """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``."""
+        """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``.
+
+        With ``exclude_zero=True`` the zero op (``none``) is skipped, as in DARTS' derivation rule.
+        """
         if self._exported is not None:
             return dict(self._exported)
-        return self.supernet.export_from_alphas()
+        return self.supernet.export_from_alphas(self.exclude_zero)
 
 
 class GumbelDartsTrainer(DartsTrainer):
@@ -296,7 +307,10 @@ class GumbelDartsTrainer(DartsTrainer):
     the argmax candidate, scaled by the straight-through one-hot gate (value 1, gradient of
     ``h``), so α learns from a single path per choice. τ anneals linearly from
     ``gumbel_temperature`` (10 in the paper) to ``min_temperature`` (0.1) over the epochs.
-    Architecture and weight steps alternate as in DARTS (first order). Sampling rather than
+    Architecture and weight steps alternate as in DARTS (first order).
+    ``reference_gradient=True`` follows the authors' NAS-Bench-201 code (``forward_gdas``): an edge
+    outputs ``h_k · op_k(x) + Σ_{j≠k} h_j`` for the sampled ``k``; the added gates are 0 in value
+    but give every candidate's α a gradient on every step, not only the sampled one's. Sampling rather than
     mixing is itself a published remedy for DARTS' collapse: parameter-free ops no longer win by
     being cheap to mix in.
 
@@ -309,13 +323,15 @@ class GumbelDartsTrainer(DartsTrainer):
     style = "sampled"
     logger_name = "nasforge.oneshot.gdas"
 
-    def __init__(self, *args: Any, gumbel_temperature: float = 10.0, min_temperature: float = 0.1, **kwargs: Any):
+    def __init__(self, *args: Any, gumbel_temperature: float = 10.0, min_temperature: float = 0.1,
+                 reference_gradient: bool = False, **kwargs: Any):
         if kwargs.get("unrolled"):
             raise ValueError("GumbelDartsTrainer is first order; unrolled=True is not supported")
         super().__init__(*args, **kwargs)
         self.gumbel_temperature = gumbel_temperature
         self.min_temperature = min_temperature
         self.temperature = gumbel_temperature
+        self.reference_gradient = reference_gradient
 
     def _set_temperature(self, epoch: int) -> None:
         span = max(self.num_epochs - 1, 1)
@@ -336,9 +352,11 @@ class GumbelDartsTrainer(DartsTrainer):
                 hard[idx] = 1.0
                 slot.gate = hard - h.detach() + h
                 slot.paths = [idx]
+                slot.gate_all = self.reference_gradient
             else:
                 slot.gate = None
                 slot.paths = None
+                slot.gate_all = False
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample(gated=True)

@@ -104,9 +104,10 @@ class ProxylessTrainer(OneShotTrainer):
         latency_weight: float = 0.0,
         ref_latency: float | None = None,
         seed: int | None = None,
+        lr_scheduler: Any = None,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed)
+                         log_frequency, grad_clip, seed, lr_scheduler)
         self.warmup_epochs = warmup_epochs
         self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0)
         self._exclude_from_weight_optimizer(self.alpha_list)

@@ -93,9 +93,10 @@ class EnasTrainer(OneShotTrainer):
         ctrl_kwargs: dict[str, Any] | None = None,
         *,
         seed: int | None = None,
+        lr_scheduler: Any = None,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed)
+                         log_frequency, grad_clip, seed, lr_scheduler)
         self.reward_function = reward_function or (lambda out, y: accuracy_metrics(out, y)["acc"])
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
@@ -172,7 +173,10 @@ class RandomOneShotTrainer(OneShotTrainer):
     crossover of two of the ``top_k`` best), until ``search_samples`` archs have been scored.
     Before each arch is scored its batch-norm statistics are recalibrated: running statistics are
     reset and re-estimated (cumulative average) on ``calib_batches`` training batches; the score
-    is the accuracy on ``eval_batches`` validation batches (the same batches for every arch).
+    is the accuracy on ``eval_batches`` validation batches (the same batches for every arch;
+    ``eval_batches=None``: the whole validation half). ``score="loss"`` ranks by the negative
+    validation loss instead of accuracy: finer-grained when accuracy is near its ceiling and many
+    sub-networks tie (the score in ``search_history`` is then ``-loss``).
 
     Example::
 
@@ -203,17 +207,22 @@ class RandomOneShotTrainer(OneShotTrainer):
         top_k: int = 6,
         mutation_prob: float = 0.2,
         calib_batches: int = 4,
-        eval_batches: int = 4,
+        eval_batches: int | None = 4,
+        score: str = "accuracy",
         seed: int | None = None,
+        lr_scheduler: Any = None,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed)
+                         log_frequency, grad_clip, seed, lr_scheduler)
         self.search_samples = search_samples
         self.population_size = population_size
         self.top_k = top_k
         self.mutation_prob = mutation_prob
         self.calib_batches = calib_batches
         self.eval_batches = eval_batches
+        if score not in ("accuracy", "loss"):
+            raise ValueError(f"score must be 'accuracy' or 'loss', got {score!r}")
+        self.score = score
         self.search_history: list[tuple[Arch, float]] = []
         self._best: Arch | None = None
 
@@ -254,7 +263,7 @@ class RandomOneShotTrainer(OneShotTrainer):
             calib.append(b)
         evals = []
         for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device)):
-            if i >= self.eval_batches:
+            if self.eval_batches is not None and i >= self.eval_batches:
                 break
             evals.append(b)
         return calib, evals
@@ -276,10 +285,16 @@ class RandomOneShotTrainer(OneShotTrainer):
                     bn.momentum = m
             model.eval()
             correct = total = 0
+            loss_sum = 0.0
             for x, y in evals:
-                correct += int((model(x).argmax(1) == y).sum())
+                out = model(x)
+                correct += int((out.argmax(1) == y).sum())
+                if self.score == "loss":
+                    loss_sum += float(self.loss(out, y)) * len(y)
                 total += len(y)
         model.train()
+        if self.score == "loss":
+            return -loss_sum / max(total, 1)
         return correct / max(total, 1)
 
     def evaluate_arch(self, arch: Arch) -> float:

@@ -64,11 +64,13 @@ class ArchSlot:
     * ``alpha``: the architecture logits (a ``Parameter`` of length ``n``) or None;
     * ``index``: the sampled candidate (sampled modules);
     * ``gate`` / ``paths``: an optional length-``n`` gate tensor and the candidate indices to run;
+      ``gate_all``: layer choices also add the gates of the candidates not run (as GDAS' reference
+      code does: their value is 0 with a straight-through gate, but α gets their gradient);
     * ``fixed``: mixed modules use these weights instead of softmax(α) when set (perturbation-based
       selection masks or fixes a choice through it).
     """
 
-    __slots__ = ("label", "kind", "categorical", "n", "n_chosen", "alpha", "index", "gate", "paths", "param_free", "fixed")
+    __slots__ = ("label", "kind", "categorical", "n", "n_chosen", "alpha", "index", "gate", "paths", "gate_all", "param_free", "zero", "fixed")
 
     def __init__(self, label: str, kind: str, categorical: Categorical, n: int, n_chosen: int = 1):
         self.label = label
@@ -80,16 +82,24 @@ class ArchSlot:
         self.index = 0
         self.gate: torch.Tensor | None = None
         self.paths: list[int] | None = None
+        self.gate_all = False
         self.param_free: list[bool] = [False] * n
+        self.zero: list[bool] = [False] * n
         self.fixed: torch.Tensor | None = None
 
     def key(self, index: int) -> Any:
         return self.categorical.key_at(index)
 
-    def export_from_alpha(self) -> Any:
-        """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice)."""
+    def export_from_alpha(self, exclude_zero: bool = False) -> Any:
+        """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice).
+
+        ``exclude_zero``: DARTS' derivation rule ("retain the strongest non-zero operation"):
+        a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one.
+        """
         assert self.alpha is not None
         a = self.alpha.detach()
+        if exclude_zero and any(self.zero) and not all(self.zero):
+            a = a.masked_fill(torch.tensor(self.zero, device=a.device), float("-inf"))
         if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
             top = sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
             return top
@@ -219,6 +229,10 @@ class SampledLayerChoice(torch.nn.Module):
         for k in slot.paths:
             y = self.ops[k](*args, **kwargs) * gate[k]
             out = y if out is None else out + y
+        if slot.gate_all:
+            rest = [gate[k] for k in range(len(self.ops)) if k not in slot.paths]
+            if rest:
+                out = out + torch.stack(rest).sum()
         return out
 
 
@@ -370,6 +384,14 @@ def _is_param_free(module: torch.nn.Module) -> bool:
     return not any(True for _ in module.parameters())
 
 
+ZERO_NAMES = frozenset({"none", "zero", "Zero"})
+
+
+def is_zero_op(name: Any, module: torch.nn.Module) -> bool:
+    """A candidate that stands for "no edge": named ``none``/``zero`` or a module class called ``Zero``."""
+    return (isinstance(name, str) and name in ZERO_NAMES) or type(module).__name__ == "Zero"
+
+
 class Supernet:
     """The in-place conversion of a model space into a supernet, and its undoing.
 
@@ -421,6 +443,8 @@ class Supernet:
         for k, name in enumerate(lc.names):
             if _is_param_free(lc._modules[str(name)]):
                 slot.param_free[k] = True
+            if is_zero_op(name, lc._modules[str(name)]):
+                slot.zero[k] = True
         for cand in lc.candidates:
             self._convert(cand)
         return (MixedLayerChoice if self.style == "mixed" else SampledLayerChoice)(lc, slot)
@@ -503,8 +527,8 @@ class Supernet:
         """Label -> softmax(α) as a list (what DARTS' mixture currently weighs each candidate by)."""
         return {label: F.softmax(s.alpha.detach(), -1).tolist() for label, s in self.slots.items() if s.alpha is not None}
 
-    def export_from_alphas(self) -> Arch:
-        return {label: slot.export_from_alpha() for label, slot in self.slots.items()}
+    def export_from_alphas(self, exclude_zero: bool = False) -> Arch:
+        return {label: slot.export_from_alpha(exclude_zero) for label, slot in self.slots.items()}
 
     def set_arch(self, arch: Mapping[str, Any]) -> None:
         """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
