@@ -277,4 +277,4 @@ def test_frozen_network_has_no_space():
     net = Net().freeze({"conv1": 0, "conv2": 0, "skipconnect": 0})
     assert not hasattr(net, "space")
     with pytest.raises(AttributeError, match="space"):
-        net.space
+        _ = net.space
