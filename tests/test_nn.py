@@ -278,3 +278,24 @@ def test_frozen_network_has_no_space():
     assert not hasattr(net, "space")
     with pytest.raises(AttributeError, match="space"):
         _ = net.space
+
+
+def test_input_choice_with_several_chosen():
+    class Multi(nn.ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.pick = nn.InputChoice(n_candidates=3, n_chosen=2, reduction="concat", label="pick")
+
+        def forward(self, xs):
+            return self.pick(xs)
+
+    model = Multi()
+    assert model.space["pick"].values == [[0, 1], [0, 2], [1, 2]]
+    xs = [torch.full((1, 2), float(i)) for i in range(3)]
+    net = model.freeze({"pick": [0, 2]})
+    assert torch.equal(net(xs), torch.tensor([[0.0, 0.0, 2.0, 2.0]]))
+    with nasforge.fixed_arch({"pick": [1, 2]}):
+        direct = Multi()
+    assert torch.equal(direct(xs), torch.tensor([[1.0, 1.0, 2.0, 2.0]]))
+    with pytest.raises(ValueError, match="'pick'.*valid values"):
+        model.freeze({"pick": [2, 0, 1]})

@@ -181,9 +181,8 @@ class InputChoice(ChoiceModule):
         fixed = current_fixed_arch()
         if n_candidates is not None and fixed is not None and label is not None and label in fixed:
             _check_input_args(n_candidates, n_chosen, reduction, label)
-            key = Categorical(_input_keys(n_candidates, n_chosen), label).key_at(
-                Categorical(_input_keys(n_candidates, n_chosen), label).index(fixed[label])
-            )
+            cat = Categorical(_input_keys(n_candidates, n_chosen), label)
+            key = cat.key_at(cat.index(fixed[label]))
             consume_label(label)
             return ChosenInputs(key, reduction)
         return super().__new__(cls)
