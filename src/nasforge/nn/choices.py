@@ -338,6 +338,17 @@ class Repeat(ChoiceModule):
 MERGE_OPS = ("all", "loose_end", "last")
 
 
+def cell_output_nodes(num_predecessors: int, num_nodes: int, merge_op: str, used: set[int]) -> list[int]:
+    """The states a cell merges into its output, given the states its ops read (``used``)."""
+    nodes = list(range(num_predecessors, num_predecessors + num_nodes))
+    if merge_op == "last":
+        return nodes[-1:]
+    if merge_op == "loose_end":
+        loose = [n for n in nodes if n not in used]
+        return loose or nodes[-1:]
+    return nodes
+
+
 class Cell(ChoiceModule):
     """A DAG cell (DARTS / NAS-Bench-201 style).
 
@@ -481,13 +492,7 @@ class Cell(ChoiceModule):
         return ic._active if arch is None else ic._key(arch)
 
     def _output_nodes(self, used: set[int]) -> list[int]:
-        nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
-        if self.merge_op == "last":
-            return nodes[-1:]
-        if self.merge_op == "loose_end":
-            loose = [n for n in nodes if n not in used]
-            return loose or nodes[-1:]
-        return nodes
+        return cell_output_nodes(self.num_predecessors, self.num_nodes, self.merge_op, used)
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
         ops: list[list[torch.nn.Module]] = [[] for _ in range(self.num_nodes)]

@@ -9,9 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.oneshot.base import OneShotTrainer, accuracy_metrics, clip
+from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
 
 __all__ = ["EnasController", "EnasTrainer", "RandomOneShotTrainer"]
+
+
+def apply_single_path(supernet: Supernet, indices: list[int]) -> None:
+    """Make every slot run exactly its candidate at ``indices`` (no gates): one sampled path."""
+    for slot, idx in zip(supernet.slots.values(), indices):
+        slot.index, slot.gate, slot.paths = idx, None, None
 
 
 class EnasController(torch.nn.Module):
@@ -108,10 +115,6 @@ class EnasTrainer(OneShotTrainer):
         self.ctrl_optimizer = torch.optim.Adam(self.controller.parameters(), ctrl_lr)
         self.baseline: float | None = None
 
-    def _apply(self, indices: list[int]) -> None:
-        for slot, idx in zip(self.supernet.slots.values(), indices):
-            slot.index, slot.gate, slot.paths = idx, None, None
-
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
         params = self._weight_params()
@@ -121,7 +124,7 @@ class EnasTrainer(OneShotTrainer):
         for step, (x, y) in enumerate(self._batches("train"), 1):
             with torch.no_grad():
                 indices, _, _ = self.controller.sample(self.generator)
-            self._apply(indices)
+            apply_single_path(self.supernet, indices)
             optimizer.zero_grad(set_to_none=True)
             out = model(x)
             loss = loss_fn(out, y)
@@ -136,7 +139,7 @@ class EnasTrainer(OneShotTrainer):
         k = 0
         for k, (x, y) in enumerate(self._batches("val"), 1):
             indices, log_prob, entropy = self.controller.sample(self.generator)
-            self._apply(indices)
+            apply_single_path(self.supernet, indices)
             with torch.no_grad():
                 reward = float(self.reward_function(model(x), y))
             rewards.append(reward)
@@ -229,10 +232,6 @@ class RandomOneShotTrainer(OneShotTrainer):
     def _sample_uniform(self) -> list[int]:
         return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
 
-    def _apply(self, indices: list[int]) -> None:
-        for slot, idx in zip(self.supernet.slots.values(), indices):
-            slot.index, slot.gate, slot.paths = idx, None, None
-
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
         params = self._weight_params()
@@ -240,7 +239,7 @@ class RandomOneShotTrainer(OneShotTrainer):
         loss_sum = torch.zeros((), device=self.device)
         step = 0
         for step, (x, y) in enumerate(self._batches("train"), 1):
-            self._apply(self._sample_uniform())
+            apply_single_path(self.supernet, self._sample_uniform())
             optimizer.zero_grad(set_to_none=True)
             out = model(x)
             loss = loss_fn(out, y)
@@ -269,7 +268,7 @@ class RandomOneShotTrainer(OneShotTrainer):
         return calib, evals
 
     def _score(self, indices: list[int], calib: list, evals: list) -> float:
-        self._apply(indices)
+        apply_single_path(self.supernet, indices)
         model = self.model
         bns = _batchnorms(model)
         momenta = [bn.momentum for bn in bns]

@@ -28,7 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.errors import NasforgeError
-from nasforge.nn.choices import Cell, ChoiceModule, InputChoice, LayerChoice, Repeat
+from nasforge.nn.choices import (
+    Cell,
+    ChoiceModule,
+    InputChoice,
+    LayerChoice,
+    Repeat,
+    cell_output_nodes,
+)
 from nasforge.nn.frozen import reduce_tensors
 from nasforge.nn.modelspace import discover
 from nasforge.nn.value import value_leaves
@@ -113,10 +120,8 @@ def _broadcast(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return w.view((-1,) + (1,) * like.dim())
 
 
-# -- mixed (DARTS) -----------------------------------------------------------------------------
-
-class MixedLayerChoice(torch.nn.Module):
-    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
+class _LayerChoiceWrapper(torch.nn.Module):
+    """Holds a layer choice's own candidate modules (same objects, same names) and its slot."""
 
     def __init__(self, original: LayerChoice, slot: ArchSlot):
         super().__init__()
@@ -125,6 +130,12 @@ class MixedLayerChoice(torch.nn.Module):
         self.__dict__["ops"] = [original._modules[str(n)] for n in original.names]
         self.__dict__["slot"] = slot
         self.label = original.label
+
+
+# -- mixed (DARTS) -----------------------------------------------------------------------------
+
+class MixedLayerChoice(_LayerChoiceWrapper):
+    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
 
     def forward(self, *args: Any, **kwargs: Any):
         slot = self.slot
@@ -209,16 +220,8 @@ class MixedRepeat(torch.nn.Module):
 
 # -- sampled (ENAS, SPOS, GDAS, ProxylessNAS) ---------------------------------------------------
 
-class SampledLayerChoice(torch.nn.Module):
+class SampledLayerChoice(_LayerChoiceWrapper):
     """Runs the slot's sampled candidate; with a gate, ``Σ_{k in paths} gate[k] · op_k(x)``."""
-
-    def __init__(self, original: LayerChoice, slot: ArchSlot):
-        super().__init__()
-        for name in original.names:
-            self.add_module(str(name), original._modules[str(name)])
-        self.__dict__["ops"] = [original._modules[str(n)] for n in original.names]
-        self.__dict__["slot"] = slot
-        self.label = original.label
 
     def forward(self, *args: Any, **kwargs: Any):
         slot = self.slot
@@ -338,13 +341,7 @@ class SupernetCell(torch.nn.Module):
         self.concat_dim = cell.concat_dim
 
     def _output_nodes(self, used: set[int]) -> list[int]:
-        nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
-        if self.merge_op == "last":
-            return nodes[-1:]
-        if self.merge_op == "loose_end":
-            loose = [n for n in nodes if n not in used]
-            return loose or nodes[-1:]
-        return nodes
+        return cell_output_nodes(self.num_predecessors, self.num_nodes, self.merge_op, used)
 
     def forward(self, inputs):
         states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
