@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasforge.errors import NasforgeError
@@ -119,15 +119,7 @@ class TestRecord:
     created: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "trial_id": self.trial_id,
-            "arch": self.arch,
-            "retrain": self.retrain,
-            "status": self.status,
-            "metrics": self.metrics,
-            "error": self.error,
-            "weights": self.weights,
-        }
+        return {k: v for k, v in asdict(self).items() if k not in ("id", "created")}
 
 
 def _dumps(value: Any) -> str:

@@ -10,7 +10,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nasforge.errors import InvalidArchError, NasforgeError
@@ -74,15 +74,7 @@ class TestResult:
     weights: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "trial_id": self.trial_id,
-            "arch": self.arch,
-            "retrain": self.retrain,
-            "status": self.status,
-            "metrics": self.metrics,
-            "error": self.error,
-            "weights": self.weights,
-        }
+        return asdict(self)
 
 
 def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:

@@ -49,8 +49,8 @@ def _count_params(model: Any) -> float | None:
     return float(sum(p.numel() for p in parameters()))
 
 
-class TrialRunner:
-    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result."""
+class _ArchRunner:
+    """What a worker needs to turn an arch into scores (the space only when networks are built)."""
 
     def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
         self.uses_model = bool(getattr(evaluator, "uses_model", True))
@@ -58,6 +58,10 @@ class TrialRunner:
         self.evaluator = evaluator
         self.metric = metric
         self.seed = seed
+
+
+class TrialRunner(_ArchRunner):
+    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result."""
 
     def __call__(self, args: tuple[int, dict[str, Any]], channel: Any) -> dict[str, float]:
         trial_id, arch = args
@@ -77,19 +81,12 @@ class TrialRunner:
         return metrics
 
 
-class FinalTestRunner:
+class FinalTestRunner(_ArchRunner):
     """Retrain (or train) one chosen arch from scratch and measure it on the test set.
 
     Returns ``{"metrics": {...}, "weights": bytes | None}`` (the trained state dict, saved with
     ``torch.save``, when the evaluator uses a model).
     """
-
-    def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
-        self.uses_model = bool(getattr(evaluator, "uses_model", True))
-        self.model_space = model_space if self.uses_model else None
-        self.evaluator = evaluator
-        self.metric = metric
-        self.seed = seed
 
     def __call__(self, args: tuple[int, dict[str, Any], bool], channel: Any) -> dict[str, Any]:
         trial_id, arch, retrain = args

@@ -24,7 +24,7 @@ import torch
 from nasforge.errors import InvalidArchError, InvalidSpaceError
 from nasforge.fixed import current_fixed_arch
 from nasforge.nn._context import consume_label
-from nasforge.nn.frozen import ChosenInputs, FrozenCell, reduce_tensors
+from nasforge.nn.frozen import ChosenInputs, FrozenCell, merge_cell_output, reduce_tensors
 from nasforge.nn.value import ValueChoice, ValueExpr
 from nasforge.space import Categorical
 
@@ -532,11 +532,7 @@ class Cell(ChoiceModule):
             y = self._edge(i, j, inp)(states[inp])
             out = y if out is None else out + y
         states.append(out)
-        picked = [states[n] for n in self._output_nodes(used)]
-        output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=self.concat_dim)
-        if self.postprocessor is not None:
-            output = self.postprocessor(output, original)
-        return output
+        return merge_cell_output(states, self._output_nodes(used), self.concat_dim, self.postprocessor, original)
 
     def extra_repr(self) -> str:
         return (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ChosenInputs", "FrozenCell", "reduce_tensors"]
+__all__ = ["ChosenInputs", "FrozenCell", "merge_cell_output", "reduce_tensors"]
 
 
 def reduce_tensors(tensors: list[torch.Tensor], reduction: str, dim: int = 1):
@@ -25,6 +25,15 @@ def reduce_tensors(tensors: list[torch.Tensor], reduction: str, dim: int = 1):
     if reduction == "concat":
         return torch.cat(tensors, dim=dim)
     raise ValueError(f"unknown reduction {reduction!r}; valid: 'sum', 'mean', 'concat', 'none'")
+
+
+def merge_cell_output(states, output_nodes, concat_dim, postprocessor, original):
+    """Concatenate the cell's output states (one is returned as is), then post-process."""
+    picked = [states[n] for n in output_nodes]
+    output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=concat_dim)
+    if postprocessor is not None:
+        output = postprocessor(output, original)
+    return output
 
 
 class ChosenInputs(torch.nn.Module):
@@ -83,8 +92,4 @@ class FrozenCell(torch.nn.Module):
                 y = op(states[i])
                 out = y if out is None else out + y
             states.append(out)
-        picked = [states[n] for n in self.output_nodes]
-        output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=self.concat_dim)
-        if self.postprocessor is not None:
-            output = self.postprocessor(output, original)
-        return output
+        return merge_cell_output(states, self.output_nodes, self.concat_dim, self.postprocessor, original)

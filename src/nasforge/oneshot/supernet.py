@@ -36,7 +36,7 @@ from nasforge.nn.choices import (
     Repeat,
     cell_output_nodes,
 )
-from nasforge.nn.frozen import reduce_tensors
+from nasforge.nn.frozen import merge_cell_output, reduce_tensors
 from nasforge.nn.modelspace import discover
 from nasforge.nn.value import value_leaves
 from nasforge.space import Arch, Categorical, Space
@@ -191,8 +191,8 @@ class MixedInputChoice(torch.nn.Module):
         return int(torch.argmax(self.slot.alpha.detach()))
 
 
-class MixedRepeat(torch.nn.Module):
-    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
+class _RepeatWrapper(torch.nn.Module):
+    """Holds a Repeat's own blocks (same objects, same names), its depths and its slot."""
 
     def __init__(self, original: Repeat, slot: ArchSlot):
         super().__init__()
@@ -201,6 +201,10 @@ class MixedRepeat(torch.nn.Module):
         self.__dict__["slot"] = slot
         self.depth_values = list(original.depth_values)
         self.label = original.label
+
+
+class MixedRepeat(_RepeatWrapper):
+    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
 
     def forward(self, x):
         w = F.softmax(self.slot.alpha, -1)
@@ -286,16 +290,8 @@ class SampledInputChoice(torch.nn.Module):
         return self.slot.index
 
 
-class SampledRepeat(torch.nn.Module):
+class SampledRepeat(_RepeatWrapper):
     """Runs the sampled depth; with a gate, the gated sum of the outputs at the depths in ``paths``."""
-
-    def __init__(self, original: Repeat, slot: ArchSlot):
-        super().__init__()
-        for name, m in original._modules.items():
-            self.add_module(name, m)
-        self.__dict__["slot"] = slot
-        self.depth_values = list(original.depth_values)
-        self.label = original.label
 
     def forward(self, x):
         slot = self.slot
@@ -368,11 +364,7 @@ class SupernetCell(torch.nn.Module):
                     y = ic.cell_slot(states, lambda _inp, i=i, j=j: edges[f"{i}_{j}"], False)
             out = y if out is None else out + y
         states.append(out)
-        picked = [states[n] for n in self._output_nodes(used)]
-        output = picked[0] if len(picked) == 1 else torch.cat(picked, dim=self.concat_dim)
-        if self.postprocessor is not None:
-            output = self.postprocessor(output, original)
-        return output
+        return merge_cell_output(states, self._output_nodes(used), self.concat_dim, self.postprocessor, original)
 
 
 # -- the conversion ------------------------------------------------------------------------------
