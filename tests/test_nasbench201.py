@@ -9,7 +9,9 @@ import pytest
 
 from nasforge.benchmarks.nasbench201 import (
     OPS,
+    PACKAGED_TABLE,
     NasBench201Table,
+    _candidates,
     arch_from_string,
     arch_to_string,
     nasbench201_space,
@@ -19,7 +21,10 @@ from nasforge.evaluate.base import Evaluator
 from nasforge.strategy import RegularizedEvolution
 from nasforge.strategy.testing import run_ask_tell
 
-CSV = Path(__file__).resolve().parents[2] / "shared/data/nasbench201_cifar_test_acc.csv"
+# the copy shipped inside the package: present in a fresh clone, with no ../shared beside it
+CSV = PACKAGED_TABLE
+# the original CSV in ../shared, where this checkout has one (only to check the packaged copy)
+SHARED_CSV = next((p for p in _candidates()[1:] if p.is_file()), Path("../shared/data/nasbench201_cifar_test_acc.csv"))
 needs_csv = pytest.mark.skipif(not CSV.is_file(), reason=f"NAS-Bench-201 table not found at {CSV}")
 
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -108,11 +113,8 @@ def test_table_missing_path_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         NasBench201Table(tmp_path / "nope.csv")
     monkeypatch.setenv("NASFORGE_NB201_CSV", str(tmp_path / "missing.csv"))
-    if CSV.is_file():  # the default location exists here: the env var is only a first choice
-        assert NasBench201Table().path.resolve() == CSV.resolve()
-    else:
-        with pytest.raises(FileNotFoundError, match="NASFORGE_NB201_CSV"):
-            NasBench201Table()
+    # the packaged copy exists: the env var is only a first choice
+    assert NasBench201Table().path.resolve() == PACKAGED_TABLE.resolve()
 
 
 def test_table_bad_dataset():
@@ -194,3 +196,69 @@ def test_model_space_num_classes():
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 100)
     with pytest.raises(ValueError, match="C"):
         NasBench201Space(C=0)
+
+
+def test_env_var_overrides_packaged_table(tmp_path, monkeypatch):
+    f = tmp_path / "mine.csv"
+    f.write_text(f"arch,cifar10_test,cifar100_test,imagenet16_120_test\n{EXAMPLE},12.5,6.0,3.0\n")
+    monkeypatch.setenv("NASFORGE_NB201_CSV", str(f))
+    t = NasBench201Table()
+    assert t.path == f and len(t) == 1 and t.lookup_string(EXAMPLE) == 12.5
+
+
+def test_gzipped_table_from_any_path(tmp_path):
+    import gzip
+
+    f = tmp_path / "mini.csv.gz"
+    with gzip.open(f, "wt") as g:
+        g.write(f"arch,cifar10_test,cifar100_test,imagenet16_120_test\n{EXAMPLE},91.25,60.0,30.0\n")
+    assert NasBench201Table(f).lookup_string(EXAMPLE) == 91.25
+
+
+@pytest.mark.skipif(not SHARED_CSV.is_file(), reason=f"no shared copy at {SHARED_CSV} to compare with")
+def test_packaged_table_equals_shared_csv():
+    shipped, shared = NasBench201Table(PACKAGED_TABLE), NasBench201Table(SHARED_CSV)
+    assert shipped.arch_strings == shared.arch_strings
+    for d in ("cifar10", "cifar100", "imagenet16_120"):
+        assert np.array_equal(shipped._column(d), shared._column(d))
+
+
+def test_fresh_clone_without_shared_folder(tmp_path):
+    """Copy the package to a folder with no ../shared anywhere above it and use it from a clean
+    interpreter with no $NASFORGE_NB201_CSV: only the packaged table can be found."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import nasforge
+
+    clone = tmp_path / "clone"
+    shutil.copytree(Path(nasforge.__file__).parent, clone / "src" / "nasforge",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    tests = clone / "tests"
+    tests.mkdir()
+    shutil.copy(Path(__file__), tests / "test_nasbench201.py")
+    shutil.copy(Path(__file__).parent / "conftest.py", tests / "conftest.py")
+    (tests / "__init__.py").write_text("")
+    assert not (tmp_path / "shared").exists() and not (clone.parent.parent / "shared").exists()
+    env = {k: v for k, v in os.environ.items() if k not in ("NASFORGE_NB201_CSV", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(clone / "src")
+    code = (
+        "import nasforge, pathlib; from nasforge.benchmarks.nasbench201 import NasBench201Table as T;"
+        "t = T(); assert pathlib.Path(nasforge.__file__).is_relative_to(%r), nasforge.__file__;"
+        "print(t.path, len(t), t.optimum(), t.optimum('cifar100'), t.optimum('imagenet16_120'))"
+    ) % str(clone)
+    out = subprocess.run([sys.executable, "-c", code], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    path, n, c10, c100, im = out.stdout.split()
+    assert Path(path).is_relative_to(clone / "src" / "nasforge" / "benchmarks" / "data")
+    assert int(n) == 15625 and float(c10) == 94.3733 and float(c100) == 73.5133 and float(im) == 47.3111
+    # every other test of this file, run in the clone: none may skip for a missing table
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_nasbench201.py",
+         "-k", "not fresh_clone and not equals_shared", "-m", "not slow"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "SKIPPED" not in out.stdout and " passed" in out.stdout, out.stdout[-3000:]

@@ -22,6 +22,8 @@ Example::
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,6 +44,7 @@ __all__ = [
     "OPS",
     "NasBench201Space",
     "NasBench201Table",
+    "PACKAGED_TABLE",
     "arch_from_string",
     "arch_to_string",
     "default_table_path",
@@ -58,6 +61,9 @@ DATASETS: dict[str, str] = {
 }
 CSV_NAME = "nasbench201_cifar_test_acc.csv"
 ENV_VAR = "NASFORGE_NB201_CSV"
+#: The copy of the table shipped inside the package (gzip of the CSV above; NATS-Bench
+#: topology space, MIT licence -- see ``data/README.md`` beside it).
+PACKAGED_TABLE: Path = Path(__file__).resolve().parent / "data" / (CSV_NAME + ".gz")
 _OP_SET = frozenset(OPS)
 
 
@@ -117,20 +123,22 @@ def arch_from_string(s: str) -> Arch:
 def default_table_path() -> Path:
     """Where :class:`NasBench201Table` looks when no path is given.
 
-    ``$NASFORGE_NB201_CSV`` if set, else ``../shared/data/nasbench201_cifar_test_acc.csv``
-    beside the repository (resolved from this file), else the same under the working directory's
-    parent.
+    ``$NASFORGE_NB201_CSV`` if set, else the copy shipped with the package
+    (:data:`PACKAGED_TABLE`, a gzipped CSV), else ``../shared/data/nasbench201_cifar_test_acc.csv``
+    beside the repository or the working directory (a source tree whose package data was removed).
     """
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
+    if PACKAGED_TABLE.is_file():
+        return PACKAGED_TABLE
     return _candidates()[0]
 
 
 def _candidates() -> list[Path]:
     here = Path(__file__).resolve()
     # src/nasforge/benchmarks/nasbench201.py -> parents[3] is the repository root
-    out = [here.parents[3].parent / "shared" / "data" / CSV_NAME]
+    out = [PACKAGED_TABLE, here.parents[3].parent / "shared" / "data" / CSV_NAME]
     cwd = Path.cwd()
     for base in (cwd, *cwd.parents[:2]):
         out.append(base.parent / "shared" / "data" / CSV_NAME)
@@ -159,13 +167,23 @@ def _locate(path: str | os.PathLike | None) -> Path:
     )
 
 
+def _open_text(path: Path) -> io.TextIOBase:
+    """Open a CSV, transparently decompressing a gzip file (by its magic bytes, not its name)."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
+    return open(path, newline="")
+
+
 class NasBench201Table(Evaluator):
     """The NAS-Bench-201 results table; also a tabular evaluator that never builds a network.
 
-    Reads a CSV with an ``arch`` column (the standard string) and one test-accuracy column per
-    dataset (``cifar10_test``, ``cifar100_test``, ``imagenet16_120_test``), e.g.
-    ``../shared/data/nasbench201_cifar_test_acc.csv``. ``dataset`` picks the column that
-    :meth:`lookup` and :meth:`evaluate` use.
+    Reads a CSV (plain or gzipped) with an ``arch`` column (the standard string) and one
+    test-accuracy column per dataset (``cifar10_test``, ``cifar100_test``, ``imagenet16_120_test``).
+    With no ``path`` it reads ``$NASFORGE_NB201_CSV`` if set, else the copy shipped with the
+    package (all 15,625 archs from NATS-Bench's topology space; :data:`PACKAGED_TABLE`).
+    ``dataset`` picks the column that :meth:`lookup` and :meth:`evaluate` use.
 
     As an evaluator (``uses_model = False``) it returns ``{"test_acc": accuracy}`` for the
     arch, so it plugs into an experiment directly::
@@ -190,7 +208,7 @@ class NasBench201Table(Evaluator):
         self.dataset = dataset
         strings: list[str] = []
         columns: dict[str, list[float]] = {c: [] for c in DATASETS.values()}
-        with open(self.path, newline="") as f:
+        with _open_text(self.path) as f:
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
             need = ["arch", DATASETS[dataset]]
