@@ -246,9 +246,9 @@ def test_fresh_clone_without_shared_folder(tmp_path):
     env["PYTHONPATH"] = str(clone / "src")
     code = (
         "import nasforge, pathlib; from nasforge.benchmarks.nasbench201 import NasBench201Table as T;"
-        "t = T(); assert pathlib.Path(nasforge.__file__).is_relative_to(%r), nasforge.__file__;"
+        f"t = T(); assert pathlib.Path(nasforge.__file__).is_relative_to({str(clone)!r}), nasforge.__file__;"
         "print(t.path, len(t), t.optimum(), t.optimum('cifar100'), t.optimum('imagenet16_120'))"
-    ) % str(clone)
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     path, n, c10, c100, im = out.stdout.split()
