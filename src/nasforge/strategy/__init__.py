@@ -18,6 +18,7 @@ from nasforge.strategy.predictor import PredictorBased, Progressive
 from nasforge.strategy.random import Random
 from nasforge.strategy.rl import PolicyBasedRL
 from nasforge.strategy.tpe import TPE
+from nasforge.strategy.warmstart import ZeroCostWarmStart
 
 __all__ = [
     "GridSearch",
@@ -31,4 +32,5 @@ __all__ = [
     "Strategy",
     "SuccessiveHalving",
     "TPE",
+    "ZeroCostWarmStart",
 ]

@@ -38,6 +38,27 @@ class _SurrogateMixin(HistoryStrategy):
     def _init_surrogate(self) -> None:
         self._model: MLPEnsemble | None = None
         self._fitted_on = 0
+        self._feature_cache: dict[str, np.ndarray] = {}
+        self._feature_norm: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _encode(self, archs: list[Arch], fit: bool = False) -> np.ndarray:
+        """The encoding of ``archs``, with the standardised extra ``features`` appended if given."""
+        X = np.stack([self.space.encode(a, self.encoding) for a in archs])
+        features = getattr(self, "features", None)
+        if features is None:
+            return X
+        rows = []
+        for a in archs:
+            k = arch_key(a)
+            if k not in self._feature_cache:
+                self._feature_cache[k] = np.atleast_1d(np.asarray(features(a), dtype=np.float64))
+            rows.append(self._feature_cache[k])
+        F = np.nan_to_num(np.stack(rows), nan=0.0, posinf=0.0, neginf=0.0)
+        if fit or self._feature_norm is None:
+            sd = F.std(axis=0)
+            self._feature_norm = (F.mean(axis=0), np.where(sd > 0, sd, 1.0))
+        mu, sd = self._feature_norm
+        return np.concatenate([X, (F - mu) / sd], axis=1)
 
     def _maybe_fit(self) -> bool:
         """(Re)fit when the number of results grew by ``max(1, n * refit_fraction)``."""
@@ -47,7 +68,7 @@ class _SurrogateMixin(HistoryStrategy):
         if self._model is not None and n - self._fitted_on < max(1, int(n * self.refit_fraction)):
             return True
         keys = list(self._scores)
-        X = np.stack([self.space.encode(self._asked[k], self.encoding) for k in keys])
+        X = self._encode([self._asked[k] for k in keys], fit=True)
         y = np.array([self._scores[k] for k in keys])
         seed = int(self.rng.integers(2**63 - 1))
         self._model = MLPEnsemble(n_models=self.n_models, hidden=self.hidden, epochs=self.epochs).fit(
@@ -58,7 +79,7 @@ class _SurrogateMixin(HistoryStrategy):
         return True
 
     def _predict(self, archs: list[Arch]) -> np.ndarray:
-        X = np.stack([self.space.encode(a, self.encoding) for a in archs])
+        X = self._encode(archs)
         assert self._model is not None
         return self._model.predict(X)
 
@@ -74,7 +95,7 @@ class _SurrogateMixin(HistoryStrategy):
             self._fitted_on = 0
             return
         keys = list(self._scores)[: self._fitted_on]
-        X = np.stack([self.space.encode(self._asked[k], self.encoding) for k in keys])
+        X = self._encode([self._asked[k] for k in keys], fit=True)
         y = np.array([self._scores[k] for k in keys])
         self._model = MLPEnsemble(n_models=self.n_models, hidden=self.hidden, epochs=self.epochs).fit(
             X, y, np.random.default_rng(int(seed))
@@ -96,9 +117,14 @@ class PredictorBased(_SurrogateMixin):
     To keep an ask cheap the ensemble is refitted only when the number of results has grown by
     ``refit_fraction`` (default 5 %, i.e. after every result early on and every 5th at 100).
 
+    ``features``: an optional ``arch -> float | list[float]`` (e.g. zero-cost proxy scores,
+    :class:`nasforge.evaluate.proxies.ProxyScorer` with ``.features``) appended, standardised,
+    to the encoding the predictor learns from; computed once per arch.
+
     Example::
 
         strategy = PredictorBased(num_init=10, acquisition="its")
+        strategy = PredictorBased(features=ProxyScorer(model_space, ["synflow", "naswot"], batch, transform="log").features)
     """
 
     def __init__(
@@ -114,7 +140,11 @@ class PredictorBased(_SurrogateMixin):
         encoding: str = "onehot",
         refit_fraction: float = 0.05,
         beta: float = 0.5,
+        features: Any = None,
     ):
+        if features is not None and not callable(features):
+            raise TypeError(f"features must be a callable arch -> float | list[float], got {type(features).__name__}")
+        self.features = features
         self.num_init = check_positive_int("num_init", num_init, minimum=2)
         self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
         self.n_models = check_positive_int("n_models", n_models)
