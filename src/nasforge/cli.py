@@ -101,6 +101,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             print()
             for line in _table(["rank", "trial", metric, "params", "duration", "arch"], rows, {0, 1, 2, 3, 4}):
                 print(line)
+        objectives = rec.config.get("objectives")
+        if objectives and len(objectives) > 1:  # multi-objective: the non-dominated trials
+            from nasforge.experiment.objectives import format_pareto
+
+            print()
+            print("\n".join(format_pareto(trials, objectives, args.width)))
         failed = [t for t in trials if t.status is TrialStatus.FAILED]
         if failed and args.failures:
             print("\nfailures:")

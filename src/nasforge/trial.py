@@ -17,10 +17,11 @@ class TrialStatus(str, enum.Enum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"  # raised, NaN/inf, timeout, worker died
     STOPPED = "STOPPED"  # stopped early by the strategy (multi-fidelity); its last report is kept
+    REJECTED = "REJECTED"  # over a hardware constraint: never trained; its metrics hold the measured costs
 
     @property
     def finished(self) -> bool:
-        return self in (TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.STOPPED)
+        return self in (TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.STOPPED, TrialStatus.REJECTED)
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Trial:
     ``score`` is the main metric oriented so that *larger is better* (the experiment owns the
     metric's name and direction and negates minimised metrics), or None when the trial failed.
     ``reports`` holds the intermediate ``(step, metrics)`` pairs the evaluator reported.
+    ``objectives`` is, in a multi-objective experiment, the trial's objective values in the
+    experiment's order, each oriented so that larger is better (None when failed / rejected).
     """
 
     id: int
@@ -42,6 +45,7 @@ class Trial:
     started: float | None = None
     finished: float | None = None
     worker: str | None = None
+    objectives: list[float] | None = None
 
     @property
     def duration(self) -> float | None:

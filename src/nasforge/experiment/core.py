@@ -17,6 +17,15 @@ from nasforge.errors import InvalidArchError, NasforgeError
 from nasforge.evaluate.base import Evaluator
 from nasforge.evaluate.function import FunctionEvaluator
 from nasforge.execution import EXECUTORS, Completion, Executor, make_executor
+from nasforge.experiment.objectives import (
+    COSTS,
+    Constraints,
+    CostMeter,
+    _infer_input_shape,
+    objective_vector,
+    pareto_trials,
+    parse_objectives,
+)
 from nasforge.experiment.progress import Progress, progress_wanted
 from nasforge.experiment.runners import FinalTestRunner, TrialRunner
 from nasforge.space import Space
@@ -105,6 +114,17 @@ class Experiment:
     are kept, trials that were running when the process died are re-queued (same id, same
     arch, run again), the strategy's state is restored.
 
+    ``constraints`` (``{"params": 1e6, "flops": 5e7, "latency_ms": 5.0, "input_shape": (1, 3, 32,
+    32)}`` or a :class:`~nasforge.experiment.objectives.Constraints`): an arch over budget is
+    measured on its frozen network before training and recorded as ``REJECTED`` with the
+    measured values; the strategy is told (score None); rejects do not count against
+    ``max_trials``, and ``max_rejected`` of them stop the run. ``objectives`` (``[("val_acc",
+    "max"), ("params", "min")]``): multi-objective search; the first is the main metric,
+    :meth:`pareto` returns the non-dominated trials, strategies with ``set_objectives`` (NSGA-II
+    ``RegularizedEvolution``, multi-objective ``TPE``) optimise the whole vector
+    (``trial.objectives``). ``params``, ``flops`` and ``latency_ms`` objectives the evaluator does
+    not return are measured like constraints.
+
     Example::
 
         exp = Experiment(Net(), RegularizedEvolution(), Classification(train, val, test),
@@ -132,6 +152,8 @@ class Experiment:
         metric: str | None = None,
         mode: str | None = None,
         progress: bool | None = None,
+        constraints: Mapping[str, Any] | Constraints | None = None,
+        objectives: list[tuple[str, str]] | None = None,
     ):
         if callable(evaluator) and not hasattr(evaluator, "evaluate"):
             evaluator = FunctionEvaluator(evaluator)
@@ -169,6 +191,12 @@ class Experiment:
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         if store is not None and not isinstance(store, (str, os.PathLike, Store)):
             raise TypeError(f"store must be a file path, a Store or None (in memory), got {type(store).__name__}")
+        self.objectives = parse_objectives(objectives)
+        if self.objectives is not None:
+            if metric is not None and metric != self.objectives[0][0]:
+                raise ValueError(f"metric={metric!r} differs from the first objective {self.objectives[0][0]!r}; pass one of them")
+            metric, mode = metric or self.objectives[0][0], mode or self.objectives[0][1]
+        self.constraints = Constraints.from_arg(constraints)
         metric = metric or getattr(evaluator, "metric", "score")
         if mode is None:
             mode = getattr(evaluator, "mode", "max") if metric == getattr(evaluator, "metric", None) else "max"
@@ -196,6 +224,17 @@ class Experiment:
         self._store: Store | None = store if isinstance(store, Store) else None
         self._record: ExperimentRecord | None = None
         self._state_ok = True
+        self._costs = self._cost_meter(model_space, evaluator)
+
+    def _cost_meter(self, model_space: Any, evaluator: Any) -> CostMeter | None:
+        """What the driver measures itself: the constrained costs and the cost objectives."""
+        wanted = list(self.constraints.limits) if self.constraints is not None else []
+        wanted += [n for n, _ in self.objectives or [] if n in COSTS and n not in wanted and n != "params"]
+        if not wanted:
+            return None
+        c = self.constraints
+        shape = c.input_shape if c is not None and c.input_shape is not None else _infer_input_shape(evaluator)
+        return CostMeter(model_space, wanted, shape, c.latency_repeats if c else 20, c.device if c else None)
 
     # -- store & identity -----------------------------------------------------------------------------
     @property
@@ -229,6 +268,8 @@ class Experiment:
             "executor": self.executor if isinstance(self.executor, str) else type(self.executor).__name__,
             "trial_timeout": self.trial_timeout,
             "nasforge_version": nasforge.__version__,
+            **({"objectives": [list(o) for o in self.objectives]} if self.objectives else {}),
+            **({"constraints": self.constraints.describe()} if self.constraints is not None else {}),
         }
 
     def _open_experiment(self) -> ExperimentRecord:
@@ -282,6 +323,7 @@ class Experiment:
     def _restore_strategy(self, record: ExperimentRecord, finished: list[Trial]) -> None:
         seed = int(record.config["seed"])
         self.strategy.setup(self.space, seed)
+        self._tell_objectives()
         if record.strategy_state is not None:
             try:
                 self.strategy.load_state_dict(record.strategy_state)
@@ -290,8 +332,44 @@ class Experiment:
             except Exception as exc:  # noqa: BLE001
                 logger.warning("could not restore the strategy state (%r); replaying %d finished trials", exc, len(finished))
                 self.strategy.setup(self.space, seed)
+                self._tell_objectives()
         for trial in finished:
             self.strategy.tell(trial)
+
+    def _tell_objectives(self) -> None:
+        """Multi-objective experiments tell the strategy how many objectives ``trial.objectives`` has."""
+        if self.objectives is None or len(self.objectives) < 2:
+            return
+        hook = getattr(self.strategy, "set_objectives", None)
+        if callable(hook):
+            hook(len(self.objectives))
+        else:
+            logger.info("%s is single-objective: it optimises %r alone", type(self.strategy).__name__, self.metric)
+
+    def _with_objectives(self, trial: Trial) -> Trial:
+        if self.objectives is not None and trial.status is TrialStatus.SUCCEEDED:
+            trial.objectives = objective_vector(trial.metrics, self.objectives)
+        return trial
+
+    def _reject(self, store: Store, exp_id: int, trial_id: int, arch: dict[str, Any]) -> Trial | None:
+        """Measure ``arch`` against the constraints; record and tell a REJECTED trial if over budget."""
+        if self.constraints is None or self._costs is None:
+            return None
+        measured = self._costs.measure(arch)
+        over = self.constraints.violations(measured)
+        if not over:
+            return None
+        now = time.time()
+        reason = "; ".join(f"{k} {v:g} > limit {lim:g}" for k, (v, lim) in over.items())
+        trial = Trial(id=trial_id, arch=arch, status=TrialStatus.REJECTED, metrics=measured,
+                      error=f"rejected by constraints: {reason}", started=now, finished=now)
+        store.add_trial(exp_id, trial, self._strategy_state())
+        try:
+            self.strategy.tell(trial)
+        finally:
+            store.finish_trial(exp_id, trial, self._strategy_state())
+        logger.info("trial %d rejected before training: %s", trial_id, reason)
+        return trial
 
     # -- the loop --------------------------------------------------------------------------------------
     def _score(self, metrics: Mapping[str, float]) -> float | None:
@@ -309,13 +387,14 @@ class Experiment:
         trials = store.trials(exp_id)
         requeued = store.requeue_unfinished(exp_id)
         requeued_ids = {t.id for t in requeued}
-        finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
+        finished = [self._with_objectives(t) for t in trials if t.id not in requeued_ids and t.status.finished]
         self._restore_strategy(record, finished)
         if finished or requeued:
             logger.info(
                 "resuming %r: %d finished trials kept, %d interrupted trials re-queued", self.name, len(finished), len(requeued)
             )
-        total = len(trials)
+        n_rejected = sum(t.status is TrialStatus.REJECTED for t in trials)
+        total = len(trials) - n_rejected  # rejects never count against max_trials
         next_id = max((t.id for t in trials), default=-1) + 1
         pending: deque[Trial] = deque(requeued)
         running: dict[int, Trial] = {}
@@ -377,6 +456,15 @@ class Experiment:
                         arch = self.space.validate(arch)
                     except InvalidArchError as exc:
                         raise InvalidArchError(f"{type(self.strategy).__name__} proposed an invalid arch: {exc}") from None
+                    if self._reject(store, exp_id, next_id, arch) is not None:
+                        next_id += 1
+                        n_rejected += 1
+                        counts[TrialStatus.REJECTED.value] += 1
+                        assert self.constraints is not None
+                        if n_rejected >= self.constraints.max_rejected:
+                            stop_reason = "max_rejected"
+                            break
+                        continue
                     trial = Trial(id=next_id, arch=arch, status=TrialStatus.RUNNING)
                     next_id += 1
                     total += 1
@@ -433,7 +521,10 @@ class Experiment:
         if c.status == "ok":
             trial.status = TrialStatus.SUCCEEDED
             trial.metrics = dict(c.value)
+            if self._costs is not None:  # measured costs complete what the evaluator returned
+                trial.metrics = {**self._costs.measure(trial.arch), **trial.metrics}
             trial.score = self._score(trial.metrics)
+            self._with_objectives(trial)
         elif c.status == "stopped":
             trial.status = TrialStatus.STOPPED
             last = c.value if c.value is not None else (trial.reports[-1][1] if trial.reports else {})
@@ -469,7 +560,7 @@ class Experiment:
         record = self._existing_record()
         if record is None:
             return []
-        return self._open_store().trials(record.id)
+        return [self._with_objectives(t) for t in self._open_store().trials(record.id)]
 
     def best(self, k: int = 1) -> list[Trial]:
         """The ``k`` best successful trials by the main metric (best first)."""
@@ -477,6 +568,25 @@ class Experiment:
         ok = [t for t in self.trials() if t.status is TrialStatus.SUCCEEDED and t.score is not None]
         ok.sort(key=lambda t: (-t.score, t.id))
         return ok[:k]
+
+    def pareto(self, objectives: list[tuple[str, str]] | None = None) -> list[Trial]:
+        """The non-dominated successful trials for ``objectives`` (default: the experiment's),
+        sorted by the first objective, best first.
+
+        Example::
+
+            exp = Experiment(space, RegularizedEvolution(), ev, objectives=[("val_acc", "max"), ("params", "min")])
+            exp.run()
+            for t in exp.pareto():
+                print(t.metrics["val_acc"], t.metrics["params"], t.arch)
+        """
+        objectives = parse_objectives(objectives) if objectives is not None else self.objectives
+        if objectives is None or len(objectives) < 2:
+            raise ValueError(
+                "pareto() needs at least 2 objectives: create the Experiment with objectives=[('val_acc', 'max'), "
+                "('params', 'min')] or pass them to pareto(...)"
+            )
+        return pareto_trials(self.trials(), objectives)
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
         """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""

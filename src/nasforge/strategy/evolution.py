@@ -7,6 +7,7 @@ import logging
 from collections import deque
 from typing import Any
 
+from nasforge.pareto import nsga2_rank
 from nasforge.space import Arch
 from nasforge.strategy._common import (
     HistoryStrategy,
@@ -40,6 +41,14 @@ class RegularizedEvolution(HistoryStrategy):
     Proposals made while earlier ones are still pending simply use the current population, so
     the strategy works with any number of concurrent trials.
 
+    **Multi-objective mode (NSGA-II selection).** After ``set_objectives(n)`` with ``n >= 2``
+    (the experiment calls it when given ``objectives=[...]``) trials are compared by their
+    objective vectors (``trial.objectives``, larger is better): the tournament picks the
+    contender with the best non-domination rank, then the largest crowding distance (Deb et al.
+    2002's crowded comparison), and when a child joins a full population the member with the
+    worst rank and smallest crowding distance leaves it (steady-state NSGA-II replacement,
+    instead of the oldest). Mutation and de-duplication are unchanged.
+
     Example::
 
         strategy = RegularizedEvolution(population_size=20, sample_size=5)
@@ -69,6 +78,36 @@ class RegularizedEvolution(HistoryStrategy):
         super().setup(space, seed)
         self._population: deque[list[Any]] = deque()  # [key, score] oldest first
         self._n_random = 0
+        self._mo_pop: list[list[Any]] = []  # multi-objective mode: [key, objective vector], oldest first
+
+    # -- multi-objective mode (NSGA-II) ---------------------------------------------------------------
+    def set_objectives(self, n: int) -> None:
+        """Number of objectives of ``trial.objectives``; 2 or more switches to NSGA-II selection."""
+        self._n_objectives = check_positive_int("n", n)
+
+    @property
+    def _nsga(self) -> bool:
+        return getattr(self, "_n_objectives", 1) > 1
+
+    def _tournament_nsga(self) -> Arch:
+        ranks = nsga2_rank([v for _, v in self._mo_pop])
+        size = min(self.sample_size, len(self._mo_pop))
+        picks = [int(i) for i in self.rng.choice(len(self._mo_pop), size=size, replace=False)]
+        best = min(picks, key=lambda i: (ranks[i][0], -ranks[i][1], i))
+        return self._asked[self._mo_pop[best][0]]
+
+    def _tell_nsga(self, trial: Trial) -> None:
+        key, score = self._record(trial)
+        vec = trial.objectives
+        if score is None or vec is None or len(vec) != self._n_objectives:
+            if score is not None:
+                _log.warning("trial %s has no %d-objective vector; NSGA-II leaves it out", trial.id, self._n_objectives)
+            return
+        self._mo_pop.append([key, [float(v) for v in vec]])
+        if len(self._mo_pop) > self.population_size:
+            ranks = nsga2_rank([v for _, v in self._mo_pop])
+            worst = max(range(len(self._mo_pop)), key=lambda i: (ranks[i][0], -ranks[i][1], -i))
+            del self._mo_pop[worst]
 
     # -- proposals ----------------------------------------------------------------------------
     def _random(self) -> Arch | None:
@@ -98,16 +137,17 @@ class RegularizedEvolution(HistoryStrategy):
     def ask(self) -> Arch | None:
         if self.dedup and self._exhausted():
             return None
-        if self._n_random < self.population_size or not self._population:
+        if self._n_random < self.population_size or not (self._mo_pop if self._nsga else self._population):
             arch = self._random()
             if arch is None:
                 return None
             self._n_random += 1
             return self._propose(arch)
-        parent = self._tournament()
+        tournament = self._tournament_nsga if self._nsga else self._tournament
+        parent = tournament()
         for attempt in range(self.max_retries):
             if attempt and attempt % 10 == 0:
-                parent = self._tournament()
+                parent = tournament()
             child = self._mutate(parent)
             if not self.dedup or arch_key(child) not in self._asked:
                 return self._propose(child)
@@ -116,6 +156,8 @@ class RegularizedEvolution(HistoryStrategy):
         return None if arch is None else self._propose(arch)
 
     def tell(self, trial: Trial) -> None:
+        if self._nsga:
+            return self._tell_nsga(trial)
         key, score = self._record(trial)
         if score is None:
             if self.on_failure == "ignore":
@@ -128,7 +170,10 @@ class RegularizedEvolution(HistoryStrategy):
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         pop = [[k, s if s != float("-inf") else None] for k, s in self._population]
-        return {**super().state_dict(), "population": pop, "n_random": self._n_random}
+        state = {**super().state_dict(), "population": pop, "n_random": self._n_random}
+        if self._nsga:
+            state["mo_population"] = [[k, list(v)] for k, v in self._mo_pop]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -136,6 +181,7 @@ class RegularizedEvolution(HistoryStrategy):
             [k, float("-inf") if s is None else float(s)] for k, s in state["population"]
         )
         self._n_random = int(state["n_random"])
+        self._mo_pop = [[k, [float(x) for x in v]] for k, v in state.get("mo_population", [])]
 
     def __repr__(self) -> str:
         return (

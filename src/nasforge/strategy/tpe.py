@@ -79,11 +79,33 @@ class TPE(HistoryStrategy):
         }
         # entries in ask order: [indices, state ("pending"|"done"|"fail"), value]
         self._entries: list[list[Any]] = []
+        self._vectors: dict[str, list[float]] = {}  # multi-objective mode: key -> objective vector
         self._new_study()
 
     def _new_study(self) -> None:
         with _quiet_optuna():
-            self._study = self._optuna.create_study(direction="maximize", sampler=self._sampler(0))
+            n = getattr(self, "_n_objectives", 1)
+            if n > 1:  # Optuna's multi-objective TPE (MOTPE)
+                self._study = self._optuna.create_study(directions=["maximize"] * n, sampler=self._sampler(0))
+            else:
+                self._study = self._optuna.create_study(direction="maximize", sampler=self._sampler(0))
+
+    def set_objectives(self, n: int) -> None:
+        """Multi-objective mode for ``n >= 2``: Optuna's multi-objective TPE on ``trial.objectives``
+        (larger is better); call after :meth:`setup`, before any ask."""
+        self._n_objectives = check_positive_int("n", n)
+        if hasattr(self, "_entries") and not self._entries:
+            self._new_study()
+
+    def _value(self, trial: Trial, score: float | None) -> float | list[float] | None:
+        """What Optuna is told: the score, or the objective vector in multi-objective mode."""
+        if getattr(self, "_n_objectives", 1) <= 1 or score is None:
+            return score
+        vec = trial.objectives
+        if vec is None or len(vec) != self._n_objectives:
+            return None
+        self._vectors[arch_key(trial.arch)] = [float(v) for v in vec]
+        return [float(v) for v in vec]
 
     def _sampler(self, seed: int):
         return self._optuna.samplers.TPESampler(
@@ -119,9 +141,10 @@ class TPE(HistoryStrategy):
                 if not self.dedup or key not in self._asked:
                     self._entries.append([indices, "pending", None])
                     return self._propose(arch)
-                if key in self._scores:  # a repeat of a known result: tell it, costs nothing
-                    self._study.tell(t, self._scores[key])
-                    self._entries.append([indices, "done", self._scores[key]])
+                known = self._vectors.get(key) if getattr(self, "_n_objectives", 1) > 1 else self._scores.get(key)
+                if known is not None:  # a repeat of a known result: tell it, costs nothing
+                    self._study.tell(t, known)
+                    self._entries.append([indices, "done", known])
                 else:
                     self._study.tell(t, state=tt.FAIL)
                     self._entries.append([indices, "fail", None])
@@ -136,6 +159,7 @@ class TPE(HistoryStrategy):
 
     def tell(self, trial: Trial) -> None:
         key, score = self._record(trial)
+        score = self._value(trial, score)
         indices = self.space.to_indices(trial.arch)
         tt = self._optuna.trial.TrialState
         number = next(
@@ -155,21 +179,27 @@ class TPE(HistoryStrategy):
 
     def _frozen(self, indices: list[int], score: float | None):
         tt = self._optuna.trial.TrialState
+        many = isinstance(score, (list, tuple))
         return self._optuna.trial.create_trial(
             params=dict(zip(self._labels, indices)),
             distributions=self._dists,
-            value=score,
+            value=None if many else score,
+            values=list(score) if many else None,
             state=tt.COMPLETE if score is not None else tt.FAIL,
         )
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "entries": [list(e) for e in self._entries]}
+        state = {**super().state_dict(), "entries": [list(e) for e in self._entries]}
+        if getattr(self, "_n_objectives", 1) > 1:
+            state["vectors"] = {k: list(v) for k, v in self._vectors.items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         rng = self.rng
         self._entries = [[list(map(int, e[0])), e[1], e[2]] for e in state["entries"]]
+        self._vectors = {k: [float(x) for x in v] for k, v in state.get("vectors", {}).items()}
         self._new_study()
         with _quiet_optuna():
             for indices, status, value in self._entries:
