@@ -11,6 +11,12 @@ time per query; optionally writes JSON and a PNG of the mean best-so-far curves.
 
     python benchmarks/nb201_strategies.py --dataset cifar10 --seeds 100 --queries 300 \
         --json nb201.json --plot docs/nb201_strategies.png
+
+The zero-cost warm-started variants (``... + ZC warm start``) score ``ZC_CANDIDATES`` random archs
+with synflow on the real ``NasBench201Space`` network (data-free, C=16, N=5) and evaluate the best
+``ZC_TOP_K`` first (see :class:`nasforge.strategy.ZeroCostWarmStart`); proxy scoring is not a
+query and its time is reported separately. ``--proxy-cache FILE`` keeps the synflow scores
+between runs (JSON lines as written by ``benchmarks/zero_cost_nb201.py --json``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from nasforge.strategy import (  # noqa: E402
     Progressive,
     Random,
     RegularizedEvolution,
+    ZeroCostWarmStart,
 )
 from nasforge.strategy.testing import run_ask_tell  # noqa: E402
 
@@ -56,13 +63,66 @@ STRATEGIES = {
     "LocalSearch": lambda: LocalSearch(),
 }
 OPTUNA = "Optuna TPE (raw)"
+ZC_PROXY, ZC_CANDIDATES, ZC_TOP_K = "synflow", 200, 10
+STRATEGIES["TPE + ZC warm start"] = lambda: ZeroCostWarmStart(TPE(), _scorer(), ZC_CANDIDATES, ZC_TOP_K)
+STRATEGIES["PredictorBased + ZC warm start"] = lambda: ZeroCostWarmStart(
+    PredictorBased(num_init=10, acquisition="its"), _scorer(), ZC_CANDIDATES, ZC_TOP_K
+)
+
+
+class _CachedProxy:
+    """synflow of an arch on the real NAS-Bench-201 network, cached in memory and in a file."""
+
+    def __init__(self, cache: str | None):
+        self.cache_path = cache
+        self.scores: dict[str, tuple[float, float]] = {}  # arch string -> (score, seconds it took)
+        if cache and os.path.exists(cache):
+            with open(cache) as f:
+                for line in f:
+                    r = json.loads(line)
+                    if ZC_PROXY in r.get("scores", {}) and ZC_PROXY in r.get("cpu_seconds", {}):
+                        self.scores[r["arch"]] = (r["scores"][ZC_PROXY], r["cpu_seconds"][ZC_PROXY])
+        self.model_space = None
+        self.seconds = 0.0  # proxy time of the archs scored by this run (measured, or as cached)
+
+    def __call__(self, arch: dict) -> float:
+        from nasforge.benchmarks.nasbench201 import arch_to_string
+
+        key = arch_to_string(arch)
+        if key not in self.scores:
+            from nasforge.benchmarks.nasbench201 import NasBench201Space
+            from nasforge.evaluate.proxies import score
+
+            if self.model_space is None:
+                self.model_space = NasBench201Space(C=16, N=5, num_classes=10)
+            start = time.process_time()  # CPU time: wall time on a shared machine measures the neighbours
+            value = score(ZC_PROXY, self.model_space.freeze(arch), (1, 3, 32, 32), seed=0)
+            self.scores[key] = (value, time.process_time() - start)
+            if self.cache_path:
+                with open(self.cache_path, "a") as f:
+                    f.write(json.dumps({"arch": key, "scores": {ZC_PROXY: value}, "cpu_seconds": {ZC_PROXY: self.scores[key][1]}}) + "\n")
+        self.seconds += self.scores[key][1]
+        return self.scores[key][0]
+
+
+_PROXY_CACHE: str | None = None
+_SCORER_OBJ: _CachedProxy | None = None
+
+
+def _scorer() -> _CachedProxy:
+    global _SCORER_OBJ
+    if _SCORER_OBJ is None:
+        _SCORER_OBJ = _CachedProxy(_PROXY_CACHE)
+    _SCORER_OBJ.seconds = 0.0
+    return _SCORER_OBJ
 
 _TABLE: NasBench201Table | None = None
 
 
-def _init(path: str | None, dataset: str) -> None:
-    global _TABLE
+def _init(path: str | None, dataset: str, proxy_cache: str | None = None) -> None:
+    global _TABLE, _PROXY_CACHE
     _TABLE = NasBench201Table(path, dataset)
+    _PROXY_CACHE = proxy_cache
     try:
         import torch
 
@@ -71,7 +131,7 @@ def _init(path: str | None, dataset: str) -> None:
         pass
 
 
-def _run_one(job: tuple[str, int, int]) -> tuple[str, int, list[float], float]:
+def _run_one(job: tuple[str, int, int]) -> tuple[str, int, list[float], float, float]:
     name, seed, queries = job
     table = _TABLE
     assert table is not None
@@ -79,12 +139,17 @@ def _run_one(job: tuple[str, int, int]) -> tuple[str, int, list[float], float]:
     if name == OPTUNA:
         scores = _run_optuna(table, seed, queries)
     else:
-        trials = run_ask_tell(STRATEGIES[name](), nasbench201_space(), table.lookup, budget=queries, seed=seed)
+        strategy = STRATEGIES[name]()
+        trials = run_ask_tell(strategy, nasbench201_space(), table.lookup, budget=queries, seed=seed)
         scores = [t.score if t.score is not None else -np.inf for t in trials]
     elapsed = time.perf_counter() - t0
+    proxy_s = 0.0
+    if name != OPTUNA and isinstance(strategy, ZeroCostWarmStart):
+        proxy_s = strategy.scorer.seconds  # proxy time, as measured when each arch was scored
+        elapsed -= strategy.scoring_seconds  # ms/query counts the strategy alone
     curve = np.maximum.accumulate(np.asarray(scores, dtype=float)).tolist()
     curve += [curve[-1]] * (queries - len(curve))  # a strategy that ran out keeps its best
-    return name, seed, curve, elapsed / max(1, len(scores))
+    return name, seed, curve, elapsed / max(1, len(scores)), proxy_s
 
 
 def _run_optuna(table: NasBench201Table, seed: int, queries: int) -> list[float]:
@@ -170,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--json", dest="json_out", default=None)
     p.add_argument("--plot", default=None)
+    p.add_argument("--proxy-cache", default=None, help="JSON-lines file of synflow scores (read and appended)")
     args = p.parse_args(argv)
     names = [*STRATEGIES, OPTUNA] if args.strategies is None else [s.strip() for s in args.strategies.split(",")]
     unknown = [n for n in names if n != OPTUNA and n not in STRATEGIES]
@@ -181,15 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {n: [] for n in names}
     t0 = time.time()
     with get_context("fork" if sys.platform != "win32" else "spawn").Pool(
-        args.workers, initializer=_init, initargs=(args.table, args.dataset)
+        args.workers, initializer=_init, initargs=(args.table, args.dataset, args.proxy_cache)
     ) as pool:
-        for name, seed, curve, per_query in pool.imap_unordered(_run_one, jobs, chunksize=1):
+        proxy_times: dict[str, list[float]] = {}
+        for name, seed, curve, per_query, proxy_s in pool.imap_unordered(_run_one, jobs, chunksize=1):
             curves[name][seed] = curve
             times[name].append(per_query)
+            if "ZC warm start" in name:
+                proxy_times.setdefault(name, []).append(proxy_s)
     summary = summarise(curves, times, table.optimum(), args.queries)
     print(f"NAS-Bench-201 {args.dataset}: {args.seeds} seeds, {args.queries} queries, "
           f"optimum {table.optimum():.2f}, {time.time() - t0:.0f} s total")
     print(format_table(summary, table, args.queries, args.seeds))
+    for name, secs in proxy_times.items():
+        print(f"{name}: {ZC_PROXY} on {ZC_CANDIDATES} candidates (top {ZC_TOP_K} trained first) costs "
+              f"{np.mean(secs):.1f} s of proxy CPU time per run, one thread (not counted as queries)")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"dataset": args.dataset, "seeds": args.seeds, "queries": args.queries,

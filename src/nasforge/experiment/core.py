@@ -355,7 +355,11 @@ class Experiment:
         """Measure ``arch`` against the constraints; record and tell a REJECTED trial if over budget."""
         if self.constraints is None or self._costs is None:
             return None
-        measured = self._costs.measure(arch)
+        try:
+            measured = self._costs.measure(arch)
+        except Exception as exc:  # noqa: BLE001 - a network that cannot be measured fails in its trial instead
+            logger.warning("could not measure %s for the constraints (%r); the arch is trained unchecked", arch, exc)
+            return None
         over = self.constraints.violations(measured)
         if not over:
             return None
@@ -522,7 +526,10 @@ class Experiment:
             trial.status = TrialStatus.SUCCEEDED
             trial.metrics = dict(c.value)
             if self._costs is not None:  # measured costs complete what the evaluator returned
-                trial.metrics = {**self._costs.measure(trial.arch), **trial.metrics}
+                try:
+                    trial.metrics = {**self._costs.measure(trial.arch), **trial.metrics}
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("could not measure the costs of trial %d: %r", trial.id, exc)
             trial.score = self._score(trial.metrics)
             self._with_objectives(trial)
         elif c.status == "stopped":

@@ -112,6 +112,12 @@ class ZeroCostWarmStart(Strategy):
         if key in self._warm and hasattr(self.strategy, "_n_random"):
             self.strategy._n_random += 1  # the warm archs stand in for its random initialisation
 
+    def set_objectives(self, n: int) -> None:
+        """Passed on to the wrapped strategy (multi-objective experiments); the proxy ranks the warm archs."""
+        hook = getattr(self.strategy, "set_objectives", None)
+        if callable(hook):
+            hook(n)
+
     def on_report(self, trial: Trial, step: int, score: float) -> bool:
         return bool(self.strategy.on_report(trial, step, score)) if self.strategy is not None else False
 
