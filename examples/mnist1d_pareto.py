@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
                                weight_decay=0.05, label_smoothing=0.05)
     exp = Experiment(
         Mnist1dSpace(),
-        RegularizedEvolution(population_size=4 if args.quick else 16, sample_size=2 if args.quick else 4),
+        # population: at most half the budget, so NSGA-II selection gets to act
+        RegularizedEvolution(population_size=max(2, min(16, args.trials // 2)), sample_size=2 if args.quick else 3),
         evaluator,
         objectives=OBJECTIVES,
         constraints={"params": args.max_params} if args.max_params else None,
