@@ -118,6 +118,8 @@ def test_objectives_validation():
             Experiment(SPACE, Random(), ev, objectives=bad, executor="inline")
     with pytest.raises(ValueError, match="differs from the first objective"):
         Experiment(SPACE, Random(), ev, objectives=[("acc", "max"), ("cost", "min")], metric="cost", executor="inline")
+    with pytest.raises(ValueError, match="differs from the first objective's mode"):
+        Experiment(SPACE, Random(), ev, objectives=[("acc", "max"), ("cost", "min")], mode="min", executor="inline")
 
 
 def _hypervolume(points: np.ndarray, ref: np.ndarray) -> float:

@@ -195,6 +195,8 @@ class Experiment:
         if self.objectives is not None:
             if metric is not None and metric != self.objectives[0][0]:
                 raise ValueError(f"metric={metric!r} differs from the first objective {self.objectives[0][0]!r}; pass one of them")
+            if mode is not None and mode != self.objectives[0][1]:
+                raise ValueError(f"mode={mode!r} differs from the first objective's mode {self.objectives[0][1]!r}; pass one of them")
             metric, mode = metric or self.objectives[0][0], mode or self.objectives[0][1]
         self.constraints = Constraints.from_arg(constraints)
         metric = metric or getattr(evaluator, "metric", "score")
