@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from zero_cost_nb201 import sample_archs  # noqa: E402
+from zero_cost_nb201 import sample_archs, spearman  # noqa: E402
 
 from nasforge.benchmarks.nasbench201 import NasBench201Space, NasBench201Table, arch_to_string  # noqa: E402
 from nasforge.evaluate.proxies import _reinit, _weighted_layers, score, synflow  # noqa: E402
@@ -57,15 +57,13 @@ def synflow_variant(model: torch.nn.Module, keep_bn: bool, dtype: torch.dtype) -
 
 
 def spearman_ci(v: np.ndarray, acc: np.ndarray, rng: np.random.Generator, n_boot: int = 1000) -> tuple[float, float, float]:
-    from scipy.stats import spearmanr
-
     ok = np.isfinite(v)
     v, acc = v[ok], acc[ok]
-    rho = float(spearmanr(v, acc).statistic)
+    rho = spearman(v, acc)
     boots = []
     for _ in range(n_boot):
         i = rng.integers(0, len(v), len(v))
-        boots.append(spearmanr(v[i], acc[i]).statistic)
+        boots.append(spearman(v[i], acc[i]))
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return rho, float(lo), float(hi)
 
@@ -105,12 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {k} | {rho:.3f} | {lo:.3f} – {hi:.3f} | {int((~np.isfinite(v)).sum())} | {int((v == 0).sum())} |")
     # where the ranking goes wrong: ρ within the archs of the top half of accuracy
     top = acc >= np.median(acc)
-    from scipy.stats import spearmanr
-
     for k in ("ours (no BN, float64, init seed 0)", "params (control)"):
         print(f"\n{k}: ρ within the better half (acc ≥ {np.median(acc):.2f}): "
-              f"{spearmanr(values[k][top], acc[top]).statistic:.3f}; within the worse half: "
-              f"{spearmanr(values[k][~top], acc[~top]).statistic:.3f}")
+              f"{spearman(values[k][top], acc[top]):.3f}; within the worse half: "
+              f"{spearman(values[k][~top], acc[~top]):.3f}")
     return 0
 
 
