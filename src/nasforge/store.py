@@ -210,6 +210,8 @@ def _guarded(method: Any) -> Any:
             raise
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{self.path!r} holds a damaged record ({exc}); the store was altered or is damaged") from exc
 
     return wrapper
 
@@ -747,11 +749,18 @@ class Store:
                 reports.setdefault(tid, []).append((step, json.loads(metrics)))
         out = []
         for tid, arch, status, metrics, score, started, finished, worker, error in rows:
+            try:
+                status = TrialStatus(status)
+            except ValueError:
+                raise StoreError(
+                    f"{self.path!r}: trial {tid} has the unknown status {status!r} (valid: "
+                    f"{', '.join(s.value for s in TrialStatus)}); the store was altered or is damaged"
+                ) from None
             out.append(
                 Trial(
                     id=tid,
                     arch=json.loads(arch),
-                    status=TrialStatus(status),
+                    status=status,
                     metrics=json.loads(metrics) if metrics else {},
                     score=score,
                     reports=reports.get(tid, []),

@@ -84,13 +84,13 @@ def _excepthook(previous: Any) -> Any:
         if not isinstance(value, ExperimentInterrupted):
             previous(kind, value, tb)
             return
-        # The one-line message was printed already; exit as killed by the signal received.
-        if value.signum != signal.SIGINT:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            signal.signal(value.signum, signal.SIG_DFL)
-            os.kill(os.getpid(), value.signum)
+        # The one-line message was printed already; exit as killed by the signal received
+        # (as Python does for a plain KeyboardInterrupt), so shells and supervisors see it.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        signal.signal(value.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), value.signum)
 
     hook._nasforge = True  # type: ignore[attr-defined]
     return hook
