@@ -176,7 +176,8 @@ class StrategyJournal:
             return
         t = time.perf_counter()
         try:
-            text = json.dumps(self.strategy.state_dict(), sort_keys=True)
+            # Keys keep their order: a strategy may rely on the insertion order of its dicts.
+            text = json.dumps(self.strategy.state_dict())
         except Exception as exc:  # noqa: BLE001 - resume then replays every recorded event instead
             self._state_ok = False
             logger.warning(
