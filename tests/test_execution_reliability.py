@@ -54,10 +54,11 @@ def behave(args, channel):
         time.sleep(rest[0])
         return {"score": 1.0, "pid": os.getpid()}
     if kind == "exit_later":  # returns its result, but a thread it left behind kills the worker
-        delay = rest[0]
+        flag = Path(rest[0])  # ... once the test creates this file
 
         def die():
-            time.sleep(delay)
+            while not flag.exists():
+                time.sleep(0.005)
             os._exit(3)
 
         threading.Thread(target=die, name="stray").start()
@@ -76,15 +77,21 @@ def behave(args, channel):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.6])
-def test_a_worker_killed_by_a_thread_of_the_previous_task_does_not_fail_the_next(delay):
-    """The stray thread kills the worker before, while or after the next task starts there:
-    the next task is run again on a fresh worker and succeeds; the guilty one succeeded too."""
+@pytest.mark.parametrize("when", ["with the next submit", "while the next task runs"])
+def test_a_worker_killed_by_a_thread_of_the_previous_task_does_not_fail_the_next(tmp_path, when):
+    """The stray thread kills the worker as the next task arrives, or while it runs there: the
+    next task is run again on a fresh worker and succeeds; the guilty one succeeded too."""
+    flag = tmp_path / "die"
     with LocalExecutor(1) as ex:
         ex.register("b", behave)
-        ex.submit(0, "b", ("exit_later", delay))
+        ex.submit(0, "b", ("exit_later", str(flag)))
         first = _collect(ex, 1)
+        if when == "with the next submit":
+            flag.write_text("")
         ex.submit(1, "b", ("sleep", 1.5))
+        if when == "while the next task runs":
+            ex.poll(0.5, lambda *a: False)
+            flag.write_text("")
         second = _collect(ex, 1)
         ex.submit(2, "b", ("ok",))
         third = _collect(ex, 1)
@@ -94,11 +101,13 @@ def test_a_worker_killed_by_a_thread_of_the_previous_task_does_not_fail_the_next
     assert second[1].value["pid"] != first[0].value["pid"]  # ran on the replacement
 
 
-def test_a_broken_pipe_replaces_the_worker_and_the_task_runs():
+def test_a_broken_pipe_replaces_the_worker_and_the_task_runs(tmp_path):
+    flag = tmp_path / "die"
     with LocalExecutor(1) as ex:
         ex.register("b", behave)
-        ex.submit(0, "b", ("exit_later", 0.0))
+        ex.submit(0, "b", ("exit_later", str(flag)))
         first = _collect(ex, 1)
+        flag.write_text("")
         pid = first[0].value["pid"]
         assert _wait_dead(pid)  # the worker is gone before the next submit writes to its pipe
         ex.submit(1, "b", ("ok",))  # used to raise BrokenPipeError

@@ -24,7 +24,7 @@ from nasforge.experiment.journal import StrategyJournal
 from nasforge.experiment.progress import Progress, progress_wanted
 from nasforge.experiment.runners import FinalTestRunner, TrialRunner
 from nasforge.space import Space
-from nasforge.store import ExperimentRecord, Store, StoreConflictError
+from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError
 from nasforge.strategy.base import Strategy
 from nasforge.trial import Trial, TrialStatus
 
@@ -289,19 +289,21 @@ class Experiment:
         """Run (or resume) the search until a budget is spent or the strategy is exhausted."""
         record = self._open_experiment()
         store = self._open_store()
+        lease = store.acquire(record.id, self.name)  # one driver per experiment; readers need none
+        try:
+            return self._run(record, store, lease)
+        finally:
+            lease.release()
+
+    def _run(self, record: ExperimentRecord, store: Store, lease: Lease) -> ExperimentSummary:
         exp_id = record.id
         seed = int(record.config["seed"])
-        lease = store.acquire(exp_id, self.name)  # one driver per experiment; readers need none
-        try:
-            trials = store.trials(exp_id)
-            requeued = store.requeue_unfinished(exp_id)
-            requeued_ids = {t.id for t in requeued}
-            finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
-            journal = self._journal = StrategyJournal(self.strategy, store, exp_id, self.space)
-            journal.restore(record.strategy_state, record.state_seq, seed, {t.id: t for t in trials}, finished)
-        except BaseException:
-            lease.release()
-            raise
+        trials = store.trials(exp_id)
+        requeued = store.requeue_unfinished(exp_id)
+        requeued_ids = {t.id for t in requeued}
+        finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
+        journal = self._journal = StrategyJournal(self.strategy, store, exp_id, self.space)
+        journal.restore(record.strategy_state, record.state_seq, seed, {t.id: t for t in trials}, finished)
         if finished or requeued:
             message = f"resuming {self.name!r}: {len(finished)} finished trials kept, {len(requeued)} re-queued"
             if self.progress is False:
@@ -412,16 +414,13 @@ class Experiment:
         finally:
             with shielded():
                 signals.__exit__(None, None, None)
-                try:
-                    if owns_executor:
-                        executor.shutdown()
-                    if bar is not None:
-                        bar.__exit__(None, None, None)
-                    if interrupted is not None:
-                        n_requeued = len(store.requeue_unfinished(exp_id))
-                    store.update_experiment(exp_id, status=status)
-                finally:
-                    lease.release()
+                if owns_executor:
+                    executor.shutdown()
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+                if interrupted is not None:
+                    n_requeued = len(store.requeue_unfinished(exp_id))
+                store.update_experiment(exp_id, status=status)
         if interrupted is not None:
             raise report_interrupt(interrupted, n_requeued) from None
         elapsed = time.monotonic() - start
