@@ -60,6 +60,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
     """Wait up to ``timeout`` s for the worker to exit *without reaping it* (see :func:`_kill_group`)."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - macOS: reap, then kill the group by its id
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
     end = time.monotonic() + timeout
     delay = 0.001
     while True:
