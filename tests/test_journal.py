@@ -58,9 +58,9 @@ def _run(tmp_path, name, factory, n, interrupt_at=None):
 @pytest.mark.parametrize("name", list(ALL))
 def test_resume_from_checkpoint_plus_events_proposes_the_same_archs(tmp_path, name, monkeypatch):
     monkeypatch.setattr(journal_module, "MIN_EVENTS", 8)  # several checkpoints in a short run
-    reference = _run(tmp_path, name, ALL[name], 36)
-    for at in (6, 23):  # interrupted between checkpoints: the newest events are replayed
-        assert _run(tmp_path, name, ALL[name], 36, interrupt_at=at) == reference, f"interrupted at trial {at}"
+    reference = _run(tmp_path, name, ALL[name], 24)
+    for at in (6, 17):  # interrupted between checkpoints: the newest events are replayed
+        assert _run(tmp_path, name, ALL[name], 24, interrupt_at=at) == reference, f"interrupted at trial {at}"
 
 
 class Counting(Strategy):
