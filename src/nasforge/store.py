@@ -320,6 +320,8 @@ class Store:
         text = str(exc)
         if "readonly" in text or "read-only" in text:
             return StoreError(f"{self.path!r} is open read-only ({text})")
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreError(f"{self.path!r}: {text} (another process wrote the same record; is a second process running this experiment?)")
         if "locked" in text or "busy" in text:
             return StoreError(f"{self.path!r} is locked by another process for too long ({text})")
         return StoreError(f"cannot use {self.path!r} as a nasforge store: {text} (is the file damaged? restore a copy)")
@@ -595,12 +597,17 @@ class Store:
 
     def create_experiment(self, name: str, config: dict[str, Any]) -> int:
         t = time.time()
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, 'created')",
-                (name, t, t, _dumps(config)),
-            )
-            return int(cur.lastrowid)
+        try:
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, 'created')",
+                    (name, t, t, _dumps(config)),
+                )
+                return int(cur.lastrowid)
+        except sqlite3.IntegrityError:
+            raise StoreConflictError(
+                f"an experiment named {name!r} already exists in {self.path!r} (created by another process just now?)"
+            ) from None
 
     def update_experiment(self, exp_id: int, *, config: dict[str, Any] | None = None, status: str | None = None) -> None:
         with self._tx() as db:
