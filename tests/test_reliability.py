@@ -162,6 +162,22 @@ def test_signals_stop_the_driver_cleanly_and_a_rerun_resumes(tmp_path, sig, caps
     assert Store(db, readonly=True).live_status("job") == "done"
 
 
+def test_an_ignored_sighup_stays_ignored(tmp_path):
+    """Under ``nohup`` (SIGHUP ignored) a hang-up must not stop the search."""
+    db = tmp_path / "s.db"
+    proc = _driver(tmp_path, db, 8, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _wait_finished(proc, db, 2)
+        os.kill(proc.pid, signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(_rows(db, "status = 'SUCCEEDED'")) == 8
+
+
 # -- 5. read-only readers ---------------------------------------------------------------------------------
 def _listing(folder):
     """Files, sizes and (except the -shm shared-memory index, where readers mark what they read)

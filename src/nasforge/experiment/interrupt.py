@@ -1,7 +1,8 @@
 """Stopping an experiment cleanly: Ctrl-C, SIGTERM and SIGHUP all end ``run()`` the same way.
 
 While :meth:`Experiment.run` runs in the main thread, SIGTERM and SIGHUP raise
-:class:`ExperimentInterrupted` (a ``KeyboardInterrupt``) like Ctrl-C does. The loop then stops
+:class:`ExperimentInterrupted` (a ``KeyboardInterrupt``) like Ctrl-C does (unless the program
+set its own handler or ignores the signal, e.g. SIGHUP under ``nohup``). The loop then stops
 its workers, re-queues the running trials in the store, prints one line — ``interrupted; 2
 running trials re-queued; re-run to resume`` — and re-raises. Left uncaught, the exception
 ends the script without a traceback (the line says it all); the process exits as killed by
@@ -45,6 +46,10 @@ def interrupt_signals() -> Iterator[None]:
         return
     previous = {}
     for sig in _SIGNALS:
+        # Only where the signal would kill the process anyway: a handler of the user's and an
+        # ignored signal (e.g. SIGHUP under nohup) are left as they are.
+        if signal.getsignal(sig) is not signal.SIG_DFL:
+            continue
         try:
             previous[sig] = signal.signal(sig, _raise)
         except (ValueError, OSError):  # pragma: no cover
@@ -66,6 +71,8 @@ def shielded() -> Iterator[None]:
     caught: list[int] = []
     previous = {}
     for sig in (signal.SIGINT, *_SIGNALS):
+        if signal.getsignal(sig) not in (signal.SIG_DFL, signal.default_int_handler, _raise):
+            continue  # ignored, or the program's own handler
         try:
             previous[sig] = signal.signal(sig, lambda s, f: caught.append(s))
         except (ValueError, OSError):  # pragma: no cover
