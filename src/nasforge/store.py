@@ -295,8 +295,13 @@ class Store:
                 self._refuse_foreign()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            if existing:
-                self._db.execute("PRAGMA quick_check(1)").fetchone()  # damaged pages: refuse before writing
+            if existing:  # damaged pages: refuse before writing
+                verdict = self._db.execute("PRAGMA quick_check(1)").fetchone()
+                if verdict is None or verdict[0] != "ok":
+                    raise StoreError(
+                        f"{self.path!r} is damaged ({verdict[0] if verdict else 'no verdict'}); restore a copy "
+                        f"or start a new store (nothing was written to it)"
+                    )
             if not memory:
                 self._db.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL: every commit survives a killed process (not necessarily a power cut).
