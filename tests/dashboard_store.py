@@ -50,9 +50,21 @@ def make_store(path: str | Path, trials: int = 14, name: str = "demo") -> Path:
     exp.test(top_k=1, retrain=True)
     with Store(path) as store:
         rec = store.experiment(name)
-        add_running_trial(store, rec.id, trials)
+        add_failed_trial(store, rec.id, trials)  # failures are certain, whatever the sampler drew
+        add_running_trial(store, rec.id, trials + 1)
         store.update_experiment(rec.id, status="running")
     return path
+
+
+def add_failed_trial(store: Store, exp_id: int, trial_id: int) -> None:
+    arch = {"op_1_0": "none", "op_2_0": EVIL, "op_2_1": "none", "width": 8, EVIL_LABEL: 1}
+    now = time.time()
+    trial = Trial(id=trial_id, arch=arch, status=TrialStatus.RUNNING, started=now - 2)
+    store.add_trial(exp_id, trial)
+    store.add_report(exp_id, trial_id, 0, {"val_acc": 0.1, "loss": 2.5})
+    trial.status, trial.finished = TrialStatus.FAILED, now
+    trial.error = f"Traceback (most recent call last):\n  ...\nRuntimeError: cursed arch {EVIL}"
+    store.finish_trial(exp_id, trial)
 
 
 def add_running_trial(store: Store, exp_id: int, trial_id: int) -> None:

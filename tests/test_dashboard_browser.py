@@ -104,7 +104,7 @@ def rows(driver):
 
 def test_stored_html_and_script_are_shown_as_text(server, browser):
     browser.get(server)
-    wait(browser, lambda d: len(rows(d)) >= 15, "the trials table")
+    wait(browser, lambda d: len(rows(d)) >= 16, "the trials table")
     # no stored string became markup: the page has only its own two scripts and no <img>
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.execute_script("return document.querySelectorAll('script').length") == 2
@@ -122,14 +122,14 @@ def test_stored_html_and_script_are_shown_as_text(server, browser):
 
 def test_page_renders_the_store_and_updates_live(server, browser, store, tmp_path):
     browser.get(server)
-    wait(browser, lambda d: len(rows(d)) == 15, "15 rows in the trials table")
+    wait(browser, lambda d: len(rows(d)) == 16, "16 rows in the trials table")
     statuses = [r.get_attribute("data-status") for r in rows(browser)]
     with Store(store, readonly=True) as s:
         stored = [t.status.value for t in s.trials(s.experiments()[0].id, with_reports=False)]
     assert sorted(statuses) == sorted(stored)
     assert statuses.count("RUNNING") == 1 and statuses.count("FAILED") >= 1
     n_ok = statuses.count("SUCCEEDED")
-    assert browser.find_element(By.ID, "count-total").text == "15"
+    assert browser.find_element(By.ID, "count-total").text == "16"
     assert browser.find_element(By.ID, "exp-status").text == "running"
     # the plots: one dot per successful trial (best-so-far and metric-vs-cost), a Pareto front, curves, a cell
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-best circle.point")) == n_ok
@@ -150,9 +150,9 @@ def test_page_renders_the_store_and_updates_live(server, browser, store, tmp_pat
     # a new, better trial lands in the store: the page shows it without a reload
     browser.execute_script("window.__same_page = true")
     with Store(store) as s:
-        add_finished_trial(s, s.experiments()[0].id, 15, value=0.97)
-    wait(browser, lambda d: len(rows(d)) == 16, "the new trial's row")
-    wait(browser, lambda d: d.find_element(By.ID, "count-total").text == "16", "the new count")
+        add_finished_trial(s, s.experiments()[0].id, 16, value=0.97)
+    wait(browser, lambda d: len(rows(d)) == 17, "the new trial's row")
+    wait(browser, lambda d: d.find_element(By.ID, "count-total").text == "17", "the new count")
     assert browser.execute_script("return window.__same_page === true")  # no reload happened
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-best circle.point")) == n_ok + 1
     assert "0.9700" in browser.find_element(By.CSS_SELECTOR, "#card-best\\ val_acc").text
