@@ -119,7 +119,8 @@ function renderAll() {
 }
 
 function card(key, value, sub, extra) {
-  return h("div", { class: "card", id: `card-${key}` }, h("div", { class: "k" }, key), h("div", { class: "v" }, value), sub ? h("div", { class: "s", title: sub }, sub) : null, extra || null);
+  const long = typeof value === "string" && value.length > 16;
+  return h("div", { class: "card", id: `card-${key}` }, h("div", { class: "k" }, key), h("div", { class: long ? "v long" : "v", title: long ? value : null }, value), sub ? h("div", { class: "s", title: sub }, sub) : null, extra || null);
 }
 
 function renderSummary(s) {
@@ -275,7 +276,7 @@ function renderChosen() {
   link.setAttribute("download", `best_arch_trial_${c.trial}.json`);
   const kv = h("div", { class: "kv", id: "chosen-arch" }, Object.entries(c.arch).flatMap(([k, v]) => [h("div", { class: "k" }, k), h("div", { class: "v" }, typeof v === "string" ? v : JSON.stringify(v))]));
   const metrics = h("div", { class: "kv" }, Object.entries(c.metrics).flatMap(([k, v]) => [h("div", { class: "k" }, k), h("div", { class: "v" }, fmtValue(v))]));
-  const left = h("div", {}, h("h3", {}, `trial ${c.trial} · ${d.metric} ${fmtValue(c.value)}`), kv, h("h3", {}, "its metrics"), metrics);
+  const left = h("div", {}, h("h3", {}, `trial ${c.trial} · ${d.metric} ${fmtValue(c.value)}`), kv);
   const right = h("div", {});
   if (c.cells.length) {
     for (const cell of c.cells) {
@@ -300,7 +301,8 @@ function renderChosen() {
   } else {
     right.appendChild(h("p", { class: "hint" }, "no test-set evaluation yet (exp.test(...) stores one)"));
   }
-  if (!c.cells.length && !tests.length) right.prepend(h("p", { class: "hint" }, "no cell in this space"));
+  right.appendChild(h("h3", {}, "its metrics in the search"));
+  right.appendChild(metrics);
   root.replaceChildren(h("div", { class: "chosen-grid" }, left, right));
 }
 

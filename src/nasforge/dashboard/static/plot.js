@@ -68,6 +68,8 @@ const NFPlot = (() => {
     container.replaceChildren();
     const W = Math.max(container.clientWidth || 480, 260), H = spec.height || 260;
     const m = { l: 58, r: 14, t: 26, b: 40 };
+    const lrows = spec.legend === false ? [] : legendRows((spec.series || []).filter((s) => s.points && s.points.length), W - m.l - m.r);
+    m.t += Math.max(0, lrows.length - 1) * 16;
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "nf-chart", role: "img" }, container);
     if (spec.title) { const t = el("title", {}, svg); t.textContent = spec.title; }
     const series = (spec.series || []).filter((s) => s.points && s.points.length);
@@ -80,10 +82,10 @@ const NFPlot = (() => {
     if (spec.yRange) { if (spec.yRange[0] !== null) y0 = Math.min(y0, spec.yRange[0]); if (spec.yRange[1] !== null) y1 = Math.max(y1, spec.yRange[1]); }
     const xLog = spec.xLog && x0 > 0, yLog = spec.yLog && y0 > 0;
     let xt, yt;
-    if (xLog) { const pad = Math.pow(x1 / x0, 0.05) || 1.1; x0 /= pad; x1 *= pad; xt = logTicks(x0, x1); }
-    else { const n = niceTicks(x0, x1, Math.max(2, Math.round(W / 90)), spec.xInteger); xt = n.ticks; const pad = (n.hi - n.lo) * 0.03; x0 = n.lo - pad; x1 = n.hi + pad; }
+    if (xLog) { const pad = Math.pow(x1 / x0, 0.06) || 1.1; x0 /= pad; x1 *= pad; xt = logTicks(x0, x1); }
+    else { const n = niceTicks(x0, x1, Math.max(2, Math.round(W / 90)), spec.xInteger); xt = n.ticks; const pad = (n.hi - n.lo) * 0.04; x0 = n.lo - pad; x1 = n.hi + pad; }
     if (yLog) { const pad = Math.pow(y1 / y0, 0.05) || 1.1; y0 /= pad; y1 *= pad; yt = logTicks(y0, y1); }
-    else { const n = niceTicks(y0, y1, Math.max(2, Math.round(H / 55))); yt = n.ticks; const pad = (n.hi - n.lo) * 0.06; y0 = n.lo - pad; y1 = n.hi + pad; }
+    else { const n = niceTicks(y0, y1, Math.max(2, Math.round(H / 55))); yt = n.ticks; const pad = (n.hi - n.lo) * 0.08; y0 = n.lo - pad; y1 = n.hi + pad; }
     const pw = W - m.l - m.r, ph = H - m.t - m.b;
     const sx = (v) => m.l + (xLog ? Math.log(v / x0) / Math.log(x1 / x0) : (v - x0) / (x1 - x0 || 1)) * pw;
     const sy = (v) => m.t + ph - (yLog ? Math.log(v / y0) / Math.log(y1 / y0) : (v - y0) / (y1 - y0 || 1)) * ph;
@@ -122,7 +124,7 @@ const NFPlot = (() => {
         pts.forEach((p) => dot(g, sx(p.x), sy(p.y), color, s.marker || "circle", s.r || 3.5, p, spec, s.hollow));
       }
     });
-    if (spec.legend !== false) legend(svg, series, m.l + pw, 4);
+    legend(svg, lrows, m.l + pw, 4);
     return svg;
   }
 
@@ -143,26 +145,37 @@ const NFPlot = (() => {
     }
   }
 
-  // one row above the plot area, right-aligned at x (wraps to more rows when it does not fit)
-  function legend(svg, series, right, y) {
-    const named = series.filter((s) => s.label);
-    if (!named.length) return;
-    const g = el("g", { class: "nf-legend" }, svg);
-    const items = named.map((s) => ({ s, color: s.color || PALETTE[series.indexOf(s) % PALETTE.length], w: String(s.label).length * 6.2 + 30 }));
-    let x = right;
-    for (let i = items.length - 1; i >= 0; i--) {
-      const { s, color, w } = items[i];
-      x -= w;
-      if (x < 60) break;
-      const cy = y + 8;
-      if (s.type === "scatter") {
-        if (s.marker === "x") el("path", { d: `M${x + 5},${cy - 4}L${x + 13},${cy + 4}M${x + 5},${cy + 4}L${x + 13},${cy - 4}`, stroke: color, "stroke-width": 1.8 }, g);
-        else el("circle", { cx: x + 9, cy, r: 4, fill: s.hollow ? "#fff" : color, stroke: color }, g);
-      } else {
-        el("line", { x1: x + 2, x2: x + 16, y1: cy, y2: cy, stroke: color, "stroke-width": 2.5, "stroke-dasharray": s.dash || "none" }, g);
-      }
-      text(g, x + 20, cy + 4, s.label, { class: "nf-legend-text" });
+  // rows of legend items, right-aligned, above the plot area; returns the rows (to size the top margin)
+  function legendRows(series, width) {
+    const items = series.filter((s) => s.label).map((s) => ({ s, color: s.color || PALETTE[series.indexOf(s) % PALETTE.length], w: String(s.label).length * 6.2 + 30 }));
+    const rows = [];
+    let row = [], used = 0;
+    for (const it of items) {
+      if (row.length && used + it.w > width) { rows.push(row); row = []; used = 0; }
+      row.push(it);
+      used += it.w;
     }
+    if (row.length) rows.push(row);
+    return rows;
+  }
+
+  function legend(svg, rows, right, y) {
+    if (!rows.length) return;
+    const g = el("g", { class: "nf-legend" }, svg);
+    rows.forEach((row, r) => {
+      let x = right - row.reduce((a, it) => a + it.w, 0);
+      const cy = y + 8 + r * 16;
+      for (const { s, color, w } of row) {
+        if (s.type === "scatter") {
+          if (s.marker === "x") el("path", { d: `M${x + 5},${cy - 4}L${x + 13},${cy + 4}M${x + 5},${cy + 4}L${x + 13},${cy - 4}`, stroke: color, "stroke-width": 1.8 }, g);
+          else el("circle", { cx: x + 9, cy, r: 4, fill: s.hollow ? "#fff" : color, stroke: color }, g);
+        } else {
+          el("line", { x1: x + 2, x2: x + 16, y1: cy, y2: cy, stroke: color, "stroke-width": 2.5, "stroke-dasharray": s.dash || "none" }, g);
+        }
+        text(g, x + 20, cy + 4, s.label, { class: "nf-legend-text" });
+        x += w;
+      }
+    });
   }
 
   // bars(container, spec): horizontal stacked bars, spec = {rows: [{label, values: [..], names: [..]}]}
