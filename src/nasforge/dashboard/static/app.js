@@ -128,7 +128,7 @@ function renderSummary(s) {
   const order = ["SUCCEEDED", "FAILED", "STOPPED", "RUNNING", "WAITING"];
   const countLine = order.filter((k) => counts[k]).map((k) => `${counts[k]} ${k.toLowerCase()}`).join(" · ") || "none yet";
   const b = s.budget || {};
-  let budget = `${b.trials_used}${b.max_trials ? " / " + b.max_trials : ""} trials`;
+  let budget = `${b.trials_used}${b.max_trials ? " / " + b.max_trials : ""} trial${b.max_trials || b.trials_used !== 1 ? "s" : ""}`;
   const bar = b.trials_fraction !== null && b.trials_fraction !== undefined
     ? h("div", { class: "bar" }, h("div", { style: `width:${Math.min(100, 100 * b.trials_fraction).toFixed(1)}%` })) : null;
   const time = `${fmtDuration(b.elapsed)} elapsed${b.max_time ? " · max " + fmtDuration(b.max_time) + " per run" : ""}`;
@@ -174,6 +174,7 @@ function fillSelect(sel, options, value) {
   const same = sel.options.length === options.length && [...sel.options].every((o, i) => o.value === options[i]);
   if (!same) sel.replaceChildren(...options.map((o) => h("option", { value: o }, o)));
   sel.value = value;
+  sel.parentElement.hidden = options.length === 0;
 }
 
 function renderCost() {
@@ -232,6 +233,7 @@ function renderWeights() {
   const labels = Object.keys((epochs.length ? epochs[epochs.length - 1].weights : w.final) || {});
   if (!labels.includes(state.weightsLabel)) state.weightsLabel = labels[0] || null;
   fillSelect($("weights-select"), labels, state.weightsLabel);
+  $("weights-select").parentElement.hidden = !epochs.length;
   const names = (label, n) => { const c = w.candidates[label]; return Array.from({ length: n }, (_, k) => (c && c[k] !== undefined ? (typeof c[k] === "string" ? c[k] : JSON.stringify(c[k])) : String(k))); };
   if (epochs.length && state.weightsLabel) {
     const n = epochs[epochs.length - 1].weights[state.weightsLabel].length;
@@ -243,7 +245,7 @@ function renderWeights() {
   } else if (w.epochs.length) {
     const keys = [...new Set(w.epochs.flatMap((e) => Object.keys(e.metrics)))];
     NFPlot.chart($("plot-weights"), {
-      height: 220, xLabel: "epoch", yLabel: "supernet training", legendRight: true,
+      height: 220, xLabel: "epoch", xInteger: true, yLabel: "supernet training", legendRight: true,
       series: keys.map((k) => ({ label: k, type: "line", dots: true, points: w.epochs.filter((e) => typeof e.metrics[k] === "number").map((e) => ({ x: e.epoch, y: e.metrics[k] })) })),
     });
   } else {
