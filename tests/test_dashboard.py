@@ -311,6 +311,9 @@ def test_arch_weights_of_a_real_one_shot_run_and_per_epoch_records(tmp_path):
         w = data.arch_weights(s.experiment("x"))
     assert [e["weights"]["conv1"] for e in w["epochs"]] == [pytest.approx([0.4, 0.6]), pytest.approx([0.3, 0.7]), pytest.approx([0.2, 0.8])]
     assert w["candidates"] == {"conv1": ["a", "b"]} and w["epochs"][0]["metrics"] == {"loss": 1.0}
+    files = [Path(f).name for f in write_report(tmp_path / "epochs.db", tmp_path / "report")]
+    assert files == ["x-arch_weights.png", "report.html"]  # nothing succeeded yet: no other plot
+    assert "0.200" in (tmp_path / "report" / "report.html").read_text()  # the final weights, as text
 
 
 # -- the report and the commands ------------------------------------------------------------------------------

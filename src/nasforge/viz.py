@@ -183,6 +183,9 @@ def plot_curves(
     for t in chosen:
         steps = [(s, m[metric]) for s, m in t.reports if metric in m]
         ax.plot([s for s, _ in steps], [v for _, v in steps], marker="o", markersize=3, label=f"trial {t.id}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step (epoch)")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} during training")
@@ -257,6 +260,9 @@ def plot_arch_weights(
             xs = [j + 1 for j, e in enumerate(epochs) if label in e and k < len(e[label]) and e[label][k] is not None]
             ys = [e[label][k] for e in epochs if label in e and k < len(e[label]) and e[label][k] is not None]
             ax.plot(xs, ys, marker="o", markersize=2.5, label=str(names[k]) if k < len(names) else str(k))
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.grid(alpha=0.3)

@@ -41,7 +41,7 @@ img{max-width:100%;background:#fff;border:1px solid #e2e8f0;border-radius:8px}
 table{border-collapse:collapse;background:#fff;font-size:12.5px;width:100%}th,td{border-bottom:1px solid #e2e8f0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f8fafc}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.mono,.mono{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-word}
-td.err{color:#b91c1c;word-break:break-word}tr.best td{background:#f0fdf4}
+td.err{color:#b91c1c;word-break:break-word}tr.best td{background:#f0fdf4}table.kv{width:auto;min-width:360px}
 .FAILED{color:#b91c1c}.SUCCEEDED{color:#15803d}.RUNNING{color:#1d4ed8}.STOPPED{color:#b45309}
 """
 
@@ -121,7 +121,7 @@ def _kv_table(items: Sequence[tuple[Any, Any]], mono: bool = True) -> str:
         f'<tr><td class="mono">{_esc(k)}</td><td class="{"mono" if mono else ""}">{_esc(v) if not isinstance(v, float) else _num(v)}</td></tr>'
         for k, v in items
     )
-    return f"<table>{rows}</table>"
+    return f'<table class="kv">{rows}</table>'
 
 
 def _section(rec: ExperimentRecord, store: Store, out_dir: str) -> tuple[str, list[str]]:

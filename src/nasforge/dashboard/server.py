@@ -68,7 +68,7 @@ def serve(
     except ImportError as exc:
         raise ImportError(f"{MISSING_EXTRA} ({exc})") from None
     loopback = is_loopback(host)
-    app = create_app(store_path, allowed_hosts=list(LOOPBACK_HOSTS) if loopback else ["*"])
+    app = create_app(store_path, allowed_hosts=[*LOOPBACK_HOSTS, host.strip("[]")] if loopback else ["*"])
     if not loopback:
         print(
             f"WARNING: serving on {host}, not the loopback interface: anyone who can reach this machine can read "
