@@ -56,6 +56,14 @@ def make_store(path: str | Path, trials: int = 14, name: str = "demo") -> Path:
     return path
 
 
+def shown_status(path: str | Path, name: str = "demo") -> str:
+    """The status the dashboard must show: the store's live status where the store knows owners
+    (a status written by hand, with no live owner, reads "interrupted" there), else the recorded one."""
+    with Store(path, readonly=True) as store:
+        live = getattr(store, "live_status", None)
+        return live(name) if callable(live) else store.experiment(name).status
+
+
 def add_failed_trial(store: Store, exp_id: int, trial_id: int) -> None:
     arch = {"op_1_0": "none", "op_2_0": EVIL, "op_2_1": "none", "width": 8, EVIL_LABEL: 1}
     now = time.time()

@@ -24,7 +24,7 @@ from nasforge.dashboard.server import bind, is_loopback
 from nasforge.store import Store, StoreError
 from nasforge.trial import Trial, TrialStatus
 
-from .dashboard_store import EVIL, EVIL_LABEL, add_finished_trial, make_store
+from .dashboard_store import EVIL, EVIL_LABEL, add_finished_trial, make_store, shown_status
 
 starlette = pytest.importorskip("starlette", reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
 pytest.importorskip("httpx", reason="starlette's test client needs httpx (pip install -e '.[dev]')")
@@ -81,7 +81,7 @@ def test_experiments_endpoint_summarises_every_experiment(client, store_path):
     e = body["experiments"][0]
     counts = {s.value: sum(t.status is s for t in trials) for s in TrialStatus}
     assert e["name"] == "demo" and e["id"] == rec.id and e["counts"] == counts and e["n_trials"] == len(trials)
-    assert e["status"] == "running" and e["strategy"] == "Random" and e["space_size"] == 3 * 4**3 * 2
+    assert e["status"] == shown_status(store_path) and e["strategy"] == "Random" and e["space_size"] == 3 * 4**3 * 2
     assert e["budget"]["max_trials"] == 12 and e["budget"]["trials_used"] == len(trials)
     best = max((t for t in trials if t.status is TrialStatus.SUCCEEDED), key=lambda t: (t.metrics["val_acc"], -t.id))
     assert e["best"]["trial"] == best.id and e["best"]["value"] == best.metrics["val_acc"]
@@ -165,7 +165,7 @@ def test_no_successful_trial_yet(tmp_path):
     with TestClient(create_app(path), base_url="http://127.0.0.1") as c:
         assert c.get("/api/experiments/fresh/arch.json").status_code == 404
         d = strict_json(c.get("/api/experiments/fresh"))
-        assert d["status"] == "running" and d["best"] is None and d["chosen"] is None and d["best_over_trials"] == []
+        assert d["status"] == shown_status(path, "fresh") and d["best"] is None and d["chosen"] is None and d["best_over_trials"] == []
         e = strict_json(c.get("/api/experiments/empty"))
         assert e["n_trials"] == 0 and e["metric"] == "score" and e["budget"]["elapsed"] is None
 

@@ -17,7 +17,7 @@ import pytest
 
 from nasforge.store import Store
 
-from .dashboard_store import EVIL, EVIL_LABEL, add_finished_trial, make_store
+from .dashboard_store import EVIL, EVIL_LABEL, add_finished_trial, make_store, shown_status
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -130,7 +130,7 @@ def test_page_renders_the_store_and_updates_live(server, browser, store, tmp_pat
     assert statuses.count("RUNNING") == 1 and statuses.count("FAILED") >= 1
     n_ok = statuses.count("SUCCEEDED")
     assert browser.find_element(By.ID, "count-total").text == "16"
-    assert browser.find_element(By.ID, "exp-status").text == "running"
+    assert browser.find_element(By.ID, "exp-status").text == shown_status(store)
     # the plots: one dot per successful trial (best-so-far and metric-vs-cost), a Pareto front, curves, a cell
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-best circle.point")) == n_ok
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-cost circle.point")) == n_ok

@@ -85,10 +85,7 @@ def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Tria
             return {"status": str(live_fn(rec.name)), "owner": clean_json(owner), "source": "owner"}
         except Exception:  # noqa: BLE001
             pass
-    status = rec.status
-    if status == "created":
-        status = "running" if any(t.status is TrialStatus.RUNNING for t in trials) else "created"
-    return {"status": status, "owner": clean_json(owner), "source": "recorded"}
+    return {"status": rec.status, "owner": clean_json(owner), "source": "recorded"}
 
 
 def _metric_of(t: Trial, metric: str) -> float | None:
