@@ -119,6 +119,7 @@ def test_trials_endpoint_and_status_filter(client, store_path):
     for row, t in zip(rows, trials):
         assert row["status"] == t.status.value and row["arch"] == t.arch and row["error"] == t.error
         assert row["params"] == t.metrics.get("params") and row["duration"] == t.duration
+        assert row["n_reports"] == len(t.reports)
     failed = strict_json(client.get("/api/experiments/demo/trials?status=FAILED"))["trials"]
     assert failed and all(r["status"] == "FAILED" for r in failed) and EVIL in failed[0]["error"]
     both = strict_json(client.get("/api/experiments/demo/trials?status=failed,running"))["trials"]
@@ -312,7 +313,16 @@ def test_arch_weights_of_a_real_one_shot_run_and_per_epoch_records(tmp_path):
         w = data.arch_weights(s.experiment("x"))
     assert [e["weights"]["conv1"] for e in w["epochs"]] == [pytest.approx([0.4, 0.6]), pytest.approx([0.3, 0.7]), pytest.approx([0.2, 0.8])]
     assert w["candidates"] == {"conv1": ["a", "b"]} and w["epochs"][0]["metrics"] == {"loss": 1.0}
-    files = [Path(f).name for f in write_report(tmp_path / "epochs.db", tmp_path / "report")]
+    # weights keyed by candidate ({label: {candidate: weight}}) name their candidates
+    with Store(tmp_path / "epochs.db") as s:
+        exp_id = s.create_experiment("y", {"strategy": "OneShotStrategy"})
+        s.add_trial(exp_id, Trial(id=0, arch={"op": "conv"}, status=TrialStatus.RUNNING),
+                    strategy_state={"history": [{"epoch": 1, "arch_probabilities": {"op": {"conv": 0.7, "skip": 0.3}}}],
+                                    "arch_probabilities": {"op": {"conv": 0.9, "skip": 0.1}}})
+        w = data.arch_weights(s.experiment("y"))
+    assert w["final"] == {"op": [0.9, 0.1]} and w["epochs"][0]["weights"] == {"op": [0.7, 0.3]}
+    assert w["candidates"] == {"op": ["conv", "skip"]}
+    files = [Path(f).name for f in write_report(tmp_path / "epochs.db", tmp_path / "report", name="x")]
     assert files == ["x-arch_weights.png", "report.html"]  # nothing succeeded yet: no other plot
     assert "0.200" in (tmp_path / "report" / "report.html").read_text()  # the final weights, as text
 

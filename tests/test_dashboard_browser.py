@@ -135,13 +135,18 @@ def test_page_renders_the_store_and_updates_live(server, browser, store, tmp_pat
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-best circle.point")) == n_ok
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-cost circle.point")) == n_ok
     assert browser.find_elements(By.CSS_SELECTOR, "#plot-cost .pareto circle.point")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-curves path.nf-line")) == 5  # the top five trials
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-curves path.nf-line:not(.nf-dashed)")) == 5  # the top five
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#plot-curves path.nf-dashed")) == 1  # and the running trial
     assert len(browser.find_elements(By.CSS_SELECTOR, ".dag path.nf-edge")) == 3
     assert "test_acc" in browser.find_element(By.ID, "tests-table").text
 
-    # filter by status, sort by the metric
+    # filter by status, tick a trial to see its curve, sort by the metric
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("FAILED")
     assert {r.get_attribute("data-status") for r in rows(browser)} == {"FAILED"}
+    rows(browser)[0].find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plot-curves path.nf-line")) == 1, "the ticked trial's curve alone")
+    rows(browser)[0].find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plot-curves path.nf-line")) == 6, "the default curves again")
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("")
     browser.find_element(By.CSS_SELECTOR, 'th[data-key="metric"]').click()
     best_id = int(browser.find_element(By.CSS_SELECTOR, "#card-best\\ val_acc .s").text.split()[1])

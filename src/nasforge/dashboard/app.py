@@ -130,7 +130,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
             if rec is None:
                 return _missing(store, key)
             try:
-                rows = data.trial_rows(store.trials(rec.id, with_reports=False), request.query_params.get("status"))
+                rows = data.trial_rows(store.trials(rec.id, with_reports=False), request.query_params.get("status"),
+                                       data.report_counts(store, rec.id))
             except ValueError as exc:
                 return _error(400, str(exc))
             return _json({"experiment": rec.name, "trials": rows})

@@ -28,6 +28,7 @@ __all__ = [
     "experiment_summary",
     "find_experiment",
     "pareto_front",
+    "report_counts",
     "trial_reports",
     "trial_rows",
 ]
@@ -220,14 +221,19 @@ def arch_weights(rec: ExperimentRecord) -> dict[str, Any] | None:
 
     Read from the strategy state that :class:`~nasforge.oneshot.OneShotStrategy` stores:
     ``history`` (one dict per epoch; an ``arch_probabilities`` / ``probabilities`` / ``alpha``
-    entry ``{label: [weights]}`` in it gives the weights of that epoch) and
-    ``arch_probabilities`` (``{label: [weights]}`` at the end).
+    entry in it gives the weights of that epoch) and ``arch_probabilities`` (at the end). Weights
+    are ``{label: [weight per candidate]}`` or ``{label: {candidate: weight}}``; the result has
+    ``{label: [weights]}`` and the candidates' names in ``candidates``.
     """
     state = rec.strategy_state or {}
     history = state.get("history")
     final = state.get("arch_probabilities")
     if not isinstance(history, list) and not isinstance(final, dict):
         return None
+    candidates: dict[str, list[Any]] = {}
+    for c in (rec.config.get("space") or []):
+        if isinstance(c, dict) and "label" in c and isinstance(c.get("values"), list):
+            candidates[str(c["label"])] = list(c["values"])
     epochs: list[dict[str, Any]] = []
     for i, record in enumerate(history if isinstance(history, list) else []):
         if not isinstance(record, dict):
@@ -238,23 +244,23 @@ def arch_weights(rec: ExperimentRecord) -> dict[str, Any] | None:
         epochs.append({
             "epoch": int(epoch) if epoch is not None else i + 1,
             "metrics": metrics,
-            "weights": _weights(probs) if probs is not None else None,
+            "weights": _weights(probs, candidates) if probs is not None else None,
         })
-    candidates = {}
-    for c in (rec.config.get("space") or []):
-        if isinstance(c, dict) and "label" in c:
-            candidates[str(c["label"])] = c.get("values")
     return clean_json({
         "trainer": state.get("trainer"),
         "epochs": epochs,
-        "final": _weights(final) if isinstance(final, dict) else None,
+        "final": _weights(final, candidates) if isinstance(final, dict) else None,
         "candidates": candidates,
     })
 
 
-def _weights(probs: dict[str, Any]) -> dict[str, list[float | None]]:
+def _weights(probs: dict[str, Any], candidates: dict[str, list[Any]]) -> dict[str, list[float | None]]:
+    """``{label: [weights]}`` from lists or ``{candidate: weight}`` dicts (whose keys name the candidates)."""
     out = {}
     for label, values in probs.items():
+        if isinstance(values, dict):
+            candidates[str(label)] = list(values.keys())
+            values = list(values.values())
         if isinstance(values, (list, tuple)):
             out[str(label)] = [_number(v) for v in values]
     return out
@@ -319,8 +325,19 @@ def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Tri
     })
 
 
-def trial_rows(trials: Sequence[Trial], status: str | None = None) -> list[dict[str, Any]]:
-    """The trials table: id, status, arch, metrics, params / FLOPs, times, duration, error."""
+def report_counts(store: Store, exp_id: int) -> dict[int, int]:
+    """How many intermediate reports each trial of an experiment has (without loading them)."""
+    rows = store._db.execute(
+        "SELECT trial_id, COUNT(*) FROM reports WHERE experiment_id = ? GROUP BY trial_id", (exp_id,)
+    ).fetchall()
+    return {int(t): int(n) for t, n in rows}
+
+
+def trial_rows(
+    trials: Sequence[Trial], status: str | None = None, n_reports: dict[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The trials table: id, status, arch, metrics, params / FLOPs, times, duration, error, and the
+    number of reports (``n_reports``, from :func:`report_counts` when the trials were loaded without them)."""
     if status is not None:
         wanted = {s.strip().upper() for s in status.split(",") if s.strip()}
         valid = {s.value for s in TrialStatus}
@@ -343,7 +360,7 @@ def trial_rows(trials: Sequence[Trial], status: str | None = None) -> list[dict[
             "duration": t.duration,
             "worker": t.worker,
             "error": t.error,
-            "n_reports": len(t.reports),
+            "n_reports": n_reports.get(t.id, 0) if n_reports is not None else len(t.reports),
         })
     return clean_json(rows)
 

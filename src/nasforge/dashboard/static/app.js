@@ -200,7 +200,9 @@ function renderCost() {
 function curveIds() {
   const d = state.detail;
   if (!d) return [];
-  return (state.picked.size ? [...state.picked] : d.top_trials).slice(0, 12);
+  if (state.picked.size) return [...state.picked].slice(0, 12);
+  const running = state.trials.filter((t) => t.status === "RUNNING" && t.n_reports > 0).map((t) => t.id);
+  return [...d.top_trials, ...running].slice(0, 12);
 }
 
 async function renderCurvesFetch() {
@@ -215,7 +217,7 @@ function renderCurves() {
   if (!metrics.includes(state.curveMetric)) state.curveMetric = metrics.includes(d.metric) ? d.metric : metrics[0] || null;
   fillSelect($("curve-select"), metrics, state.curveMetric);
   const series = Object.entries(state.reports).map(([id, t]) => ({
-    label: `trial ${id}`, type: "line", dots: true,
+    label: `trial ${id}${t.status === "RUNNING" ? " (running)" : ""}`, type: "line", dots: true, dash: t.status === "RUNNING" ? "5 3" : null,
     points: t.reports.filter((r) => typeof r.metrics[state.curveMetric] === "number").map((r) => ({ x: r.step, y: r.metrics[state.curveMetric], tip: `trial ${id}, step ${r.step}: ${fmtValue(r.metrics[state.curveMetric])}` })),
   }));
   NFPlot.chart($("plot-curves"), {
@@ -354,7 +356,7 @@ function renderTrials() {
       case "metric": return h("td", { class: "num" }, fmtValue(t.metrics[d.metric]));
       case "params": return h("td", { class: "num" }, t.params === null ? "-" : fmt(t.params));
       case "flops": return h("td", { class: "num" }, t.flops === null ? "-" : fmt(t.flops));
-      case "duration": return h("td", { class: "num" }, t.duration === null ? (t.status === "RUNNING" && t.started ? "running" : "-") : fmtDuration(t.duration));
+      case "duration": return h("td", { class: "num" }, t.duration === null ? (t.status === "RUNNING" && t.started ? `${fmtDuration(Math.max(0, Date.now() / 1000 - t.started))} …` : "-") : fmtDuration(t.duration));
       case "arch": return h("td", { class: "arch" }, archText(t.arch));
       case "error": return h("td", { class: "err", title: t.error || "" }, t.error ? lastLine(t.error) : "");
       default: return h("td", {});

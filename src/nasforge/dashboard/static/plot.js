@@ -118,7 +118,7 @@ const NFPlot = (() => {
           else d += `L${sx(p.x)},${sy(p.y)}`;
         });
         if (s.type === "step" && s.extendTo !== undefined && pts.length) d += `H${sx(Math.min(s.extendTo, x1))}`;
-        el("path", { d, fill: "none", stroke: color, "stroke-width": s.width || 2, "stroke-dasharray": s.dash || "none", class: "nf-line" }, g);
+        el("path", { d, fill: "none", stroke: color, "stroke-width": s.width || 2, "stroke-dasharray": s.dash || "none", class: "nf-line" + (s.dash ? " nf-dashed" : "") }, g);
         if (s.dots) pts.forEach((p) => dot(g, sx(p.x), sy(p.y), color, "circle", 2.5, p, spec));
       } else {
         pts.forEach((p) => dot(g, sx(p.x), sy(p.y), color, s.marker || "circle", s.r || 3.5, p, spec, s.hollow));
