@@ -53,6 +53,7 @@ const api = (suffix) => `/api/experiments/${encodeURIComponent(state.current)}${
 let timer = null, busy = false, again = false;
 async function poll() {
   if (busy) { again = true; return; }
+  if (document.hidden) { clearTimeout(timer); timer = setTimeout(poll, POLL_MS); return; }  // a background tab rests
   busy = true;
   clearTimeout(timer);
   try {
@@ -383,6 +384,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("weights-select").addEventListener("change", (e) => { state.weightsLabel = e.target.value; renderWeights(); });
   $("status-filter").addEventListener("change", () => { if (state.detail) renderTrials(); });
   $("text-filter").addEventListener("input", () => { if (state.detail) renderTrials(); });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) poll.now(); });
   let resize = null;
   window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(() => { if (state.detail) renderAll(); }, 150); });
   poll();
