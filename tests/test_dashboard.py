@@ -394,3 +394,17 @@ def test_loopback_by_default_and_a_warning_for_other_interfaces(store_path):
         proc.wait(30)
     assert warning.startswith("WARNING: serving on 0.0.0.0") and "--host 127.0.0.1" in warning
     assert re.search(r"http://0\.0\.0\.0:\d+/", url)
+
+
+def test_experiments_are_found_by_name_first_then_by_id(tmp_path):
+    path = tmp_path / "names.db"
+    with Store(path) as s:
+        ids = {name: s.create_experiment(name, {"metric": "val_acc"}) for name in ("a/b", "2", "<img src=x>")}
+    assert ids == {"a/b": 1, "2": 2, "<img src=x>": 3}
+    with TestClient(create_app(path), base_url="http://127.0.0.1") as c:
+        assert strict_json(c.get("/api/experiments/1"))["name"] == "a/b"  # a name with "/" is reached by its id
+        assert strict_json(c.get("/api/experiments/2"))["name"] == "2"
+        assert strict_json(c.get("/api/experiments/%3Cimg%20src%3Dx%3E"))["name"] == "<img src=x>"
+        assert strict_json(c.get("/api/experiments/3"))["name"] == "<img src=x>"
+        r = c.get("/api/experiments/4")
+        assert r.status_code == 404 and "'a/b', '2', '<img src=x>'" in r.json()["error"]

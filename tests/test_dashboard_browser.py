@@ -140,7 +140,7 @@ def test_page_renders_the_store_and_updates_live(server, browser, store, tmp_pat
     assert len(browser.find_elements(By.CSS_SELECTOR, ".dag path.nf-edge")) == 3
     assert "test_acc" in browser.find_element(By.ID, "tests-table").text
     link = browser.find_element(By.ID, "download-arch")
-    assert link.get_attribute("href") == server + "api/experiments/1/arch.json" and link.get_attribute("download")
+    assert link.get_attribute("href") == server + "api/experiments/demo/arch.json" and link.get_attribute("download")
 
     # filter by status, tick a trial to see its curve, sort by the metric
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("FAILED")

@@ -47,7 +47,12 @@ async function getJSON(url) {
   if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
   return body;
 }
-const api = (suffix) => `/api/experiments/${encodeURIComponent(state.current)}${suffix || ""}`;
+// an experiment is addressed by its name; by its id only when the name cannot be one path segment
+function expKey() {
+  const e = state.experiments.find((x) => x.id === state.current);
+  return e && !/[/\\]/.test(e.name) && e.name !== "." && e.name !== ".." ? e.name : String(state.current);
+}
+const api = (suffix) => `/api/experiments/${encodeURIComponent(expKey())}${suffix || ""}`;
 
 // -- polling ---------------------------------------------------------------------------------------
 let timer = null, busy = false, again = false;
