@@ -1,6 +1,7 @@
 """Multi-trial experiments: the loop, budgets, resume, results, final test evaluation."""
 
 from nasforge.experiment.core import Experiment, ExperimentSummary, NoResultsError, TestResult
+from nasforge.experiment.interrupt import ExperimentInterrupted
 from nasforge.experiment.objectives import Constraints
 
-__all__ = ["Constraints", "Experiment", "ExperimentSummary", "NoResultsError", "TestResult"]
+__all__ = ["Constraints", "Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]

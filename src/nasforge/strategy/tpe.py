@@ -92,7 +92,7 @@ class TPE(HistoryStrategy):
 
     def set_objectives(self, n: int) -> None:
         """Multi-objective mode for ``n >= 2``: Optuna's multi-objective TPE on ``trial.objectives``
-        (larger is better); call after :meth:`setup`, before any ask."""
+        (larger is better); call before any ask (before or after :meth:`setup`: it persists across it)."""
         self._n_objectives = check_positive_int("n", n)
         if hasattr(self, "_entries") and not self._entries:
             self._new_study()
