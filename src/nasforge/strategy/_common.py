@@ -71,7 +71,7 @@ class HistoryStrategy(Strategy):
         self._scores: dict[str, float] = {}
         self._failed: set[str] = set()
         self._told: list[list[Any]] = []  # [key, score|None] in tell order
-        self._space_fp = space.fingerprint()
+        self._space_fp = space.fingerprint(candidates=False)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _propose(self, arch: Arch) -> Arch:
