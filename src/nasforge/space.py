@@ -320,6 +320,20 @@ class Space(Mapping[str, Categorical]):
             out.append((label, keys))
         return tuple(out)
 
+    def merged(self, other: Space, what: str = "the other space") -> Space:
+        """A new space with this space's choices then ``other``'s (conditions kept); a label in
+        both is an error naming it (e.g. an evaluator's hyper-parameter clashing with the model)."""
+        clash = [label for label in other if label in self._choices]
+        if clash:
+            raise InvalidSpaceError(
+                f"label(s) {_short(clash)} of {what} are also labels of the model space; give them other labels"
+            )
+        out = Space()
+        for src in (self, other):
+            out._choices.update(src._choices)
+            out._conditions.update({k: (None if v is None else list(v)) for k, v in src._conditions.items()})
+        return out
+
     # -- Mapping protocol ----------------------------------------------------------------
     def __getitem__(self, label: str) -> Categorical:
         try:

@@ -154,6 +154,9 @@ class Experiment:
                     f"model_space must be a nasforge.nn.ModelSpace instance (with .space and .freeze(arch)) "
                     f"or a nasforge.space.Space, got {type(model_space).__name__}"
                 )
+        hyper = getattr(evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):  # joint architecture and training-recipe search
+            space = space.merged(hyper, f"{type(evaluator).__name__}'s hyper-parameter choices")
         if not isinstance(strategy, Strategy):
             if not all(callable(getattr(strategy, m, None)) for m in ("setup", "ask", "tell")):
                 raise TypeError(
