@@ -214,6 +214,16 @@ def _hashable_repr(key: Any) -> Any:
     return (type(key).__name__, key)
 
 
+def _implies(strong: Conjunction, weak: Conjunction) -> bool:
+    """Whether every arch satisfying ``strong`` satisfies ``weak`` (atom-wise key subsets)."""
+    atoms = {label: {_hashable_repr(k) for k in keys} for label, keys in strong}
+    for label, keys in weak:
+        have = atoms.get(label)
+        if have is None or not have <= {_hashable_repr(k) for k in keys}:
+            return False
+    return True
+
+
 # A condition atom: (label, keys) — "``label``'s value is one of ``keys``" (keys hashable-repr'd).
 Atom = tuple[str, tuple[Any, ...]]
 Conjunction = tuple[Atom, ...]
@@ -296,8 +306,10 @@ class Space(Mapping[str, Categorical]):
         if current is None and not first:
             return  # already always active
         current = list(current or [])
-        if conj not in current:
-            current.append(conj)
+        if any(_implies(conj, other) for other in current):
+            return  # already covered by a weaker alternative
+        current = [other for other in current if not _implies(other, conj)]
+        current.append(conj)
         self._conditions[label] = current
 
     def _conjunction(self, atoms: Iterable[tuple[str, Iterable[Any]]]) -> Conjunction | None:

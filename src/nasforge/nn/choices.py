@@ -157,6 +157,7 @@ class LayerChoice(ChoiceModule):
         if not isinstance(module, torch.nn.Module):
             raise InvalidSpaceError(f"LayerChoice {self.label!r}: candidate {key!r} must be a torch.nn.Module, got {type(module).__name__}")
         self._modules[str(key)] = module
+        self.__dict__.pop("_nf_cat", None)  # its candidates changed
 
     def __iter__(self):
         return iter(self.candidates)
@@ -167,7 +168,7 @@ class LayerChoice(ChoiceModule):
 
     def _categorical(self) -> Categorical:
         cat = self.__dict__.get("_nf_cat")
-        if cat is None or cat.label != self.label or cat.candidates != self.candidates:
+        if cat is None or cat.label != self.label:
             cat = Categorical(self.candidates, self.label, keys=self.names, signature=module_signature)
             self.__dict__["_nf_cat"] = cat
         return cat
