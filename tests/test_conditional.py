@@ -188,3 +188,50 @@ def test_model_space_conditions_follow_the_module_tree():
     assert space.condition("family.a.2.op") == [[("family", ["a"]), ("depth", [3])]]
     assert space.condition("w") == [[("family", ["b"])]]
     assert space.size == (2 + 4 + 8) + 2
+
+
+def test_experiment_stores_and_exports_canonical_archs(tmp_path):
+    import nasforge.nn as nn
+    from nasforge import Experiment
+    from nasforge.evaluate import FunctionEvaluator
+    from nasforge.store import Store
+    from nasforge.strategy import RegularizedEvolution
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.LayerChoice(
+                OrderedDict(
+                    conv=nn.Repeat(lambda i: nn.Conv1d(2, 2, nn.choice([1, 3], label=f"k{i}"), padding="same"), (1, 2),
+                                   label="depth"),
+                    pool=nn.MaxPool1d(nn.choice([1, 3], label="pool_k"), 1, padding=nn.choice([1, 3], label="pool_k") // 2),
+                ),
+                label="family",
+            )
+
+        def forward(self, x):
+            return self.body(x)
+
+    built = []
+
+    def fit(model, ctx):
+        built.append(json.dumps(ctx.arch, sort_keys=True))
+        return float(len(built))
+
+    model = Net()
+    assert model.space.size == (2 + 4) + 2
+    db = tmp_path / "c.db"
+    exp = Experiment(model, RegularizedEvolution(population_size=3, sample_size=2), FunctionEvaluator(fit),
+                     executor="inline", store=db, name="c", max_trials=50, seed=0)
+    summary = exp.run()
+    assert summary.n_trials == model.space.size == len(set(built))  # every network once, then exhausted
+    for t in exp.trials():
+        assert t.arch == model.space.canonical(t.arch)
+        assert list(t.arch) == [lab for lab in model.space.labels if lab in t.arch]
+    best = exp.export(tmp_path / "best.json")
+    assert best == model.space.canonical(best)
+    record = Store(str(db)).experiment("c")
+    desc_space = Space.from_description(record.config["space"])
+    assert desc_space.size == model.space.size
+    for t in exp.trials():
+        assert desc_space.canonical(model.space.complete(t.arch, 0)) == t.arch

@@ -524,7 +524,7 @@ class Supernet:
     def set_arch(self, arch: Mapping[str, Any]) -> None:
         """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
         for label, slot in self.slots.items():
-            slot.index = slot.categorical.index(arch[label])
+            slot.index = slot.categorical.index(arch[label]) if label in arch else 0  # inactive: unused
             slot.gate = None
             slot.paths = None
 
