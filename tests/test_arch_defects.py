@@ -288,3 +288,14 @@ def test_store_of_another_space_with_the_same_labels_is_refused(tmp_path):
         Experiment(pool_space(), GridSearch(), FunctionEvaluator(fit), executor="inline", store=db, name="e").run()
     # the same space resumes
     Experiment(conv_space(), GridSearch(), FunctionEvaluator(fit), executor="inline", store=db, name="e").run()
+
+
+def test_module_candidates_of_a_value_choice_are_not_shared_with_the_space():
+    model = nn.Module()
+    model.f = Act(nn.ValueChoice([nn.Linear(2, 2), nn.Linear(2, 3)], label="lin"))
+    nn.discover(model)
+    a = nn.freeze(model, {"lin": 1})
+    b = nn.freeze(model, {"lin": 1})
+    assert a.f.fn.out_features == 3
+    assert a.f.fn is not b.f.fn and a.f.fn.weight is not b.f.fn.weight
+    assert torch.equal(a.f.fn.weight, b.f.fn.weight)  # copies of the candidate's initial weights

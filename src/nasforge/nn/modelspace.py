@@ -297,12 +297,25 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
 
     def rebuild(module: torch.nn.Module) -> torch.nn.Module:
         args, kwargs = module.__dict__.get("_nf_init") or module.__dict__["_nf_reinit"]
-        args, kwargs = resolve_values(args, arch), resolve_values(kwargs, arch)
+        # module arguments (a ValueChoice over modules, a block passed in) are frozen copies:
+        # the frozen network shares no parameter with the space
+        args, kwargs = own_modules(resolve_values(args, arch)), own_modules(resolve_values(kwargs, arch))
         if isinstance(module, ModelSpace):
             path = module.__dict__.get("_nf_path", "")
             with fixed_arch(arch), rebuilding_module(), with_label_prefix(label_prefix.get() + (path + "." if path else "")):
                 return type(module)(*args, **kwargs)
         return type(module)(*args, **kwargs)
+
+    def own_modules(obj: Any) -> Any:
+        if isinstance(obj, torch.nn.Module):
+            return freeze_child(obj)
+        if isinstance(obj, list):
+            return [own_modules(o) for o in obj]
+        if isinstance(obj, tuple):
+            return tuple(own_modules(o) for o in obj)
+        if isinstance(obj, dict):
+            return {k: own_modules(o) for k, o in obj.items()}
+        return obj
 
     def free_changed(module: torch.nn.Module) -> bool:
         free = module.__dict__.get("_nf_free")
