@@ -299,3 +299,27 @@ def test_module_candidates_of_a_value_choice_are_not_shared_with_the_space():
     assert a.f.fn.out_features == 3
     assert a.f.fn is not b.f.fn and a.f.fn.weight is not b.f.fn.weight
     assert torch.equal(a.f.fn.weight, b.f.fn.weight)  # copies of the candidate's initial weights
+
+
+def test_value_choices_tie_only_over_the_same_candidates():
+    class Clash(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Act(nn.ValueChoice([F.relu, F.gelu], label="f"))
+            self.b = Act(nn.ValueChoice([F.relu, torch.tanh], label="f"))
+
+    with pytest.raises(InvalidSpaceError, match="'f'.*different candidates"):
+        Clash()
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Act(nn.ValueChoice([F.relu, F.gelu], label="f"))
+            self.b = Act(nn.ValueChoice([F.relu, F.gelu], label="f"))
+            self.t = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=nn.ValueChoice([F.relu, F.gelu], label="f"))
+
+    model = Tied()
+    assert model.space.labels == ["f"]
+    net = model.freeze({"f": 1})
+    assert net.a.fn is F.gelu and net.b.fn is F.gelu and net.t.activation is F.gelu
+    assert type(net.t) is torch.nn.TransformerEncoderLayer

@@ -100,7 +100,7 @@ class Categorical:
     (e.g. the names of an ordered dict of modules).
     """
 
-    __slots__ = ("label", "candidates", "keys", "_index", "_json_keys", "_signature", "_sigs", "singleton_lists")
+    __slots__ = ("label", "candidates", "keys", "_index", "_json_keys", "_signature", "_sigs", "singleton_lists", "values_tie")
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class Categorical:
         keys: Sequence[Any] | None = None,
         signature: Callable[[Any], Any] | None = None,
         singleton_lists: bool = False,
+        values_tie: bool = False,
     ):
         if not isinstance(label, str) or not label:
             raise InvalidSpaceError(f"a choice needs a non-empty string label, got {label!r}")
@@ -141,6 +142,8 @@ class Categorical:
         self._sigs: list[Any] | None = None
         # InputChoice(n_chosen=1): NNI 3.0 archs write ``[i]`` for ``i``; accept both.
         self.singleton_lists = bool(singleton_lists)
+        # Value choices tie only when their candidates are the same values (not just as many).
+        self.values_tie = bool(values_tie)
 
     # -- basic queries -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -187,8 +190,13 @@ class Categorical:
         return self._json_keys[int(rng.integers(len(self._json_keys)))]
 
     def same_decision_as(self, other: Categorical) -> bool:
-        """Whether two choices with the same label can be tied (their keys agree, in order)."""
-        return [_hashable_repr(k) for k in self.keys] == [_hashable_repr(k) for k in other.keys]
+        """Whether two choices with the same label can be tied (their keys agree, in order; for
+        value choices stored by index, their candidates too)."""
+        if [_hashable_repr(k) for k in self.keys] != [_hashable_repr(k) for k in other.keys]:
+            return False
+        if self.values_tie and other.values_tie and self.candidates is not other.candidates:
+            return self.signatures() == other.signatures()
+        return True
 
     def signatures(self) -> list[Any]:
         """A stable, JSON-friendly description of what each candidate *is* (for the fingerprint).
@@ -284,9 +292,12 @@ class Space(Mapping[str, Categorical]):
         elif existing is choice or existing.same_decision_as(choice):
             registered = existing
         else:
+            mine, theirs = existing.values, choice.values
+            if mine == theirs:  # same keys (indices): show what the candidates are
+                mine, theirs = existing.signatures(), choice.signatures()
             raise InvalidSpaceError(
                 f"label {choice.label!r} is used by two choices with different candidates: "
-                f"{_short(existing.values)} and {_short(choice.values)}; give them distinct labels, "
+                f"{_short(mine)} and {_short(theirs)}; give them distinct labels, "
                 f"or the same candidates to tie them into one decision"
             )
         self._add_condition(choice.label, when, first=existing is None)

@@ -314,7 +314,7 @@ class ValueChoice(ValueExpr):
     def to_categorical(self) -> Categorical:
         if self.label is None:
             raise InvalidSpaceError(f"{self!r} has no label yet; it gets one when its model space is built")
-        return Categorical(self.candidates, self.label, signature=_value_signature)
+        return Categorical(self.candidates, self.label, signature=_value_signature, values_tie=True)
 
     def __repr__(self) -> str:
         return f"ValueChoice({self.candidates!r}, label={self.label!r})"
