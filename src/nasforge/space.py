@@ -5,6 +5,11 @@ This module never imports torch, so strategies, the store and the CLI can use it
 An *arch* is a plain ``dict[str, value]`` mapping each label to the JSON-friendly *key* of the
 chosen candidate, so it round-trips through ``json.dumps`` / ``json.loads``.
 
+A label may be active only under some values of other labels (its *condition*, plain data);
+the *canonical* arch of a network leaves the inactive labels out (:meth:`Space.canonical`), so
+one network has one arch. ``sample``, ``grid``, ``mutate`` and ``neighbors`` give canonical
+archs; ``validate`` accepts the canonical or the full form and returns the canonical one.
+
 Example::
 
     >>> from nasforge.space import Categorical, Space
