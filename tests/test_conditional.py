@@ -235,3 +235,12 @@ def test_experiment_stores_and_exports_canonical_archs(tmp_path):
     assert desc_space.size == model.space.size
     for t in exp.trials():
         assert desc_space.canonical(model.space.complete(t.arch, 0)) == t.arch
+
+
+def test_random_by_default_never_repeats_a_network():
+    from nasforge.strategy import Random
+
+    space = family_space()
+    trials = run_ask_tell(Random(), space, lambda a: 0.0, budget=SIZE + 5, seed=3)
+    keys = [arch_key(t.arch) for t in trials]
+    assert len(keys) == len(set(keys)) == SIZE
