@@ -244,3 +244,17 @@ def test_random_by_default_never_repeats_a_network():
     trials = run_ask_tell(Random(), space, lambda a: 0.0, budget=SIZE + 5, seed=3)
     keys = [arch_key(t.arch) for t in trials]
     assert len(keys) == len(set(keys)) == SIZE
+
+
+def test_size_of_many_independent_conditional_stages():
+    """30 Repeat-like stages: counted per independent group, not over 4**30 assignments."""
+    cats, cond = [], {}
+    for st in range(30):
+        cats.append(Categorical([1, 2, 3, 4], label=f"d{st}"))
+        for b in range(4):
+            cats.append(Categorical([3, 5], label=f"k{st}_{b}"))
+            cond[f"k{st}_{b}"] = [[(f"d{st}", [d for d in (1, 2, 3, 4) if d > b])]]
+    space = Space(cats, conditions=cond)
+    assert space.size == (2 + 4 + 8 + 16) ** 30
+    small = Space(cats[:10], conditions={k: v for k, v in cond.items() if k in {c.label for c in cats[:10]}})
+    assert small.size == len(list(small.grid())) == 30 * 30

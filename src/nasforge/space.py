@@ -501,31 +501,55 @@ class Space(Mapping[str, Categorical]):
         used = {lab for cond in self._conditions.values() for conj in (cond or []) for lab, _ in conj}
         return [label for label in self._order() if label in used]
 
+    def _components(self) -> list[list[str]]:
+        """Groups of labels whose activity depends only on each other (independent factors)."""
+        parent = {label: label for label in self._choices}
+
+        def find(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for label, cond in self._conditions.items():
+            for conj in cond or []:
+                for lab, _ in conj:
+                    parent[find(lab)] = find(label)
+        groups: dict[str, list[str]] = {}
+        for label in self._order():
+            groups.setdefault(find(label), []).append(label)
+        return list(groups.values())
+
     def _count(self) -> int:
         if not self.conditional:
             return self.full_size
-        controlling = self._controlling()
-        free = [label for label in self._choices if label not in set(controlling)]
-        total = 0
+        used = {lab for cond in self._conditions.values() for conj in (cond or []) for lab, _ in conj}
+        total = 1
+        for group in self._components():  # independent factors multiply
+            controlling = [label for label in group if label in used]
+            free = [label for label in group if label not in used]
+            if not controlling:
+                total *= math.prod(len(self._choices[lab]) for lab in free if self._conditions.get(lab) is None) or 1
+                continue
+            count = 0
 
-        def rec(i: int, partial: dict[str, Any]) -> None:
-            nonlocal total
-            if i == len(controlling):
-                memo: dict[str, bool] = {}
-                for label in controlling:
-                    self._active(label, partial, memo)
-                total += math.prod(len(self._choices[lab]) for lab in free if self._active(lab, partial, memo))
-                return
-            label = controlling[i]
-            if not self._active(label, partial, {}):
-                rec(i + 1, partial)
-                return
-            for key in self._choices[label].values:
-                partial[label] = key
-                rec(i + 1, partial)
-            del partial[label]
+            def rec(i: int, partial: dict[str, Any], controlling=controlling, free=free) -> None:
+                nonlocal count
+                if i == len(controlling):
+                    memo: dict[str, bool] = {}
+                    count += math.prod(len(self._choices[lab]) for lab in free if self._active(lab, partial, memo))
+                    return
+                label = controlling[i]
+                if not self._active(label, partial, {}):
+                    rec(i + 1, partial)
+                    return
+                for key in self._choices[label].values:
+                    partial[label] = key
+                    rec(i + 1, partial)
+                del partial[label]
 
-        rec(0, {})
+            rec(0, {})
+            total *= count
         return total
 
     # -- archs ---------------------------------------------------------------------------
