@@ -283,3 +283,14 @@ def test_hyperparameter_errors():
     with pytest.raises(InvalidSpaceError, match="'hidden'.*also labels of the model space"):
         Experiment(Tiny(), GridSearch(), ev, executor="inline")
     assert math.isfinite(Classification(train, val, lr=1e-3).lr)
+
+
+def test_spaces_with_every_kind_of_choice_pickle_and_freeze_alike():
+    import pickle
+
+    model = FreeStanding()
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.space.fingerprint() == model.space.fingerprint()
+    for seed in range(5):
+        arch = model.space.sample(seed)
+        same_network(model.freeze(arch), clone.freeze(arch))

@@ -319,6 +319,16 @@ def _depth_expr(depth: Any, label: str | None) -> tuple[ValueExpr, ValueChoice]:
     return leaf, leaf
 
 
+class _BlocksSignature:
+    """A depth candidate's signature with the repeated blocks' (picklable, unlike a lambda)."""
+
+    def __init__(self, blocks: str):
+        self.blocks = blocks
+
+    def __call__(self, candidate: Any) -> list[Any]:
+        return [candidate_signature(candidate), self.blocks]
+
+
 def _check_depths(values: list[Any], who: str) -> None:
     bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 0]
     if bad:
@@ -384,7 +394,7 @@ class Repeat(ChoiceModule):
         blocks = [m for m in self._modules.values()]
         if blocks:
             sig = ";".join(module_signature(b) for b in blocks)
-            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=lambda c, _s=sig: [candidate_signature(c), _s])
+            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=_BlocksSignature(sig))
         return [cat]
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
