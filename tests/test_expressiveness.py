@@ -253,6 +253,10 @@ def test_function_evaluator_hyperparameters_join_the_space():
         assert (lr, bs, fixed, hidden) == (arch["lr"], arch["batch_size"], 7, arch["hidden"])
     best = exp.best(1)[0]
     assert best.arch["lr"] == 3e-3 and best.arch["batch_size"] == 128
+    exported = exp.export()  # the model's arch: it builds with fixed_arch
+    assert exported == {"hidden": best.arch["hidden"]}
+    with nasforge.fixed_arch(exported):
+        assert Tiny().fc.out_features == best.arch["hidden"]
 
 
 def test_classification_hyperparameters_reach_the_training_loop():

@@ -482,7 +482,9 @@ class Experiment:
         return ok[:k]
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
-        """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""
+        """The (canonical) arch of the ``rank``-th best trial; also written as JSON to ``path`` (for
+        ``fixed_arch``). With hyper-parameter choices in the evaluator, only the model's labels are
+        exported (the trial, ``best()``, holds the hyper-parameter values too)."""
         _positive("rank", rank, int, allow_none=False)
         top = self.best(rank)
         if len(top) < rank:
@@ -491,6 +493,9 @@ class Experiment:
                 + ("; run() it first" if not top else "")
             )
         arch = dict(top[rank - 1].arch)
+        hyper = getattr(self.evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):
+            arch = {label: value for label, value in arch.items() if label not in hyper}
         if path is not None:
             folder = os.path.dirname(os.path.abspath(os.fspath(path)))
             os.makedirs(folder, exist_ok=True)
