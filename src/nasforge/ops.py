@@ -383,10 +383,8 @@ class _ShuffleBase(torch.nn.Module):
             )
 
     def forward(self, x):
-        if self.stride == 1:
-            x = channel_shuffle(x, 2)
-            keep, x = x.chunk(2, dim=1)
-            return torch.cat([keep, self.branch(x)], dim=1)
+        if self.stride == 1:  # the channel shuffle of the previous unit, then the split, as SPOS writes it
+            return torch.cat([x[:, 0::2], self.branch(x[:, 1::2])], dim=1)
         return torch.cat([self.proj(x), self.branch(x)], dim=1)
 
 
