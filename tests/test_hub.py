@@ -325,3 +325,17 @@ def test_preset_builds_the_same_network_as_freezing_the_space():
     with fixed_arch(dict(published.arch)):
         again = hub.MobileNetV3Space(num_classes=7, width_mult=0.25, stages=hub.SMALL_STAGES)
     assert count_params(again) == count_params(net)
+
+
+def test_fixed_arch_accepts_the_labels_of_a_skipped_block_present_or_absent():
+    arch = dict(archs.MOBILENET_V3_SMALL.arch)
+    skipped = [label for label, value in arch.items() if value == "skip"]
+    assert skipped
+    inner = [f"{label}.{part}" for label in skipped for part in ("kernel", "se", "act")]
+    without = {k: v for k, v in arch.items() if k not in inner}
+    a = hub.MobileNetV3Space.build(arch, stages=hub.SMALL_STAGES)
+    b = hub.MobileNetV3Space.build(without, stages=hub.SMALL_STAGES)
+    assert count_params(a) == count_params(b)
+    # …but a value that is not a candidate is refused, naming the label
+    with pytest.raises(InvalidArchError, match=f"{inner[0]}"):
+        hub.MobileNetV3Space.build(dict(arch, **{inner[0]: "k9"}), stages=hub.SMALL_STAGES)
