@@ -339,3 +339,15 @@ def test_fixed_arch_accepts_the_labels_of_a_skipped_block_present_or_absent():
     # …but a value that is not a candidate is refused, naming the label
     with pytest.raises(InvalidArchError, match=f"{inner[0]}"):
         hub.MobileNetV3Space.build(dict(arch, **{inner[0]: "k9"}), stages=hub.SMALL_STAGES)
+
+
+def test_frozen_networks_pickle_with_torch_save(tmp_path):
+    for name in ("AutoActivation", "DartsSpace", "MobileNetV3Space", "RnnCellSpace"):
+        make, shape = DEFAULTS[name]
+        model = make() if name != "DartsSpace" else hub.DartsSpace(C=4, layers=3)
+        net = model.freeze(model.space.sample(0)).eval()
+        path = tmp_path / f"{name}.pt"
+        torch.save(net, path)
+        again = torch.load(path, weights_only=False).eval()
+        x = torch.randn(*shape)
+        assert torch.equal(again(x), net(x))

@@ -22,23 +22,33 @@ _EPS = 1e-7
 
 
 class _Unary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], beta: bool = False):
+    """A unary function of :data:`UNARY_OPS`, by name (so frozen networks pickle)."""
+
+    def __init__(self, name: str):
         super().__init__()
-        self.fn = fn
-        self.beta = torch.nn.Parameter(torch.ones(())) if beta else None
+        self.name = name
+        self.beta = torch.nn.Parameter(torch.ones(())) if UNARY_OPS[name][1] else None
 
     def forward(self, x):
-        return self.fn(x, self.beta)
+        return UNARY_OPS[self.name][0](x, self.beta)
+
+    def extra_repr(self) -> str:
+        return self.name
 
 
 class _Binary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor], beta: bool = False):
+    """A binary function of :data:`BINARY_OPS`, by name."""
+
+    def __init__(self, name: str):
         super().__init__()
-        self.fn = fn
-        self.beta = torch.nn.Parameter(torch.ones(())) if beta else None
+        self.name = name
+        self.beta = torch.nn.Parameter(torch.ones(())) if BINARY_OPS[name][1] else None
 
     def forward(self, x, y):
-        return self.fn(x, y, self.beta)
+        return BINARY_OPS[self.name][0](x, y, self.beta)
+
+    def extra_repr(self) -> str:
+        return self.name
 
 
 #: name -> (function(x, β), uses β)
@@ -108,12 +118,12 @@ class AutoActivation(PresetMixin, nn.ModelSpace):
         if not isinstance(label, str) or not label or "." in label:
             raise ValueError(f"AutoActivation: label must be a non-empty string without '.', got {label!r}")
         self.unaries = torch.nn.ModuleList(
-            layer_choice({name: (lambda fn=fn, b=b: _Unary(fn, b)) for name, (fn, b) in UNARY_OPS.items()},
+            layer_choice({name: (lambda name=name: _Unary(name)) for name in UNARY_OPS},
                          f"{label}.unary_{k}")
             for k in range(unit_num + 1)
         )
         self.binaries = torch.nn.ModuleList(
-            layer_choice({name: (lambda fn=fn, b=b: _Binary(fn, b)) for name, (fn, b) in BINARY_OPS.items()},
+            layer_choice({name: (lambda name=name: _Binary(name)) for name in BINARY_OPS},
                          f"{label}.binary_{k}")
             for k in range(unit_num)
         )
