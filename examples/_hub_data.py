@@ -38,9 +38,14 @@ def mnist1d(limit: int | None = None):
     return TensorDataset(xtr, ytr), TensorDataset(xte, yte)
 
 
+def _device(net: torch.nn.Module) -> torch.device:
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def accuracy(net: torch.nn.Module, data: TensorDataset) -> float:
     net.eval()
-    x, y = data.tensors
+    x, y = (t.to(_device(net)) for t in data.tensors)
     with torch.no_grad():
         return float((net(x).argmax(1) == y).float().mean())
 
@@ -50,10 +55,10 @@ def train(net: torch.nn.Module, data: TensorDataset, epochs: int, lr: float = 3e
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
-    x, y = data.tensors
+    x, y = (t.to(_device(net)) for t in data.tensors)
     for _ in range(epochs):
         net.train()
-        for idx in torch.randperm(len(y), generator=g).split(batch_size):
+        for idx in torch.randperm(len(y), generator=g).to(x.device).split(batch_size):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
             opt.step()

@@ -107,10 +107,12 @@ def _run(trainer_cls, model, shape, **kwargs):
     trainer.fit()
     arch = trainer.export()
     assert model.space.validate(arch) == arch
-    changed = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    changed = [k for k, v in model.state_dict().items()
+               if v.dtype.is_floating_point and not torch.equal(v, before[k].to(v.device))]
     assert changed  # the supernet's weights were trained
     net = model.freeze(arch)
-    out = net(torch.randn(2, *shape))
+    device = next(net.parameters()).device  # the trainer put the model on its device (cuda when there is one)
+    out = net(torch.randn(2, *shape, device=device))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     return trainer, arch
 
@@ -144,7 +146,8 @@ def test_oneshot_trainer_on_hub_space(space_name, trainer_cls, kwargs):
 def test_proxyless_latency_table_on_mobilenet_v3_space():
     make, shape = SPACES["MobileNetV3Space"]
     model = make()
-    trainer, _ = _run(ProxylessTrainer, model, shape, dummy_input=torch.randn(1, *shape), latency_weight=0.1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    trainer, _ = _run(ProxylessTrainer, model, shape, dummy_input=torch.randn(1, *shape, device=device), latency_weight=0.1)
     table = trainer.latency_table
     blocks = [label for label in model.space if label.count(".") == 0]
     assert set(blocks) <= set(table)

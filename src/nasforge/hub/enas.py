@@ -26,8 +26,8 @@ class EnasMacroSpace(PresetMixin, nn.ModelSpace):
     batch-normalised. After layers ``num_layers // 3`` and ``2 * num_layers // 3`` every kept output
     is halved in resolution by a factorized reduction. Global average pooling, dropout, linear.
 
-    ENAS' setting: ``num_layers=12, out_filters=36`` (24 for the search); the defaults are
-    CPU-sized.
+    ENAS searched ``num_layers=12`` (NNI's example: ``out_filters=24``); the defaults are
+    CPU-sized. ``out_filters`` must be even (the factorized reductions halve it per branch).
     """
 
     def __init__(
