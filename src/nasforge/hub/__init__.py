@@ -11,9 +11,11 @@ space                  paper                                                    
 ``ShuffleNetSpace``    SPOS (Guo et al., ECCV 2020)                                 SPOS, ProxylessNAS
 ``NasBench101Space``   NAS-Bench-101 (Ying et al., ICML 2019)                       multi-trial only
 ``AutoActivation``     searchable activation (Ramachandran et al., 2017; NNI)       all
+``NasBench201Space``   NAS-Bench-201 (Dong & Yang, ICLR 2020), with its table       all
 =====================  ==========================================================  ==========================
 
-NAS-Bench-201 (``NasBench201Space``) lives in :mod:`nasforge.benchmarks` with its table. Every
+NAS-Bench-201 lives in :mod:`nasforge.benchmarks.nasbench201` with its table and is re-exported
+here (``hub.NasBench201Space``); ``SPACES`` lists the hub's own spaces. Every
 space's constructor defaults are CPU-sized; the papers' settings are arguments (see each
 docstring) and the published networks are named archs in :mod:`nasforge.hub.archs`
 (``MobileNetV3Space.preset("large")``, ``archs.DARTS_V2.build()``, …). Standard operations are in
@@ -22,6 +24,7 @@ docstring) and the published networks are named archs in :mod:`nasforge.hub.arch
 
 from __future__ import annotations
 
+from nasforge.benchmarks.nasbench201 import NasBench201Space
 from nasforge.hub import archs
 from nasforge.hub.archs import PublishedArch
 from nasforge.hub.autoactivation import AutoActivation
@@ -53,6 +56,7 @@ __all__ = [
     "MobileNetV3Space",
     "NB101_OPS",
     "NasBench101Space",
+    "NasBench201Space",
     "PROXYLESS_STAGES",
     "ProxylessSpace",
     "PublishedArch",
