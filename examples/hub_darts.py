@@ -1,7 +1,7 @@
 """DARTS on the DARTS cell space (``nasforge.hub.DartsSpace``) with scikit-learn's digits: search,
 export the cell as a DARTS genotype, retrain it from scratch, compare with the published DARTS-V2 cell.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_darts.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_darts.py            # ~10 minutes on a 2-core CPU
     PYTHONPATH=src .venv/bin/python examples/hub_darts.py --quick    # seconds (run by the tests)
 """
 
@@ -20,11 +20,11 @@ from nasforge.profile import count_params
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description="DARTS on DartsSpace (digits)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--retrain-epochs", type=int, default=20)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    C, layers, limit = (4, 3, 64) if args.quick else (8, 5, None)
+    C, layers, limit = (4, 3, 64) if args.quick else (4, 4, None)
     epochs, retrain = (1, 1) if args.quick else (args.epochs, args.retrain_epochs)
     train_set, test_set = digits(size=8, limit=limit)
 

@@ -1,7 +1,7 @@
 """ENAS on the ENAS macro space (``nasforge.hub.EnasMacroSpace``) with scikit-learn's digits:
 an LSTM controller samples layer ops and skip connections of a weight-sharing network.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_enas.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_enas.py            # minutes on a CPU
     PYTHONPATH=src .venv/bin/python examples/hub_enas.py --quick    # seconds (run by the tests)
 """
 

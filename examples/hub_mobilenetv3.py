@@ -2,7 +2,7 @@
 squeeze-excite, activation and depth per block) with scikit-learn's digits; the published
 MobileNetV3-Large/Small are presets of the same space.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_mobilenetv3.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_mobilenetv3.py            # ~11 minutes on a busy 2-core CPU
     PYTHONPATH=src .venv/bin/python examples/hub_mobilenetv3.py --quick    # seconds (run by the tests)
 """
 

@@ -2,7 +2,7 @@
 through the experiment loop, on scikit-learn's digits: invalid cells (no input-output path, more
 than 9 edges) fail as trials with the reason, the search goes on.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_nasbench101.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_nasbench101.py            # minutes on a CPU
     PYTHONPATH=src .venv/bin/python examples/hub_nasbench101.py --quick    # seconds (run by the tests)
 """
 

@@ -1,7 +1,7 @@
 """ProxylessNAS on its MobileNetV2-based space (``nasforge.hub.ProxylessSpace``) with a measured
 latency term, on scikit-learn's digits; MobileNetV2-1.0 is a preset of the same space.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_proxyless.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_proxyless.py            # minutes on a CPU
     PYTHONPATH=src .venv/bin/python examples/hub_proxyless.py --quick    # seconds (run by the tests)
 """
 

@@ -1,7 +1,7 @@
 """The ENAS / DARTS recurrent cell (``nasforge.hub.RnnCellSpace``) on MNIST-1D read as a sequence
 of 40 values: ENAS searches the cell, the exported cell is printed as a DARTS genotype and retrained.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_rnn.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_rnn.py            # minutes on a CPU
     PYTHONPATH=src .venv/bin/python examples/hub_rnn.py --quick    # seconds (run by the tests)
 """
 

@@ -1,7 +1,7 @@
 """SPOS on its ShuffleNetV2 space (``nasforge.hub.ShuffleNetSpace``): uniform single-path training,
 then evolution over sub-networks with batch-norm recalibration, on scikit-learn's digits.
 
-    PYTHONPATH=src .venv/bin/python examples/hub_shufflenet.py            # a few minutes on a CPU
+    PYTHONPATH=src .venv/bin/python examples/hub_shufflenet.py            # minutes on a CPU
     PYTHONPATH=src .venv/bin/python examples/hub_shufflenet.py --quick    # seconds (run by the tests)
 """
 
