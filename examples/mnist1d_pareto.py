@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from main_job import _relevant, load_mnist1d  # noqa: E402
+from main_job import load_mnist1d  # noqa: E402
 from mnist1d_space import Mnist1dSpace  # noqa: E402
 
 from nasforge import Experiment  # noqa: E402
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"Pareto front of val_acc (max) vs params (min): {len(front)} archs")
     print(f"{'trial':>5} {'val_acc':>8} {'params':>8}  arch")
     for t in front:
-        short = {k: v for k, v in t.arch.items() if _relevant(t.arch, k)}
-        print(f"{t.id:>5} {t.metrics['val_acc']:>8.4f} {int(t.metrics['params']):>8}  {json.dumps(short)}")
+        # archs are canonical: the labels of unused branches are not in them
+        print(f"{t.id:>5} {t.metrics['val_acc']:>8.4f} {int(t.metrics['params']):>8}  {json.dumps(t.arch)}")
     if args.plot:
         os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
         plot_pareto(exp.trials(), args.plot, OBJECTIVES, log_x=True,
