@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -18,6 +18,7 @@ import cloudpickle
 
 import nasforge
 from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.gpus import cuda_visible_devices_for
 
 __all__ = ["LocalExecutor", "available_cores"]
 
@@ -75,6 +76,10 @@ class LocalExecutor(Executor):
     segfault, ``os._exit``, the OOM killer) fails only its task; either way a fresh worker
     replaces it.
 
+    ``gpus=[0, 1, …]`` runs one worker per entry, each seeing only its GPU (its own
+    ``CUDA_VISIBLE_DEVICES``, kept by its replacements), so ``device="auto"`` trains each trial
+    on its worker's GPU; see :func:`~nasforge.execution.gpus.cuda_visible_devices_for`.
+
     Example::
 
         with LocalExecutor(2) as ex:
@@ -87,11 +92,20 @@ class LocalExecutor(Executor):
 
     def __init__(
         self,
-        n_workers: int = 2,
+        n_workers: int | None = None,
         threads_per_worker: int | None = None,
         preload: Iterable[str] = (),
         env: dict[str, str] | None = None,
+        gpus: Sequence[int | str] | None = None,
     ):
+        self._gpu_env = cuda_visible_devices_for(gpus) if gpus is not None else None
+        if n_workers is None:
+            n_workers = len(self._gpu_env) if self._gpu_env is not None else 2
+        elif self._gpu_env is not None and n_workers != len(self._gpu_env):
+            raise ValueError(
+                f"n_workers={n_workers!r} but gpus has {len(self._gpu_env)} entries: one worker per entry "
+                f"(repeat an index, e.g. gpus=[0, 0, 1, 1], to share a GPU)"
+            )
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
         if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
@@ -105,6 +119,7 @@ class LocalExecutor(Executor):
         self._counter = 0
         self._start_failures = 0
         self._started = False
+        self._cancelled: list[Completion] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -115,10 +130,10 @@ class LocalExecutor(Executor):
         if self._started:
             return
         self._started = True
-        for _ in range(self.n_workers):
-            self._workers.append(self._spawn())
+        for index in range(self.n_workers):
+            self._workers.append(self._spawn(index))
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, index: int) -> _Worker:
         name = f"local-{self._counter}"
         self._counter += 1
         parent_conn, child_conn = Pipe(duplex=True)
@@ -127,6 +142,8 @@ class LocalExecutor(Executor):
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(self.threads)
         env.update(self.env)
+        if self._gpu_env is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self._gpu_env[index]
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(nasforge.__file__)))
         code = (
             "import sys; sys.path.insert(0, sys.argv[4]); "
@@ -192,7 +209,7 @@ class LocalExecutor(Executor):
         return sum(1 for w in self._workers if w.task is None)
 
     def running(self) -> int:
-        return sum(1 for w in self._workers if w.task is not None)
+        return sum(1 for w in self._workers if w.task is not None) + len(self._cancelled)
 
     def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
         if key not in self._runners:
@@ -217,8 +234,23 @@ class LocalExecutor(Executor):
         worker.deadline = time.monotonic() + timeout if (timeout and worker.ready) else None
         return worker.started
 
+    def cancel(self, task_id: int) -> bool:
+        worker = next((w for w in self._workers if w.task == task_id), None)
+        if worker is None:
+            return False
+        logger.info("cancelling trial %s on %s", task_id, worker.name)
+        worker.proc.kill()
+        worker.proc.wait()
+        self._cancelled.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, now()))
+        worker.task = None
+        self._replace(worker)
+        return True
+
     def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
-        done: list[Completion] = []
+        done: list[Completion] = self._cancelled
+        self._cancelled = []
+        if done:
+            return done
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             wait_for = None if end is None else max(0.0, end - time.monotonic())
@@ -310,5 +342,5 @@ class LocalExecutor(Executor):
     def _replace(self, w: _Worker) -> _Worker:
         w.conn.close()
         index = self._workers.index(w)
-        self._workers[index] = new = self._spawn()
+        self._workers[index] = new = self._spawn(index)
         return new
