@@ -453,14 +453,13 @@ class RayExecutor(Executor):
     # -- lifecycle ---------------------------------------------------------------------------------------
     @property
     def capacity(self) -> int:
+        """``max_concurrency``, or how many trials the cluster's resources hold (connects to Ray to see)."""
         if self._capacity is None:
-            self.start()
+            self._check_resources(self._connect())
         assert self._capacity is not None
         return self._capacity
 
-    def start(self) -> None:
-        if self._started:
-            return
+    def _connect(self) -> Any:
         ray = _import_ray()
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS") or None
@@ -469,8 +468,14 @@ class RayExecutor(Executor):
             else:  # given, or set by the cluster (a Ray job sets RAY_ADDRESS)
                 connect_ray(address, **self.init_kwargs)
             self._owns_ray = True
-        elif self.address is not None:
+        elif self.address is not None and not self._owns_ray:
             logger.info("this process is already connected to Ray; using that connection, not %r", self.address)
+        return ray
+
+    def start(self) -> None:
+        if self._started:
+            return
+        ray = self._connect()
         self._started = True
         try:
             self._check_resources(ray)
@@ -533,6 +538,7 @@ class RayExecutor(Executor):
 
     def shutdown(self) -> None:
         if not self._started:
+            self._release()  # capacity may have connected
             return
         ray = _import_ray()
         slots, self._slots = self._slots, []
@@ -558,11 +564,15 @@ class RayExecutor(Executor):
             self._runner_refs = {}
             self._pending = []
             self._started = False
-            if self.max_concurrency is None:
-                self._capacity = None
-            if self._owns_ray:
-                self._owns_ray = False
-                ray.shutdown()
+            self._release()
+
+    def _release(self) -> None:
+        """Forget the cluster's size and close the Ray connection this executor opened."""
+        if self.max_concurrency is None:
+            self._capacity = None
+        if self._owns_ray:
+            self._owns_ray = False
+            _import_ray().shutdown()
 
     @staticmethod
     def _kill(actor: Any) -> None:
@@ -699,6 +709,9 @@ class RayExecutor(Executor):
             self._on_death(slot, exc, done, ready=None)
             return
         except Exception as exc:  # noqa: BLE001 - our actor code failed: fail the trial, replace the actor
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ExecutorError):  # its worker cannot start: as fatal as for the local executor
+                raise ExecutorError(f"on Ray actor {slot.worker}: {cause}") from None
             task = slot.task
             assert task is not None
             logger.warning("Ray trial actor %s failed running trial %s: %s", slot.worker, task, exc)
