@@ -100,3 +100,14 @@ def test_local_executor_gpus_and_n_workers_must_agree():
         LocalExecutor(4, gpus=[0, 1])
     assert LocalExecutor(2, gpus=[0, 1]).capacity == 2
     assert LocalExecutor().capacity == 2
+
+
+def test_device_auto_is_the_first_visible_gpu_or_the_cpu(monkeypatch):
+    import torch
+
+    from nasforge.evaluate.classification import _resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as in a worker given one GPU
+    assert _resolve_device("auto") == torch.device("cuda:0")  # cuda:0 is the GPU it was given
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # CUDA_VISIBLE_DEVICES=""
+    assert _resolve_device("auto") == torch.device("cpu")

@@ -544,20 +544,16 @@ class RayExecutor(Executor):
         slots, self._slots = self._slots, []
         try:
             for s in slots:
-                if s.task is not None:
+                if s.task is not None:  # a running trial ends at once (its worker is killed)
                     s.actor.interrupt.options(concurrency_group="control").remote(s.task)
+            if self._hub is not None:  # a trial waiting for a report's answer gets an error instead
+                self._kill(self._hub)
             closing = [s.actor.close.remote() for s in slots]
             if closing:  # each actor stops its worker process (and what it started)
                 ray.wait(closing, num_returns=len(closing), timeout=15)
             for s in slots:
                 self._kill(s.actor)
-            if self._hub is not None:
-                self._kill(self._hub)
-            # wait until Ray reports the actors gone, so no process outlives shutdown()
-            pings = [s.actor.ready.remote() for s in slots]
-            end = time.monotonic() + 15
-            while pings and time.monotonic() < end:
-                done, pings = ray.wait(pings, num_returns=len(pings), timeout=max(0.0, end - time.monotonic()))
+            self._wait_gone([s.actor for s in slots], 15.0)
         finally:
             self._hub = None
             self._take_ref = None
@@ -573,6 +569,23 @@ class RayExecutor(Executor):
         if self._owns_ray:
             self._owns_ray = False
             _import_ray().shutdown()
+
+    @staticmethod
+    def _wait_gone(actors: list[Any], patience: float) -> None:
+        """Wait until Ray reports these (killed) actors dead, so no process outlives shutdown()."""
+        ray = _import_ray()
+        end = time.monotonic() + patience
+        pings = {actor.ready.remote(): actor for actor in actors}
+        while pings and time.monotonic() < end:
+            ready, _ = ray.wait(list(pings), num_returns=1, timeout=max(0.0, end - time.monotonic()))
+            for ref in ready:
+                actor = pings.pop(ref)
+                try:
+                    ray.get(ref)
+                except Exception:  # noqa: BLE001 - dead, as wanted
+                    continue
+                time.sleep(0.05)  # still answering: the kill has not landed yet
+                pings[actor.ready.remote()] = actor
 
     @staticmethod
     def _kill(actor: Any) -> None:
