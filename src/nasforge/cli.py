@@ -5,6 +5,8 @@
     nasforge show runs/mnist1d.db               # leaderboard and status counts
     nasforge export runs/mnist1d.db --top 3 -o best.json
     nasforge run examples/main_job.py -- --trials 20
+    nasforge dashboard runs/mnist1d.db          # live web view on http://127.0.0.1:8080/
+    nasforge report runs/mnist1d.db -o report/  # PNG plots and one HTML file
 """
 
 from __future__ import annotations
@@ -192,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     run.add_argument("--progress", action="store_true", help="force the progress bar even without a terminal")
     run.set_defaults(func=cmd_run)
+
+    from nasforge.dashboard.cli import add_commands  # `dashboard` and `report`
+
+    add_commands(sub)
     return parser
 
 
