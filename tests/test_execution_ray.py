@@ -33,12 +33,6 @@ from nasforge.execution import Executor, ExecutorError, RayExecutor, make_execut
 from nasforge.execution.testing import ExecutorContract, _alive, _kill_leftovers, _wait_dead  # noqa: E402
 from nasforge.strategy import GridSearch  # noqa: E402
 
-#: The actor's local worker kills only its own process on a timeout until issue 10's process-group
-#: handling lands (at shutdown, Ray itself ends what the actor's processes started).
-NEEDS_ISSUE_10 = {
-    "test_timeout_kills_the_processes_a_task_started": "issue 10: helper processes survive a timeout",
-}
-
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_instance():
@@ -74,8 +68,6 @@ def _collect(ex, n, on_report=None, patience=120.0):
 
 # -- the conformance suite -------------------------------------------------------------------------------
 class TestRayExecutorContract(ExecutorContract):
-    expected_failures = NEEDS_ISSUE_10
-
     def make_executor(self, concurrency: int) -> Executor:
         # half a CPU each: the suite's own executor and a fresh one for the shutdown checks fit together
         return RayExecutor(num_cpus_per_trial=0.5, max_concurrency=concurrency)

@@ -12,13 +12,6 @@ import pytest
 from nasforge.execution import Executor, InlineExecutor, LocalExecutor, make_executor
 from nasforge.execution.testing import ExecutorContract
 
-#: Checks that wait for issue 10's worker process-group handling (evaluator helpers killed with
-#: their trial). They run and show as XFAIL / XPASS until then.
-NEEDS_ISSUE_10 = {
-    "test_timeout_kills_the_processes_a_task_started": "issue 10: helper processes survive a timeout",
-    "test_shutdown_kills_the_processes_a_task_started": "issue 10: helper processes survive shutdown()",
-}
-
 
 class TestInlineExecutorContract(ExecutorContract):
     isolates_crashes = False  # a crash of the task is a crash of this process
@@ -32,8 +25,6 @@ class TestInlineExecutorContract(ExecutorContract):
 
 
 class TestLocalExecutorContract(ExecutorContract):
-    expected_failures = NEEDS_ISSUE_10
-
     def make_executor(self, concurrency: int) -> Executor:
         return LocalExecutor(concurrency)
 
