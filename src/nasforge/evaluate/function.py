@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.evaluate.base import Evaluator, TrialContextProtocol, _qualname
 
 __all__ = ["FunctionEvaluator"]
 
@@ -16,8 +16,20 @@ class FunctionEvaluator(Evaluator):
     With ``uses_model=False`` the network is never built: ``fn`` receives the arch dict (a
     tabular benchmark look-up, a zero-cost estimate from the arch alone). ``metric`` names the
     main metric (a float return is stored under it) and ``mode`` says whether it is maximised
-    (``"max"``) or minimised (``"min"``). ``test_fn(model_or_arch, ctx, retrain)`` optionally
-    implements :meth:`Experiment.test`.
+    (``"max"``) or minimised (``"min"``).
+
+    ``test_fn`` optionally implements ``Experiment.test``. It is called as
+    ``test_fn(model_or_arch, ctx, retrain) -> float | dict[str, float]`` where ``model_or_arch``
+    is a *freshly initialised* frozen network (or the arch dict with ``uses_model=False``),
+    ``ctx`` is the trial context (``ctx.seed`` differs per test seed; ``ctx.report(step,
+    metrics)`` shows progress) and ``retrain`` says whether to train on train+val (True) or on the
+    train split alone (False). It trains the network it was given (the experiment saves that
+    network's weights afterwards) and returns test metrics; a float is stored as
+    ``test_<metric>``.
+
+    ``config`` (a JSON dict) is recorded as the evaluator's identity: the experiment refuses to
+    resume with a different one (default: the functions' names, ``metric`` and ``mode``; pass
+    e.g. ``config={"epochs": 3}`` when ``fn`` reads settings from elsewhere).
 
     Example::
 
@@ -37,6 +49,7 @@ class FunctionEvaluator(Evaluator):
         metric: str = "score",
         mode: str = "max",
         test_fn: Callable[[Any, TrialContextProtocol, bool], float | dict[str, float]] | None = None,
+        config: dict[str, Any] | None = None,
     ):
         if not callable(fn):
             raise TypeError(f"FunctionEvaluator needs a callable fn(model_or_arch, ctx), got {type(fn).__name__}")
@@ -51,6 +64,24 @@ class FunctionEvaluator(Evaluator):
         self.metric = metric
         self.mode = mode
         self.test_fn = test_fn
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"config must be a dict (JSON) or None, got {type(config).__name__}")
+        self.user_config = config
+
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "class": "FunctionEvaluator",
+            "fn": _qualname(self.fn),
+            "uses_model": self.uses_model,
+            "metric": self.metric,
+            "mode": self.mode,
+        }
+        if self.user_config is not None:
+            out["config"] = self.user_config
+        return out
+
+    def test_config(self) -> dict[str, Any]:
+        return {**self.config(), "test_fn": _qualname(self.test_fn) if self.test_fn is not None else None}
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
         return self.fn(model_or_arch, ctx)
