@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["Progress", "progress_wanted"]
+__all__ = ["Progress", "TestProgress", "progress_wanted"]
 
 
 def progress_wanted(progress: bool | None) -> bool:
@@ -71,3 +71,53 @@ class Progress:
         if left:
             parts.append("left " + ", ".join(left))
         self._bar.update(self._task, completed=done, info=" | ".join(parts))
+
+
+class TestProgress:
+    """Live lines during ``Experiment.test``: which candidate (and seed), its epoch, elapsed time, its result."""
+
+    def __init__(self, total_epochs: int | None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self.total = total_epochs
+        self._bar = RichProgress(
+            TextColumn("[bold]test[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._tasks: dict[int, Any] = {}
+
+    def __enter__(self) -> TestProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.stop()
+
+    def add(self, job: int, label: str) -> None:
+        from rich.markup import escape
+
+        self._tasks[job] = self._bar.add_task(escape(label), total=self.total, info="")
+
+    def update(self, job: int, epoch: int) -> None:
+        if job in self._tasks:
+            self._bar.update(self._tasks[job], completed=epoch)
+
+    def finish(self, job: int, info: str) -> None:
+        from rich.markup import escape
+
+        if job in self._tasks:
+            task = self._tasks[job]
+            if self.total is not None:
+                self._bar.update(task, completed=self.total, info=escape(info))
+            else:
+                self._bar.update(task, info=escape(info))
+            self._bar.stop_task(task)
