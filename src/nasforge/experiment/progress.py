@@ -78,16 +78,15 @@ class TestProgress:
 
     def __init__(self, total_epochs: int | None):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
         self.total = total_epochs
         self._bar = RichProgress(
-            TextColumn("[bold]test[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epochs"),
+            TextColumn("test {task.description}"),
+            TextColumn("{task.fields[epochs]}"),
             TimeElapsedColumn(),
+            BarColumn(bar_width=10),
             TextColumn("{task.fields[info]}"),
             console=Console(stderr=True),
             transient=False,
@@ -102,14 +101,17 @@ class TestProgress:
     def __exit__(self, *exc: Any) -> None:
         self._bar.stop()
 
+    def _epochs(self, epoch: int) -> str:
+        return f"epoch {epoch}/{self.total}" if self.total is not None else f"epoch {epoch}"
+
     def add(self, job: int, label: str) -> None:
         from rich.markup import escape
 
-        self._tasks[job] = self._bar.add_task(escape(label), total=self.total, info="")
+        self._tasks[job] = self._bar.add_task(escape(label), total=self.total, info="", epochs=self._epochs(0))
 
     def update(self, job: int, epoch: int) -> None:
         if job in self._tasks:
-            self._bar.update(self._tasks[job], completed=epoch)
+            self._bar.update(self._tasks[job], completed=epoch, epochs=self._epochs(epoch))
 
     def finish(self, job: int, info: str) -> None:
         from rich.markup import escape
