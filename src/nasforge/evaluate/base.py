@@ -60,14 +60,19 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return None
 
 
+#: attributes that say where or how an evaluator runs, not what it measures
+_NOT_IDENTITY = {"path", "device", "num_workers", "verbose", "progress", "log_frequency", "threads"}
+
+
 def default_config(evaluator: Any) -> dict[str, Any]:
-    """The class, ``metric``, ``mode`` and the public attributes with a plain value (numbers, strings, functions)."""
+    """The class, ``metric``, ``mode`` and the public attributes with a plain value (numbers, strings,
+    functions), except those that say where or how it runs (``path``, ``device``, ``*_dir``, …)."""
     out: dict[str, Any] = {"class": _qualname(type(evaluator))}
     for key in ("metric", "mode", "uses_model"):
         if hasattr(evaluator, key):
             out[key] = _plain(getattr(evaluator, key))
     for key, value in sorted(vars(evaluator).items() if hasattr(evaluator, "__dict__") else ()):
-        if key.startswith("_") or key in out:
+        if key.startswith("_") or key in out or key in _NOT_IDENTITY or key.endswith(("_path", "_dir", "_file")):
             continue
         plain = _plain(value)
         if plain is not None or value is None:

@@ -17,6 +17,7 @@ from nasforge.evaluate.base import Evaluator, TrialContextProtocol
 
 __all__ = ["Regression", "Supervised"]
 
+_GIVEN = "<data given>"  # stands in _sources for a split that was given (not a function)
 _OPTIMIZERS = ("adamw", "adam", "sgd")
 _SCHEDULERS = ("cosine", None)
 _LOSSES = ("cross_entropy", "mse", "mae", "huber", "bce")
@@ -194,6 +195,7 @@ class Supervised(Evaluator):
                 self._data[name] = None
             elif not self._is_factory(source):
                 self._data[name] = as_data(source, name, num_workers, self._prepare_targets)
+                self._sources[name] = _GIVEN  # the wrapped split is kept once, not twice
 
     # -- configuration helpers ------------------------------------------------------------------
     @staticmethod
