@@ -225,3 +225,26 @@ def test_save_weights_keeps_the_best_trial_across_runs(tmp_path):
     exp.run()
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["best.json", "best.pt", "trial_0.pt", "trial_1.pt"]
     assert all(t.status is TrialStatus.SUCCEEDED for t in exp.trials())
+
+
+def test_stores_written_before_seeds_were_recorded(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    exp = run(db, trials=3)
+    best = exp.best()[0]
+    store = exp._open_store()
+    exp_id = store.experiment("demo").id
+    for value in (1.0, 2.0):  # an older version added a row each time the script ran
+        store.add_test(exp_id, best.id, best.arch, True, "SUCCEEDED", {"test_score": value})
+    store.close()
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE tests DROP COLUMN seed")
+    con.execute("ALTER TABLE tests DROP COLUMN config")
+    con.commit()
+    con.close()
+    (old,) = Experiment.load(db, "demo").test_results()  # read-only: works without the new columns
+    assert old.metrics == {"test_score": 2.0} and old.n_runs == 1  # the newest row of an unrecorded seed counts
+    fresh = run(db, trials=3).test(top_k=1, seeds=2)  # a writable open adds the columns; old rows are not reused
+    assert len(fresh[0].runs) == 2 and not any(r.reused for r in fresh[0].runs)
+    assert {r.seed for r in Store(db, readonly=True).tests("demo")} >= {None}

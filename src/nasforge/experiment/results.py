@@ -282,7 +282,8 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
     groups: dict[tuple, dict[Any, TestRecord]] = {}
     for r in rows:
         key = (r.trial_id, json.dumps(r.arch, sort_keys=True), r.retrain, r.config)
-        groups.setdefault(key, {})[r.seed if r.seed is not None else f"row{r.id}"] = r  # later rows win per seed
+        # later rows win per seed; rows written before seeds were recorded count as one seed
+        groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
     rank_of = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
     order = {id(res): i for i, res in enumerate(results)}
