@@ -17,7 +17,7 @@ import re
 import runpy
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nasforge.space import Space
@@ -94,22 +94,33 @@ def _first_line(text: str | None) -> str:
     return _safe((text or "").strip().splitlines()[0]) if text and text.strip() else ""
 
 
-def _canonical(config: dict[str, Any], arch: dict[str, Any]) -> dict[str, Any]:
-    """The arch as the space defines it (definition order, inactive labels omitted) where the space can say so."""
+def _canonicalizer(config: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Arch -> the arch as the space defines it (definition order, inactive labels omitted) where the
+    stored space description can say so; else the stored arch in the labels' definition order."""
     description = config.get("space")
-    from_description = getattr(Space, "from_description", None)
-    if from_description is not None and description is not None:
-        try:
-            canonical = getattr(from_description(description), "canonical", None)
-            if callable(canonical):
-                return dict(canonical(arch))
-        except Exception:  # noqa: BLE001 - an old or foreign description: fall back to the label order
-            pass
-    if isinstance(description, list):  # the labels in the space's definition order
-        order = [d.get("label") for d in description if isinstance(d, dict)]
+    order = [d.get("label") for d in description if isinstance(d, dict)] if isinstance(description, list) else []
+
+    def by_order(arch: dict[str, Any]) -> dict[str, Any]:
         known = {label: arch[label] for label in order if label in arch}
         return {**known, **{k: v for k, v in arch.items() if k not in known}}
-    return arch
+
+    from_description = getattr(Space, "from_description", None)
+    if from_description is None or description is None:
+        return by_order
+    try:
+        canonical = getattr(from_description(description), "canonical", None)
+    except Exception:  # noqa: BLE001 - an old or foreign description: fall back to the label order
+        canonical = None
+    if not callable(canonical):
+        return by_order
+
+    def by_space(arch: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(canonical(arch))
+        except Exception:  # noqa: BLE001 - an arch the description cannot validate: as stored
+            return by_order(arch)
+
+    return by_space
 
 
 def _wrap_json(arch: dict[str, Any], width: int) -> list[str]:
@@ -152,9 +163,10 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
     for t in trials:
         counts[t.status.value] = counts.get(t.status.value, 0) + 1
     ranked = _ranked(trials)
+    canonical = _canonicalizer(rec.config)
     leaderboard = [
         {"rank": rank, "trial": t.id, metric: t.metrics.get(metric), "score": t.score, "metrics": t.metrics,
-         "arch": _canonical(rec.config, t.arch), "duration": t.duration}
+         "arch": canonical(t.arch), "duration": t.duration}
         for rank, t in enumerate(ranked[:top], 1)
     ]
     failures = [{"trial": t.id, "error": t.error if full else _first_line(t.error)} for t in trials if t.status is TrialStatus.FAILED]
