@@ -201,3 +201,20 @@ def test_run_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["run"]) == 2
     assert "nasforge run SCRIPT [options] -- ARGS" in capsys.readouterr().err
+
+
+def test_show_uses_the_spaces_canonical_form_when_the_space_can_rebuild_itself(store, capsys, monkeypatch):
+    from nasforge import space as space_module
+
+    class Rebuilt:
+        def __init__(self, description):
+            self.labels = [d["label"] for d in description]
+
+        def canonical(self, arch):  # e.g. 'x' inactive when y == 'b'
+            return {k: arch[k] for k in reversed(self.labels) if not (k == "x" and arch["y"] == "b")}
+
+    monkeypatch.setattr(space_module.Space, "from_description", classmethod(lambda cls, d: Rebuilt(d)), raising=False)
+    assert main(["show", str(store), "--width", "100"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.rstrip().endswith("}")]
+    assert rows[0].endswith('  {"y":"b"}')  # the best, x=4 with y='b': x omitted
+    assert any(row.endswith('{"y":"a","x":3}') for row in rows)  # the space's order, not the stored one
