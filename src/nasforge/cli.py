@@ -6,6 +6,8 @@
     nasforge show runs/mnist1d.db --json        # the same as JSON (--full: nothing abbreviated)
     nasforge export runs/mnist1d.db [NAME] --top 3 -o best.json
     nasforge run [options] examples/main_job.py [options] -- --trials 20
+    nasforge dashboard runs/mnist1d.db          # live web view on http://127.0.0.1:8080/
+    nasforge report runs/mnist1d.db -o report/  # PNG plots and one HTML file
 """
 
 from __future__ import annotations
@@ -368,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"],
                      help="print nasforge's log records of this level and above (e.g. info)")
     run.set_defaults(func=cmd_run)
+
+    from nasforge.dashboard.cli import add_commands  # `dashboard` and `report`
+
+    add_commands(sub)
     return parser
 
 
