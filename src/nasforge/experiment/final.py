@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge.evaluate.base import config_hash, evaluator_test_config
 from nasforge.execution import make_executor
 from nasforge.experiment.progress import TestProgress, progress_wanted
-from nasforge.experiment.results import TestResult, aggregate_runs
+from nasforge.experiment.results import TestResult, aggregate_runs, rank_trials
 from nasforge.experiment.runners import FinalTestRunner, test_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +86,7 @@ def _run_jobs(
     executor = make_executor(exp.executor, min(exp.concurrency, len(jobs)), preload=("torch",) if uses_model else ())
     owns_executor = executor is not exp.executor
     executor.register("test", FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, int(exp._require_record().config["seed"])))
-    ranks = {t.id: r for r, t in enumerate(exp.best(max(1, len(exp.trials()))), 1)}
+    ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(exp_id, with_reports=False)), 1)}
     total_epochs = getattr(exp.evaluator, "test_epochs", None)
     bar = TestProgress(total_epochs if isinstance(total_epochs, int) else None) if progress_wanted(
         exp.progress if progress is None else progress) else None
