@@ -48,8 +48,8 @@ class InlineExecutor(Executor):
     ``threads`` is the number of torch threads a task runs with (set before each task when torch
     is loaded, and the caller's setting restored after it). The default, ``"auto"``, is half the
     cores available to this process (at least 1): torch's own default (every core) oversubscribes
-    the CPU as soon as anything else runs — a DARTS search measured 42 s with one thread and over
-    200 s with torch's default while another process ran. ``None`` leaves torch's setting alone.
+    the CPU as soon as anything else runs (a reported DARTS search: 42 s with one thread, over
+    200 s with torch's default while another process ran). ``None`` leaves torch's setting alone.
 
     Example::
 
