@@ -105,7 +105,7 @@ class Experiment:
 
     ``save_weights="best"`` keeps the weights of the best trial seen during the search
     (``"all"``: of every successful trial) in ``weights_dir`` (default: a folder beside the
-    store, ``<store>.weights/<name>/``): ``best.pt`` (state dict), ``best.json`` (trial, arch,
+    store: ``runs/search.db`` -> ``runs/search.weights/<name>/``): ``best.pt`` (state dict), ``best.json`` (trial, arch,
     metrics), ``trial_<id>.pt``.
 
     Results are read back, without the space or the evaluator, with
