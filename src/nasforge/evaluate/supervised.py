@@ -555,7 +555,7 @@ class Supervised(Evaluator):
 
     def __repr__(self) -> str:
         def size(split: str) -> Any:
-            if self._is_factory(self._sources[split]) if self._sources[split] is not None else False:
+            if self._is_factory(self._sources[split]):
                 return _qualname(self._sources[split]) + "()"
             data = self._data.get(split)
             if data is None:
