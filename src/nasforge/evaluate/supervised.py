@@ -34,10 +34,12 @@ def _qualname(obj: Any) -> str:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: the first visible GPU (executors assign a worker's GPUs through
+    ``CUDA_VISIBLE_DEVICES``, so that is the trial's own), else the CPU."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     try:
         return torch.device(device)
     except RuntimeError:
