@@ -119,7 +119,7 @@ class TestProgress:
         if job in self._tasks:
             task = self._tasks[job]
             if self.total is not None:
-                self._bar.update(task, completed=self.total, info=escape(info))
+                self._bar.update(task, completed=self.total, info=escape(info), epochs=self._epochs(self.total))
             else:
                 self._bar.update(task, info=escape(info))
             self._bar.stop_task(task)
