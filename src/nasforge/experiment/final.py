@@ -140,7 +140,8 @@ def _run_jobs(
                 elapsed = time.monotonic() - started.get(c.task_id, time.monotonic())
                 logger.info("tested %s in %.1f s: %s", label(c.task_id), elapsed, result.format() or result.status.lower())
                 if bar is not None:
-                    bar.finish(c.task_id, result.format() if result.status == "SUCCEEDED" else "failed")
+                    ok = result.status == "SUCCEEDED"
+                    bar.finish(c.task_id, result.format() if ok else "failed: " + (result.error or "").splitlines()[0], ok)
     finally:
         if owns_executor:
             executor.shutdown()

@@ -113,12 +113,12 @@ class TestProgress:
         if job in self._tasks:
             self._bar.update(self._tasks[job], completed=epoch, epochs=self._epochs(epoch))
 
-    def finish(self, job: int, info: str) -> None:
+    def finish(self, job: int, info: str, ok: bool = True) -> None:
         from rich.markup import escape
 
         if job in self._tasks:
             task = self._tasks[job]
-            if self.total is not None:
+            if ok and self.total is not None:
                 self._bar.update(task, completed=self.total, info=escape(info), epochs=self._epochs(self.total))
             else:
                 self._bar.update(task, info=escape(info))
