@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,7 @@ def test_run_takes_options_before_or_after_the_script(tmp_path, capsys, monkeypa
     assert main([a.format(s=script) for a in argv]) == 0
     seen = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert seen == {"argv": script_args, "progress": progress}
+    assert "NASFORGE_PROGRESS" not in os.environ  # the script's setting does not outlive it
 
 
 def test_run_errors(tmp_path, capsys):

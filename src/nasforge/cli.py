@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import runpy
 import shutil
 import sys
@@ -29,12 +28,21 @@ from nasforge.trial import Trial, TrialStatus
 __all__ = ["main"]
 
 
+def _safe(value: Any) -> str:
+    """``str(value)`` with every non-printable character escaped (``\\x1b``, ``\\n``…): a store
+    received from someone else must not send escape sequences to the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fmt_value(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
-    return str(value)
+    return _safe(value)
 
 
 def _fmt_params(value: Any) -> str:
@@ -82,14 +90,6 @@ def _open(path: str) -> Store:
     if not os.path.exists(path):
         raise StoreError(f"store file {path!r} does not exist")
     return Store(path, readonly=True)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _safe(text: Any) -> str:
-    """A stored string made safe for a terminal: control characters (escape sequences) become ``?``."""
-    return _CONTROL.sub("?", str(text))
 
 
 def _first_line(text: str | None) -> str:
@@ -161,6 +161,11 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
 
     trials = store.trials(rec.id, with_reports=False)
     metric = rec.config.get("metric", "score")
+    metric = metric if isinstance(metric, str) else str(metric)
+    status = store.live_status(rec.name)  # "running" only while a live process owns it
+    owner = store.owner(rec.name)
+    if status == "running" and owner is not None:
+        status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.status.value] = counts.get(t.status.value, 0) + 1
@@ -180,7 +185,7 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
             run.pop("runs", None)
     return {
         "name": rec.name,
-        "status": rec.status,
+        "status": status,
         "metric": metric,
         "mode": rec.config.get("mode", "max"),
         "strategy": rec.config.get("strategy"),
@@ -211,7 +216,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) -> None:
     metric = view["metric"]
     print(f"experiment {view['name']!r}  ({_safe(view['status'])}; metric {_safe(metric)}, {_safe(view['mode'])}imised; "
-          f"strategy {_safe(view['strategy'])}; space of {view['space_size'] if view['space_size'] is not None else '?'} archs)")
+          f"strategy {_safe(view['strategy'])}; space of {_safe(view['space_size'] if view['space_size'] is not None else '?')} archs)")
     if full and view.get("evaluator"):
         print(f"evaluator: {_safe(view['evaluator'])}")
     counts = view["counts"]
@@ -307,6 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise StoreError("nasforge run needs a script: nasforge run SCRIPT [options] -- ARGS")
     if not os.path.isfile(script):
         raise FileNotFoundError(f"script {script!r} not found")
+    old_progress = os.environ.get("NASFORGE_PROGRESS")
     if args.progress:
         os.environ["NASFORGE_PROGRESS"] = "1"
     if args.no_progress:
@@ -326,6 +332,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
+        if old_progress is None:
+            os.environ.pop("NASFORGE_PROGRESS", None)
+        else:
+            os.environ["NASFORGE_PROGRESS"] = old_progress
     return 0
 
 

@@ -23,12 +23,6 @@ def _array_like(value: Any) -> bool:
     return isinstance(value, torch.Tensor) or hasattr(value, "__array__")
 
 
-def _qualname(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or ""
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return f"{module}.{name}" if module and module != "builtins" else name
-
-
 class Data:
     """A data split: ``batches(batch_size, shuffle, generator)`` yields raw batches."""
 
@@ -212,15 +206,15 @@ def describe_data(data: Any) -> Any:
     if isinstance(data, Tensors):
         return {"form": "tensors", "n": len(data), "x": list(data.x.shape[1:]), "y": list(data.y.shape[1:])}
     if isinstance(data, MapDataset):
-        return {"form": "dataset", "type": _qualname(type(data.dataset)), "n": len(data)}
+        return {"form": "dataset", "type": type(data.dataset).__qualname__, "n": len(data)}
     if isinstance(data, Loader):
         loader = data.loader
-        out: dict[str, Any] = {"form": "dataloader", "type": _qualname(type(loader.dataset)), "batch_size": loader.batch_size}
+        out: dict[str, Any] = {"form": "dataloader", "type": type(loader.dataset).__qualname__, "batch_size": loader.batch_size}
         try:
             out["n"] = len(loader.dataset)
         except TypeError:
             pass
         return out
     if callable(data):
-        return {"form": "function", "name": _qualname(data)}
+        return {"form": "function", "name": getattr(data, "__qualname__", type(data).__qualname__)}
     return {"form": type(data).__name__}

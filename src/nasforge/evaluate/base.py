@@ -38,12 +38,6 @@ __all__ = ["Evaluator", "TrialContextProtocol", "config_hash", "evaluator_config
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def _qualname(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or ""
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return f"{module}.{name}" if module and module != "builtins" else name
-
-
 def _plain(value: Any, depth: int = 0) -> Any:
     """A JSON-able stand-in for a config value (None when it has none)."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -56,7 +50,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict) and depth < 2 and len(value) <= 32 and all(isinstance(k, str) for k in value):
         return {k: _plain(v, depth + 1) for k, v in value.items()}
     if callable(value) and hasattr(value, "__qualname__"):
-        return _qualname(value)
+        return value.__qualname__  # by name, not module: the same script run as __main__ or imported agrees
     return None
 
 
@@ -67,7 +61,7 @@ _NOT_IDENTITY = {"path", "device", "num_workers", "verbose", "progress", "log_fr
 def default_config(evaluator: Any) -> dict[str, Any]:
     """The class, ``metric``, ``mode`` and the public attributes with a plain value (numbers, strings,
     functions), except those that say where or how it runs (``path``, ``device``, ``*_dir``, …)."""
-    out: dict[str, Any] = {"class": _qualname(type(evaluator))}
+    out: dict[str, Any] = {"class": type(evaluator).__qualname__}
     for key in ("metric", "mode", "uses_model"):
         if hasattr(evaluator, key):
             out[key] = _plain(getattr(evaluator, key))
@@ -86,7 +80,7 @@ def _call_config(evaluator: Any, method: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise TypeError(f"{type(evaluator).__name__}.{method}() must return a dict, got {type(config).__name__}")
     # JSON round trip (and no memory addresses), so a stored config compares equal to a fresh one
-    return json.loads(_ADDRESS.sub("", json.dumps(config, sort_keys=True, default=lambda v: _qualname(v) if callable(v) else repr(v))))
+    return json.loads(_ADDRESS.sub("", json.dumps(config, sort_keys=True, default=lambda v: getattr(v, "__qualname__", None) or repr(v))))
 
 
 def evaluator_config(evaluator: Any) -> dict[str, Any]:

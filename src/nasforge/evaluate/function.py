@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.evaluate.base import Evaluator, TrialContextProtocol, _qualname
+from nasforge.evaluate.base import Evaluator, TrialContextProtocol
 
 __all__ = ["FunctionEvaluator"]
 
@@ -27,9 +27,11 @@ class FunctionEvaluator(Evaluator):
     network's weights afterwards) and returns test metrics; a float is stored as
     ``test_<metric>``.
 
-    ``config`` (a JSON dict) is recorded as the evaluator's identity: the experiment refuses to
-    resume with a different one (default: the functions' names, ``metric`` and ``mode``; pass
-    e.g. ``config={"epochs": 3}`` when ``fn`` reads settings from elsewhere).
+    ``config`` (a JSON dict) is part of the evaluator's identity, with ``metric``, ``mode`` and
+    ``uses_model``: the experiment refuses to resume with a different one. ``fn``'s settings live
+    in its code, which the experiment cannot see, so pass them (``config={"epochs": 3}``) to have
+    a change refused; the function's name is not compared (renaming it, or running the script
+    as ``__main__`` rather than importing it, is the same experiment).
 
     Example::
 
@@ -71,7 +73,6 @@ class FunctionEvaluator(Evaluator):
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "class": "FunctionEvaluator",
-            "fn": _qualname(self.fn),
             "uses_model": self.uses_model,
             "metric": self.metric,
             "mode": self.mode,
@@ -81,7 +82,8 @@ class FunctionEvaluator(Evaluator):
         return out
 
     def test_config(self) -> dict[str, Any]:
-        return {**self.config(), "test_fn": _qualname(self.test_fn) if self.test_fn is not None else None}
+        test_fn = getattr(self.test_fn, "__qualname__", repr(self.test_fn)) if self.test_fn is not None else None
+        return {**self.config(), "fn": getattr(self.fn, "__qualname__", None), "test_fn": test_fn}
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
         return self.fn(model_or_arch, ctx)

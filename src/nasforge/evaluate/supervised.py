@@ -298,13 +298,13 @@ class Supervised(Evaluator):
 
     def config(self) -> dict[str, Any]:
         """What decides the search scores (the experiment refuses to mix results when it changes)."""
-        def name(v: Any) -> Any:
-            return v if v is None or isinstance(v, (str, int, float, bool)) else _qualname(v)
+        def name(v: Any) -> Any:  # functions and classes by name, not module (a script run as __main__ agrees)
+            return v if v is None or isinstance(v, (str, int, float, bool)) else getattr(v, "__qualname__", type(v).__qualname__)
 
         return {
-            "class": _qualname(type(self)),
+            "class": type(self).__qualname__,
             "loss": name(self.loss),
-            "metric": self.metric_name if self._metric_fns[self.metric_name] is None else _qualname(self._metric_fns[self.metric_name]),
+            "metric": self.metric_name if self._metric_fns[self.metric_name] is None else name(self._metric_fns[self.metric_name]),
             "mode": self.mode,
             "epochs": self.epochs,
             "batch_size": self.batch_size,

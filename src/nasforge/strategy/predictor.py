@@ -288,6 +288,8 @@ class Progressive(_SurrogateMixin):
                 chosen = [] if arch is None else [arch]
         self._queue = chosen
         self._stage_keys = [arch_key(a) for a in chosen]
+        if not chosen and nxt < len(self._stages):  # nothing new in this stage (e.g. a one-value label)
+            return self._issue_stage()
         return bool(chosen)
 
     def _rank(self, cands: list[Arch]) -> list[Arch]:

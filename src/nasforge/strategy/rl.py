@@ -223,6 +223,8 @@ class PolicyBasedRL(HistoryStrategy):
         epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
         for _ in range(epochs):
             _, logp, ent = self._controller.run(actions=acts)
+            if not logp.requires_grad:  # every choice has a single candidate: no decision to learn
+                break
             if self.algorithm == "ppo":
                 ratio = torch.exp(logp - old)
                 surr = torch.minimum(ratio * advs, torch.clamp(ratio, 1 - self.clip, 1 + self.clip) * advs)
