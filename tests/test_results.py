@@ -92,16 +92,26 @@ def test_load_errors_and_store_reads_by_name(tmp_path):
 
 
 class Recipe(Evaluator):
-    """A user's own evaluator with plain settings (the default config() reads them)."""
+    """A user's own evaluator: its settings count once its config() names them; counters never do."""
 
     uses_model = False
 
-    def __init__(self, epochs, scale=lambda v: v):
+    def __init__(self, epochs, scale=abs):
         self.epochs = epochs
         self.scale = scale
+        self.calls = 0
 
     def evaluate(self, arch, ctx):
+        self.calls += 1
         return float(self.scale(arch["x"] * self.epochs))
+
+    def config(self):
+        return {**super().config(), "epochs": self.epochs, "scale": self.scale}
+
+
+class Plain(Recipe):
+    def config(self):
+        return Evaluator.config(self)  # the default: class, metric, mode, uses_model
 
 
 def test_a_changed_evaluator_is_refused_with_what_changed(tmp_path):
@@ -117,13 +127,22 @@ def test_a_changed_evaluator_is_refused_with_what_changed(tmp_path):
     assert config["evaluator_config"]["config"] == {"epochs": 6}
     assert config["evaluator_history"][0]["config"] == {"epochs": 3}
     run(db, "f", trials=4, evaluator=FunctionEvaluator(score, uses_model=False, config={"epochs": 6}))  # same: resumes
-    # the default config of a user's Evaluator: plain attributes (functions by name, never by address)
-    run(db, "g", trials=1, evaluator=Recipe(3))
-    run(db, "g", trials=2, evaluator=Recipe(3))
+    # a user's Evaluator: what its config() names (functions by name, never by address)
+    recipe = Recipe(3)
+    exp = run(db, "g", trials=1, evaluator=recipe)
+    exp.max_trials = 2
+    exp.run()  # the same object again, its call counter moved on: still the same experiment
+    assert recipe.calls == 2
+    run(db, "g", trials=3, evaluator=Recipe(3))
     with pytest.raises(StoreConflictError, match="epochs 3 → 6"):
-        run(db, "g", trials=3, evaluator=Recipe(6))
-    with pytest.raises(StoreConflictError, match="scale"):
-        run(db, "g", trials=3, evaluator=Recipe(3, scale=abs))
+        run(db, "g", trials=4, evaluator=Recipe(6))
+    with pytest.raises(StoreConflictError, match='scale "abs" → "round"'):
+        run(db, "g", trials=4, evaluator=Recipe(3, scale=round))
+    # without a config() of its own only the class, metric and mode count
+    run(db, "h", trials=1, evaluator=Plain(3))
+    run(db, "h", trials=2, evaluator=Plain(6))
+    with pytest.raises(StoreConflictError, match='class "Plain" → "Recipe"'):
+        run(db, "h", trials=3, evaluator=Recipe(6))
 
 
 def test_a_changed_training_recipe_is_refused(tmp_path):

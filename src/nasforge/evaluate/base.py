@@ -22,8 +22,9 @@ Optionally, ``config() -> dict`` (JSON) describes what decides the search scores
 epochs, data sizes); the experiment records it and refuses to resume under the same name when
 it changed (``Experiment(..., allow_evaluator_change=True)`` overrides). ``test_config()``
 describes what decides the test scores (test rows are reused only while it is unchanged). The
-defaults (:func:`evaluator_config`) use the class name, ``metric``, ``mode`` and the evaluator's
-public attributes that are numbers, strings or functions.
+default (:func:`default_config`) is the class name, ``metric``, ``mode`` and ``uses_model``;
+override ``config()`` to add the settings your evaluator's scores depend on, e.g.
+``return {**super().config(), "epochs": self.epochs}``.
 """
 
 from __future__ import annotations
@@ -54,23 +55,17 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return None
 
 
-#: attributes that say where or how an evaluator runs, not what it measures
-_NOT_IDENTITY = {"path", "device", "num_workers", "verbose", "progress", "log_frequency", "threads"}
-
-
 def default_config(evaluator: Any) -> dict[str, Any]:
-    """The class, ``metric``, ``mode`` and the public attributes with a plain value (numbers, strings,
-    functions), except those that say where or how it runs (``path``, ``device``, ``*_dir``, …)."""
+    """The class name, ``metric``, ``mode`` and ``uses_model``: what any evaluator declares.
+
+    Its other attributes are not compared (they may be counters, caches or paths that change
+    between runs without changing what is measured); an evaluator whose settings decide its
+    scores says so by overriding ``config()`` (the built-in ones do).
+    """
     out: dict[str, Any] = {"class": type(evaluator).__qualname__}
     for key in ("metric", "mode", "uses_model"):
         if hasattr(evaluator, key):
             out[key] = _plain(getattr(evaluator, key))
-    for key, value in sorted(vars(evaluator).items() if hasattr(evaluator, "__dict__") else ()):
-        if key.startswith("_") or key in out or key in _NOT_IDENTITY or key.endswith(("_path", "_dir", "_file")):
-            continue
-        plain = _plain(value)
-        if plain is not None or value is None:
-            out[key] = plain
     return out
 
 
