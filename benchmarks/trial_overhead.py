@@ -60,7 +60,7 @@ def torch_train(arch, ctx):
 
 
 def run(n: int, fn, executor, concurrency: int = 1, store: str | None = None) -> float:
-    exp = Experiment(SPACE, Random(), FunctionEvaluator(fn, uses_model=False), max_trials=n,
+    exp = Experiment(SPACE, Random(dedup=False), FunctionEvaluator(fn, uses_model=False), max_trials=n,
                      concurrency=concurrency, executor=executor, store=store, name=f"b{time.time_ns()}",
                      seed=0, progress=False)
     t0 = time.perf_counter()

@@ -61,4 +61,5 @@ def test_random_with_dedup_stops_and_without_repeats_by_design():
     ev = FunctionEvaluator(lambda a, ctx: _score(a), uses_model=False)
     kw = dict(max_trials=10, executor="inline", progress=False, seed=0)
     assert Experiment(space, strategies.Random(dedup=True), ev, **kw).run().n_trials == 3
-    assert Experiment(space, strategies.Random(), ev, **kw).run().n_trials == 10  # sampling with replacement
+    assert Experiment(space, strategies.Random(), ev, **kw).run().n_trials == 3  # the default de-duplicates (issue 8)
+    assert Experiment(space, strategies.Random(dedup=False), ev, **kw).run().n_trials == 10  # sampling with replacement

@@ -182,6 +182,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _dumps_arch(arch: dict[str, Any]) -> str:
+    """An arch as JSON in its own (the space's definition) order: canonical archs are stored as they are."""
+    return json.dumps(arch)
+
+
 def _inspect(path: str) -> bool:
     """Check that ``path`` can be a store file before SQLite touches it; True when it exists
     with content (an SQLite database), False when it is missing or empty (a new store)."""
@@ -713,7 +718,7 @@ class Store:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO trials (experiment_id, id, arch, status, started, worker, attempts) VALUES (?, ?, ?, ?, ?, ?, 1)",
-                (exp_id, trial.id, _dumps(trial.arch), trial.status.value, trial.started, trial.worker),
+                (exp_id, trial.id, _dumps_arch(trial.arch), trial.status.value, trial.started, trial.worker),
             )
             self._add_events(db, exp_id, events)
             self._set_state(db, exp_id, strategy_state)
@@ -853,7 +858,7 @@ class Store:
             cur = db.execute(
                 "INSERT INTO tests (experiment_id, trial_id, arch, retrain, status, metrics, error, weights, created, seed, config) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (exp_id, trial_id, _dumps(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time(),
+                (exp_id, trial_id, _dumps_arch(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time(),
                  seed, config),
             )
             return int(cur.lastrowid)

@@ -26,11 +26,14 @@ class Classification(Supervised):
     ``val_loss``, ``loss``, ``best_val_acc``, ``params`` and ``train_time``. :meth:`test` (used by
     ``Experiment.test``) retrains a fresh network for ``final_epochs`` (default: ``epochs``) on
     train+val (``retrain=True``) or on train alone and returns ``test_acc`` and ``test_loss``.
+    Recipe arguments may be value choices, searched jointly with the architecture (see
+    :class:`~nasforge.evaluate.Supervised`).
 
     Example::
 
         evaluator = Classification((x_train, y_train), (x_val, y_val), test_data=(x_test, y_test),
                                    epochs=5, batch_size=128, lr=3e-3, final_epochs=60)
+        joint = Classification(train, val, lr=nn.choice([1e-3, 3e-3], label="lr"), batch_size=nn.choice([64, 128]))
     """
 
     def __init__(

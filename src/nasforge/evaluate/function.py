@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.evaluate._hparams import HyperParameters
+from nasforge.evaluate.base import Evaluator, TrialContextProtocol, _plain
+from nasforge.space import Space
 
 __all__ = ["FunctionEvaluator"]
 
@@ -33,6 +35,11 @@ class FunctionEvaluator(Evaluator):
     a change refused; the function's name is not compared (renaming it, or running the script
     as ``__main__`` rather than importing it, is the same experiment).
 
+    Extra keyword arguments are passed on to ``fn`` (and ``test_fn``) as keywords; a value
+    choice among them (``lr=nn.choice([1e-3, 3e-3], label="lr")``) is a hyper-parameter
+    searched jointly with the architecture: it joins the experiment's space under its label
+    (an unlabelled one is named after the argument) and ``fn`` gets the trial's value.
+
     Example::
 
         def fit(model, ctx):
@@ -42,6 +49,7 @@ class FunctionEvaluator(Evaluator):
 
         evaluator = FunctionEvaluator(fit, metric="acc")
         lookup = FunctionEvaluator(lambda arch, ctx: table[arch["op"]], uses_model=False)
+        joint = FunctionEvaluator(lambda model, ctx, lr: train(model, lr), lr=nn.choice([1e-3, 3e-3], label="lr"))
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class FunctionEvaluator(Evaluator):
         mode: str = "max",
         test_fn: Callable[[Any, TrialContextProtocol, bool], float | dict[str, float]] | None = None,
         config: dict[str, Any] | None = None,
+        **kwargs: Any,
     ):
         if not callable(fn):
             raise TypeError(f"FunctionEvaluator needs a callable fn(model_or_arch, ctx), got {type(fn).__name__}")
@@ -66,9 +75,26 @@ class FunctionEvaluator(Evaluator):
         self.metric = metric
         self.mode = mode
         self.test_fn = test_fn
+        self.kwargs = kwargs
+        self._hparams = HyperParameters("FunctionEvaluator", kwargs)
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"config must be a dict (JSON) or None, got {type(config).__name__}")
         self.user_config = config
+
+    @property
+    def hyperparameters(self) -> Space:
+        """The space of the hyper-parameter choices among the keyword arguments (empty without any)."""
+        return self._hparams.space
+
+    def _call_args(self, model_or_arch: Any, ctx: TrialContextProtocol) -> tuple[Any, dict[str, Any]]:
+        if not self.kwargs:
+            return model_or_arch, {}
+        arch = getattr(ctx, "arch", None) or {}
+        values = {**self.kwargs, **self._hparams.values(arch)}
+        if not self.uses_model and isinstance(model_or_arch, dict) and self._hparams:
+            hp_labels = set(self._hparams.space)
+            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in hp_labels}
+        return model_or_arch, values
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -79,6 +105,11 @@ class FunctionEvaluator(Evaluator):
         }
         if self.user_config is not None:
             out["config"] = self.user_config
+        plain = {k: _plain(v) for k, v in self.kwargs.items() if k not in self._hparams.choices}
+        if plain:
+            out["kwargs"] = plain  # the fixed keyword arguments fn receives
+        if self._hparams:
+            out["hyperparameters"] = self._hparams.space.describe()
         return out
 
     def test_config(self) -> dict[str, Any]:
@@ -86,13 +117,16 @@ class FunctionEvaluator(Evaluator):
         return {**self.config(), "fn": getattr(self.fn, "__qualname__", None), "test_fn": test_fn}
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
-        return self.fn(model_or_arch, ctx)
+        model_or_arch, kwargs = self._call_args(model_or_arch, ctx)
+        return self.fn(model_or_arch, ctx, **kwargs)
 
     def test(self, model_or_arch: Any, ctx: TrialContextProtocol, retrain: bool = True) -> float | dict[str, float]:
         if self.test_fn is None:
             return super().test(model_or_arch, ctx, retrain)
-        return self.test_fn(model_or_arch, ctx, retrain)
+        model_or_arch, kwargs = self._call_args(model_or_arch, ctx)
+        return self.test_fn(model_or_arch, ctx, retrain, **kwargs)
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", repr(self.fn))
-        return f"FunctionEvaluator({name}, uses_model={self.uses_model}, metric={self.metric!r}, mode={self.mode!r})"
+        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return f"FunctionEvaluator({name}, uses_model={self.uses_model}, metric={self.metric!r}, mode={self.mode!r}{extra})"

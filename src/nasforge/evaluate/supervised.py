@@ -13,12 +13,17 @@ from typing import Any
 import torch
 
 from nasforge.evaluate._data import Data, as_data, concat, describe_data
+from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.space import Space
 
 __all__ = ["Regression", "Supervised"]
 
 _GIVEN = "<data given>"  # stands in _sources for a split that was given (not a function)
 _OPTIMIZERS = ("adamw", "adam", "sgd")
+# Recipe arguments that may be value choices (searched jointly with the architecture).
+HPARAM_ARGS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "scheduler",
+               "warmup_epochs", "label_smoothing", "grad_clip")
 _SCHEDULERS = ("cosine", None)
 _LOSSES = ("cross_entropy", "mse", "mae", "huber", "bce")
 _LOSS_ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "l1": "mae", "l2": "mse", "smooth_l1": "huber"}
@@ -99,6 +104,12 @@ class Supervised(Evaluator):
     :meth:`test` retrains a fresh network for ``final_epochs`` (default: ``epochs``) on train+val
     (``retrain=True``) or on train alone and measures it on ``test_data``.
 
+    **Hyper-parameter search**: ``epochs``, ``batch_size``, ``optimizer``, ``lr``,
+    ``weight_decay``, ``momentum``, ``scheduler``, ``warmup_epochs``, ``label_smoothing`` and
+    ``grad_clip`` may be value choices (``lr=nn.choice([1e-3, 3e-3], label="lr")``); they join
+    the experiment's space under their labels (an unlabelled one is named after its argument)
+    and each trial trains with the values its arch chooses (:attr:`hyperparameters` is that space).
+
     Example::
 
         evaluator = Supervised(train_loader, val_loader, test_data=test_loader,
@@ -134,22 +145,18 @@ class Supervised(Evaluator):
         device: str | torch.device = "auto",
         num_workers: int = 0,
     ):
-        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if final_epochs is not None and (isinstance(final_epochs, bool) or not isinstance(final_epochs, int) or final_epochs < 1):
-            raise ValueError(f"final_epochs must be a positive int or None, got {final_epochs!r}")
-        if isinstance(optimizer, str) and optimizer.lower() not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(map(repr, _OPTIMIZERS))}, an optimizer class or a callable")
-        if not isinstance(optimizer, str) and not callable(optimizer):
-            raise TypeError(f"optimizer must be a name, an optimizer class or a callable, got {type(optimizer).__name__}")
-        if scheduler not in _SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; valid: 'cosine', None")
-        for name, value in (("lr", lr), ("final_lr", final_lr)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value))):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        given = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                     momentum=momentum, scheduler=scheduler, warmup_epochs=warmup_epochs,
+                     label_smoothing=label_smoothing, grad_clip=grad_clip)
+        self._hparams = HyperParameters(type(self).__name__, given, HPARAM_ARGS)
+        defaults = {**given, **self._hparams.defaults()}
+        for name in self._hparams.choices:  # every candidate must be a valid setting
+            for value in self._hparams.candidates(name):
+                _check_recipe(**{**defaults, name: value}, final_epochs=final_epochs, final_lr=final_lr,
+                              eval_batch_size=eval_batch_size)
+        _check_recipe(**defaults, final_epochs=final_epochs, final_lr=final_lr, eval_batch_size=eval_batch_size)
+        (epochs, batch_size, optimizer, lr, weight_decay, momentum, scheduler, warmup_epochs, label_smoothing,
+         grad_clip) = (defaults[k] for k in HPARAM_ARGS)
         self.loss_name = self._check_loss(loss)
         self.loss = loss if callable(loss) else self.loss_name
         self.metric_name, metric_fn, metric_mode = self._check_metric(metric, "metric")
@@ -198,6 +205,15 @@ class Supervised(Evaluator):
             elif not self._is_factory(source):
                 self._data[name] = as_data(source, name, num_workers, self._prepare_targets)
                 self._sources[name] = _GIVEN  # the wrapped split is kept once, not twice
+
+    @property
+    def hyperparameters(self) -> Space:
+        """The space of this evaluator's hyper-parameter choices (empty without any)."""
+        return self._hparams.space
+
+    def _for_arch(self, ctx: TrialContextProtocol) -> Supervised:
+        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses."""
+        return self._hparams.resolved(self, getattr(ctx, "arch", {}) or {}, _normalise)
 
     # -- configuration helpers ------------------------------------------------------------------
     @staticmethod
@@ -317,6 +333,7 @@ class Supervised(Evaluator):
             "label_smoothing": self.label_smoothing,
             "grad_clip": self.grad_clip,
             "train_transform": name(self.train_transform),
+            "hyperparameters": self._hparams.space.describe() if self._hparams else None,
             "train_data": self._describe("train_data"),
             "val_data": self._describe("val_data"),
         }
@@ -531,6 +548,11 @@ class Supervised(Evaluator):
 
     # -- the evaluator contract ----------------------------------------------------------------
     def evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
+        if self._hparams:
+            return self._for_arch(ctx)._evaluate(model, ctx)
+        return self._evaluate(model, ctx)
+
+    def _evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
         train, val = self.split("train_data"), self.split("val_data")
         assert train is not None and val is not None
         out = self._fit(model, train, self.epochs, self.lr, ctx, val)
@@ -539,6 +561,11 @@ class Supervised(Evaluator):
         return out
 
     def test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
+        if self._hparams:
+            return self._for_arch(ctx)._test(model, ctx, retrain)
+        return self._test(model, ctx, retrain)
+
+    def _test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
         if self._sources["test_data"] is None:
             raise ValueError(f"{type(self).__name__} has no test_data; pass test_data=(inputs, targets) to evaluate on a test set")
         train, val, test = self.split("train_data"), self.split("val_data"), self.split("test_data")
@@ -571,8 +598,38 @@ class Supervised(Evaluator):
             f"{type(self).__name__}(train={size('train_data')}, val={size('val_data')}, test={size('test_data')}, "
             f"loss={self.loss_name!r}, metric={self.metric!r}, mode={self.mode!r}, epochs={self.epochs}, "
             f"batch_size={self.batch_size}, optimizer={self.optimizer if isinstance(self.optimizer, str) else _qualname(self.optimizer)!r}, "
-            f"lr={self.lr})"
+            f"lr={self.lr}{''.join(f', {k}={v!r}' for k, v in self._hparams.choices.items())})"
         )
+
+
+def _check_recipe(epochs: Any, batch_size: Any, optimizer: Any, lr: Any, weight_decay: Any, momentum: Any, scheduler: Any,
+                  warmup_epochs: Any, label_smoothing: Any, grad_clip: Any, final_epochs: Any, final_lr: Any,
+                  eval_batch_size: Any) -> None:
+    """Clear errors for a bad training recipe (every candidate of a hyper-parameter choice is checked)."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if final_epochs is not None and (isinstance(final_epochs, bool) or not isinstance(final_epochs, int) or final_epochs < 1):
+        raise ValueError(f"final_epochs must be a positive int or None, got {final_epochs!r}")
+    if isinstance(optimizer, str) and optimizer.lower() not in _OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(map(repr, _OPTIMIZERS))}, an optimizer class or a callable")
+    if not isinstance(optimizer, str) and not callable(optimizer):
+        raise TypeError(f"optimizer must be a name, an optimizer class or a callable, got {type(optimizer).__name__}")
+    if scheduler not in _SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; valid: 'cosine', None")
+    for name, value in (("lr", lr), ("final_lr", final_lr)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value))):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+
+
+def _normalise(name: str, value: Any) -> Any:
+    if name == "optimizer" and isinstance(value, str):
+        return value.lower()
+    if name in ("lr", "weight_decay", "momentum", "warmup_epochs", "label_smoothing"):
+        return float(value)
+    return value
 
 
 class Regression(Supervised):

@@ -172,6 +172,9 @@ class Experiment:
                     f"model_space must be a nasforge.nn.ModelSpace instance (with .space and .freeze(arch)) "
                     f"or a nasforge.space.Space, got {type(model_space).__name__}"
                 )
+        hyper = getattr(evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):  # joint architecture and training-recipe search
+            space = space.merged(hyper, f"{type(evaluator).__name__}'s hyper-parameter choices")
         if not isinstance(strategy, Strategy):
             if not all(callable(getattr(strategy, m, None)) for m in ("setup", "ask", "tell")):
                 raise TypeError(
@@ -562,7 +565,9 @@ class Experiment:
         return ok[:k]
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
-        """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""
+        """The (canonical) arch of the ``rank``-th best trial; also written as JSON to ``path`` (for
+        ``fixed_arch``). With hyper-parameter choices in the evaluator, only the model's labels are
+        exported (the trial, ``best()``, holds the hyper-parameter values too)."""
         _positive("rank", rank, int, allow_none=False)
         top = self.best(rank)
         if len(top) < rank:
@@ -571,6 +576,9 @@ class Experiment:
                 + ("; run() it first" if not top else "")
             )
         arch = dict(top[rank - 1].arch)
+        hyper = getattr(self.evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):
+            arch = {label: value for label, value in arch.items() if label not in hyper}
         if path is not None:
             folder = os.path.dirname(os.path.abspath(os.fspath(path)))
             os.makedirs(folder, exist_ok=True)

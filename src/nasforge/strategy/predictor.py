@@ -258,6 +258,8 @@ class Progressive(_SurrogateMixin):
             for label in labels:
                 combos = [{**c, label: v} for c in combos for v in self.space[label].values]
             for c in combos:
+                if self.space.conditional:  # labels the expansion activates are drawn at random
+                    c = self._canonical(self.space.complete(c, self.rng))
                 k = arch_key(c)
                 if k not in self._asked:
                     out.setdefault(k, c)

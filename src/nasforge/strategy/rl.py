@@ -261,6 +261,8 @@ class PolicyBasedRL(HistoryStrategy):
         old = self._old_logp.pop(key, None) if key not in self._pending else self._old_logp.get(key)
         if score is None:
             return
+        if self.space.conditional:
+            old = None  # the canonical arch's indices (inactive labels at 0) differ from what was sampled
         self._learn(self.space.to_indices(trial.arch), score, old)
 
     # -- state --------------------------------------------------------------------------------------
