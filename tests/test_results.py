@@ -267,3 +267,20 @@ def test_stores_written_before_seeds_were_recorded(tmp_path):
     fresh = run(db, trials=3).test(top_k=1, seeds=2)  # a writable open adds the columns; old rows are not reused
     assert len(fresh[0].runs) == 2 and not any(r.reused for r in fresh[0].runs)
     assert {r.seed for r in Store(db, readonly=True).tests("demo")} >= {None}
+
+
+def test_reloaded_export_leaves_out_hyperparameter_choices(tmp_path, capsys):
+    import nasforge.nn as nn
+    from nasforge.cli import main
+
+    def fit(arch, ctx, lr):
+        return {"score": arch["x"] + lr}
+
+    ev = FunctionEvaluator(fit, uses_model=False, lr=nn.choice([0.1, 0.2], label="lr"))
+    exp = Experiment(SPACE, Random(dedup=True), ev, max_trials=6, executor="inline", store=tmp_path / "hp.db", name="hp")
+    exp.run()
+    assert "lr" in exp.best()[0].arch  # the trial holds the hyper-parameter value
+    res = Experiment.load(tmp_path / "hp.db")
+    assert res.export() == exp.export() and "lr" not in res.export()
+    assert main(["export", str(tmp_path / "hp.db")]) == 0
+    assert json.loads(capsys.readouterr().out) == exp.export()

@@ -292,8 +292,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     ranked = _ranked(store.trials(records[0].id, with_reports=False))
     if not ranked:
         raise StoreError(f"experiment {records[0].name!r} has no successful trial to export")
+    from nasforge.experiment.results import hyperparameter_labels
+
+    hyper = hyperparameter_labels(records[0].config)  # the network's choices only, for fixed_arch
+    archs = [{k: v for k, v in t.arch.items() if k not in hyper} for t in ranked[: args.top]]
     top = ranked[: args.top]
-    payload: Any = top[0].arch if args.top == 1 else [t.arch for t in top]
+    payload: Any = archs[0] if args.top == 1 else archs
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
         folder = os.path.dirname(os.path.abspath(args.output))

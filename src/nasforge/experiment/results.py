@@ -123,6 +123,12 @@ def rank_trials(trials: Iterable[Trial]) -> list[Trial]:
     return sorted(ok, key=lambda t: (-t.score, t.id))
 
 
+def hyperparameter_labels(config: dict[str, Any]) -> set[str]:
+    """The labels of the evaluator's hyper-parameter choices (not part of the network's arch)."""
+    described = (config.get("evaluator_config") or {}).get("hyperparameters") or []
+    return {d["label"] for d in described if isinstance(d, dict) and "label" in d}
+
+
 def write_arch(arch: Any, path: str | os.PathLike) -> None:
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
@@ -212,7 +218,8 @@ class ExperimentResults:
         top = self.best(rank)
         if len(top) < rank:
             raise NoResultsError(f"experiment {self.name!r} has {len(top)} successful trial(s); cannot export rank {rank}")
-        arch = dict(top[rank - 1].arch)
+        hyper = hyperparameter_labels(self.config)
+        arch = {k: v for k, v in top[rank - 1].arch.items() if k not in hyper}  # the network's choices, for fixed_arch
         if path is not None:
             write_arch(arch, path)
         return arch
