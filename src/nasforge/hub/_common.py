@@ -1,9 +1,8 @@
-"""What the hub spaces share: building a choice whose value is already fixed, and presets.
+"""What the hub spaces share: named layer choices, the fixed value of a label, and presets.
 
-Only the public ``nasforge.nn`` choices are used. One helper reads the arch being built under
-:func:`nasforge.fixed_arch` (``nasforge.fixed.current_fixed_arch``), so that constructing a
-published network (``Space.build(arch)``, ``Space.preset(name)``) builds only the chosen
-candidate of each choice instead of all of them and then dropping the rest.
+Only the public ``nasforge.nn`` choices are used. ``fixed_value`` reads the arch being built
+under :func:`nasforge.fixed_arch` (``nasforge.fixed.current_fixed_arch``); the DARTS space uses
+it to build cheap placeholders for cell candidates that a fixed arch never takes.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 import torch
 
 import nasforge.nn as nn
-from nasforge.errors import InvalidArchError
 from nasforge.fixed import current_fixed_arch
 
 __all__ = ["MISSING", "fixed_value", "layer_choice", "PresetMixin", "check_positive_int"]
@@ -34,16 +32,10 @@ def fixed_value(label: str) -> Any:
 def layer_choice(factories: Mapping[str, Callable[[], torch.nn.Module]], label: str) -> torch.nn.Module:
     """``nn.LayerChoice`` over named candidates built by zero-argument factories.
 
-    Under ``fixed_arch`` with ``label`` fixed, only the chosen candidate is constructed (and
-    returned as the plain module, as ``LayerChoice`` does there).
+    Every candidate is built, also under ``fixed_arch``: ``fixed_arch`` builds the whole space and
+    then freezes it (one path with ``model.freeze``), so the labels nested inside candidates that
+    the arch does not take must exist for the arch to be validated and made canonical.
     """
-    chosen = fixed_value(label)
-    if chosen is not MISSING:
-        if not isinstance(chosen, str) or chosen not in factories:
-            raise InvalidArchError(
-                f"value {chosen!r} for label {label!r} is not a candidate; valid values: {list(factories)}"
-            )
-        return nn.LayerChoice(OrderedDict([(chosen, factories[chosen]())]), label=label)
     return nn.LayerChoice(OrderedDict((name, f()) for name, f in factories.items()), label=label)
 
 

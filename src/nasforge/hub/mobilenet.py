@@ -16,7 +16,7 @@ import torch
 
 import nasforge.nn as nn
 from nasforge import ops
-from nasforge.hub._common import MISSING, PresetMixin, check_positive_int, fixed_value, layer_choice
+from nasforge.hub._common import PresetMixin, check_positive_int, layer_choice
 
 __all__ = ["ProxylessSpace", "MobileNetV3Space", "PROXYLESS_STAGES", "LARGE_STAGES", "SMALL_STAGES"]
 
@@ -196,7 +196,8 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
                 s = stride if j == 0 else 1
                 factories = {_ratio_name(e): self._block_factory(label, C, c_out, s, e, kernel_sizes) for e in expand_ratios}
                 if j > 0:
-                    factories["skip"] = self._skip_factory(label, C, kernel_sizes)
+                    # a skipped block has no kernel / se / act: those labels are inactive then
+                    factories["skip"] = _Identity
                 blocks.append(layer_choice(factories, label))
                 C = c_out
         self.blocks = torch.nn.Sequential(*blocks)
@@ -227,20 +228,6 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
     def _block_factory(cls, label: str, C_in: int, C_out: int, stride: int, ratio: float, kernel_sizes: Sequence[int]):
         kernel, se, act = cls._nested(label, kernel_sizes)
         return lambda: ops.InvertedResidual(C_in, C_out, kernel, stride, ratio, se=se, activation=act)
-
-    @classmethod
-    def _skip_factory(cls, label: str, C: int, kernel_sizes: Sequence[int]):
-        kernel, se, act = cls._nested(label, kernel_sizes)
-
-        def make() -> torch.nn.Module:
-            # Building a fixed arch that skips this block: its kernel / se / act labels (listed by
-            # today's archs although inactive) are resolved like those of a built block.
-            for suffix, build in (("kernel", lambda: kernel(C, 1)), ("se", lambda: se(C)), ("act", act)):
-                if fixed_value(f"{label}.{suffix}") is not MISSING:
-                    build()
-            return _Identity()
-
-        return make
 
     def forward(self, x):
         x = self.last_conv(self.blocks(self.stem(x)))
