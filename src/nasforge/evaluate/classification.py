@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from nasforge.evaluate.supervised import Supervised
+from nasforge.evaluate.supervised import Supervised, _resolve_device  # noqa: F401 - the old import path stays valid
 
 __all__ = ["Classification"]
 
