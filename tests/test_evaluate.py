@@ -61,7 +61,7 @@ def test_classification_search_reports_test_and_weights(tmp_path):
     summary = exp.run()
     assert summary.counts == {"SUCCEEDED": 2}
     for t in exp.trials():
-        assert [s for s, _ in t.reports] == [0, 1, 2]
+        assert [s for s, _ in t.reports] == [1, 2, 3]  # step = epochs completed
         assert set(t.reports[0][1]) == {"val_acc", "val_loss", "loss", "epoch"}
         assert {"val_acc", "val_loss", "loss", "params", "best_val_acc", "train_time"} <= set(t.metrics)
         assert t.metrics["val_acc"] > 0.8  # the blobs are easy
@@ -115,17 +115,17 @@ def test_dataset_forms_agree():
     ctx = Ctx()
     out = Classification(forms[2][0], forms[2][1], epochs=2, batch_size=64, optimizer="sgd", lr=0.1,
                          scheduler=None).evaluate(model, ctx)
-    assert [s for s, _ in ctx.reports] == [0, 1] and 0 <= out["val_acc"] <= 1
+    assert [s for s, _ in ctx.reports] == [1, 2] and 0 <= out["val_acc"] <= 1
 
 
 def test_classification_user_mistakes():
     with pytest.raises(ValueError, match="unknown optimizer 'lion'.*'adamw'"):
         Classification(TRAIN, VAL, optimizer="lion")
-    with pytest.raises(ValueError, match="labels must be a 1-D integer tensor"):
-        Classification((TRAIN[0], TRAIN[1].float()), VAL)
+    with pytest.raises(ValueError, match="class indices .* non-integer values .*Regression"):
+        Classification((TRAIN[0], TRAIN[1].float() + 0.5), VAL)
     with pytest.raises(ValueError, match="differ in length"):
         Classification((TRAIN[0], TRAIN[1][:5]), VAL)
-    with pytest.raises(TypeError, match="val_data must be a tuple"):
+    with pytest.raises(TypeError, match="val_data must be a tuple .* DataLoader"):
         Classification(TRAIN, 3)
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         Classification(TRAIN, VAL, epochs=0)

@@ -167,3 +167,29 @@ def test_local_pool_ships_closures_with_cloudpickle():
         ex.register("add", add)
         ex.submit(0, "add", 1)
         assert _collect(ex, 1)[0].value == 42
+
+
+def test_inline_executor_sets_and_restores_torch_threads():
+    import torch
+
+    from nasforge.execution import InlineExecutor, available_cores
+    from nasforge.execution.inline import default_inline_threads
+
+    assert default_inline_threads() == max(1, available_cores() // 2)
+    assert InlineExecutor().threads == default_inline_threads()
+    before = torch.get_num_threads()
+    seen = []
+    for threads in (1, 3):
+        ex = InlineExecutor(threads=threads)
+        ex.register("t", lambda args, channel: seen.append(torch.get_num_threads()) or 0)
+        ex.submit(0, "t", None)
+        assert ex.poll(None, lambda *a: False)[0].status == "ok"
+        assert torch.get_num_threads() == before  # the caller's setting is back
+    assert seen == [1, 3]
+    ex = InlineExecutor(threads=None)
+    ex.register("t", lambda args, channel: seen.append(torch.get_num_threads()) or 0)
+    ex.submit(0, "t", None)
+    ex.poll(None, lambda *a: False)
+    assert seen[-1] == before
+    with pytest.raises(ValueError, match="threads must be a positive int, 'auto' or None"):
+        InlineExecutor(threads=0)

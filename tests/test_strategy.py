@@ -275,3 +275,36 @@ def test_tpe_is_quiet(capfd):
     run_ask_tell(TPE(), toy_space(), toy_score, budget=15, seed=0)
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_multi_fidelity_warns_when_rungs_lie_past_the_evaluators_epochs(tmp_path):
+    import warnings
+
+    from nasforge import Experiment
+    from nasforge.evaluate import FunctionEvaluator
+    from nasforge.strategy import Hyperband, Random, SuccessiveHalving
+
+    space = Space([Categorical(list(range(20)), label="x")])
+
+    def nine_epochs(arch, ctx):
+        for epoch in range(1, 10):
+            ctx.report(epoch, {"score": arch["x"] * epoch / 9})
+        return {"score": float(arch["x"])}
+
+    # declared up front by the evaluator (Supervised presets: reported_steps = epochs)
+    ev = FunctionEvaluator(nine_epochs, uses_model=False)
+    ev.reported_steps = 9
+    with pytest.warns(UserWarning, match=r"Hyperband: max_step=81 .* reports steps up to 9 .* rung\(s\) at step 27 .*max_step=9"):
+        Experiment(space, Hyperband(Random(), min_step=1, max_step=81), ev, max_trials=2, executor="inline").run()
+    # seen at run time from a finished trial's reports when the evaluator does not declare it
+    with pytest.warns(UserWarning, match="SuccessiveHalving: max_step=81 .* up to 9 .* 27"):
+        Experiment(space, SuccessiveHalving(Random(), max_step=81), FunctionEvaluator(nine_epochs, uses_model=False),
+                   max_trials=2, executor="inline").run()
+    with pytest.warns(UserWarning, match="min_step is past the last step, so no trial is ever stopped"):
+        Experiment(space, SuccessiveHalving(Random(), min_step=12), FunctionEvaluator(nine_epochs, uses_model=False),
+                   max_trials=1, executor="inline").run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # budgets in epochs that fit: no warning
+        for strategy in (SuccessiveHalving(Random(), min_step=1, max_step=9), Hyperband(Random(), min_step=1, max_step=9),
+                         SuccessiveHalving(Random())):
+            Experiment(space, strategy, FunctionEvaluator(nine_epochs, uses_model=False), max_trials=3, executor="inline").run()

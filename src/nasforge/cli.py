@@ -2,9 +2,10 @@
 
 ::
 
-    nasforge show runs/mnist1d.db               # leaderboard and status counts
-    nasforge export runs/mnist1d.db --top 3 -o best.json
-    nasforge run examples/main_job.py -- --trials 20
+    nasforge show runs/mnist1d.db [NAME]        # leaderboard, status counts, test results
+    nasforge show runs/mnist1d.db --json        # the same as JSON (--full: nothing abbreviated)
+    nasforge export runs/mnist1d.db [NAME] --top 3 -o best.json
+    nasforge run [options] examples/main_job.py [options] -- --trials 20
     nasforge dashboard runs/mnist1d.db          # live web view on http://127.0.0.1:8080/
     nasforge report runs/mnist1d.db -o report/  # PNG plots and one HTML file
 """
@@ -15,10 +16,12 @@ import argparse
 import json
 import os
 import runpy
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Store, StoreError
 from nasforge.trial import Trial, TrialStatus
 
@@ -89,71 +92,242 @@ def _open(path: str) -> Store:
     return Store(path, readonly=True)
 
 
+def _first_line(text: str | None) -> str:
+    return _safe((text or "").strip().splitlines()[0]) if text and text.strip() else ""
+
+
+def _canonicalizer(config: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Arch -> the arch as the space defines it (definition order, inactive labels omitted) where the
+    stored space description can say so; else the stored arch in the labels' definition order."""
+    description = config.get("space")
+    order = [d.get("label") for d in description if isinstance(d, dict)] if isinstance(description, list) else []
+
+    def by_order(arch: dict[str, Any]) -> dict[str, Any]:
+        known = {label: arch[label] for label in order if label in arch}
+        return {**known, **{k: v for k, v in arch.items() if k not in known}}
+
+    from_description = getattr(Space, "from_description", None)
+    if from_description is None or description is None:
+        return by_order
+    try:
+        canonical = getattr(from_description(description), "canonical", None)
+    except Exception:  # noqa: BLE001 - an old or foreign description: fall back to the label order
+        canonical = None
+    if not callable(canonical):
+        return by_order
+
+    def by_space(arch: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(canonical(arch))
+        except Exception:  # noqa: BLE001 - an arch the description cannot validate: as stored
+            return by_order(arch)
+
+    return by_space
+
+
+def _wrap_json(arch: dict[str, Any], width: int) -> list[str]:
+    """Compact JSON of ``arch`` broken between entries into lines of at most ``width`` characters."""
+    items = [json.dumps(k) + ":" + json.dumps(v, separators=(",", ":")) for k, v in arch.items()]
+    if not items:
+        return ["{}"]
+    pieces = ["{" + items[0]] + items[1:]
+    pieces = [p + "," for p in pieces[:-1]] + [pieces[-1] + "}"]
+    if width <= 0:
+        return ["".join(pieces)]
+    lines: list[str] = []
+    line = ""
+    for piece in pieces:
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        while len(piece) > width:  # one entry longer than a line: cut it at the width
+            room = width - len(line)
+            line += piece[:room]
+            lines.append(line)
+            line, piece = "", piece[room:]
+        line += piece
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _terminal_width() -> int:
+    return shutil.get_terminal_size(fallback=(100, 24)).columns
+
+
+def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) -> dict[str, Any]:
+    """Everything ``show`` prints about one experiment, as plain data (also the ``--json`` output)."""
+    from nasforge.experiment.results import group_tests
+
+    trials = store.trials(rec.id, with_reports=False)
+    metric = rec.config.get("metric", "score")
+    metric = metric if isinstance(metric, str) else str(metric)
+    status = store.live_status(rec.name)  # "running" only while a live process owns it
+    owner = store.owner(rec.name)
+    if status == "running" and owner is not None:
+        status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status.value] = counts.get(t.status.value, 0) + 1
+    ranked = _ranked(trials)
+    canonical = _canonicalizer(rec.config)
+    leaderboard = [
+        {"rank": rank, "trial": t.id, metric: t.metrics.get(metric), "score": t.score, "metrics": t.metrics,
+         "arch": canonical(t.arch), "duration": t.duration}
+        for rank, t in enumerate(ranked[:top], 1)
+    ]
+    failures = [{"trial": t.id, "error": t.error if full else _first_line(t.error)} for t in trials if t.status is TrialStatus.FAILED]
+    tests = [r.to_dict() for r in group_tests(store.tests(rec.id), ranked)]
+    rank_of = {t.id: i for i, t in enumerate(ranked, 1)}
+    for r in tests:
+        r["rank"] = rank_of.get(r["trial_id"])
+        for run in r["runs"]:
+            run.pop("runs", None)
+    objectives = rec.config.get("objectives")
+    pareto = None
+    if objectives and len(objectives) > 1:  # multi-objective: the non-dominated trials
+        from nasforge.experiment.objectives import pareto_trials, parse_objectives
+
+        objectives = parse_objectives([tuple(o) for o in objectives]) or []
+        pareto = [{"trial": t.id, "objectives": {n: t.metrics.get(n) for n, _ in objectives}, "arch": canonical(t.arch)}
+                  for t in pareto_trials(trials, objectives)]
+    return {
+        "name": rec.name,
+        "status": status,
+        "objectives": [list(o) for o in objectives] if objectives else None,
+        "pareto": pareto,
+        "metric": metric,
+        "mode": rec.config.get("mode", "max"),
+        "strategy": rec.config.get("strategy"),
+        "evaluator": rec.config.get("evaluator"),
+        "space_size": rec.config.get("space_size"),
+        "counts": counts,
+        "total": len(trials),
+        "leaderboard": leaderboard,
+        "failures": failures,
+        "tests": tests,
+    }
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     store = _open(args.store)
-    for rec in _pick_experiments(store, args.name):
-        trials = store.trials(rec.id, with_reports=False)
-        metric = rec.config.get("metric", "score")
-        metric = metric if isinstance(metric, str) else str(metric)
-        counts: dict[str, int] = {}
-        for t in trials:
-            counts[t.status.value] = counts.get(t.status.value, 0) + 1
-        status = store.live_status(rec.name)  # "running" only while a live process owns it
-        owner = store.owner(rec.name)
-        if status == "running" and owner is not None:
-            status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
-        print(f"experiment {rec.name!r}  ({status}; metric {_safe(metric)}, {_safe(rec.config.get('mode', 'max'))}imised; "
-              f"strategy {_safe(rec.config.get('strategy'))}; space of {_safe(rec.config.get('space_size', '?'))} archs)")
-        print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none") + f"  (total {len(trials)})")
-        ranked = _ranked(trials)[: args.top]
-        if ranked:
-            rows = []
-            for rank, t in enumerate(ranked, 1):
-                arch = json.dumps(t.arch, separators=(",", ":"))
-                if args.width and len(arch) > args.width:
-                    arch = arch[: args.width - 1] + "…"
-                rows.append([str(rank), str(t.id), _fmt_value(t.metrics.get(metric)), _fmt_params(t.metrics.get("params")),
-                             f"{t.duration:.1f}s" if t.duration is not None else "-", arch])
-            print()
-            for line in _table(["rank", "trial", _safe(metric), "params", "duration", "arch"], rows, {0, 1, 2, 3, 4}):
-                print(line)
-        objectives = rec.config.get("objectives")
-        if objectives and len(objectives) > 1:  # multi-objective: the non-dominated trials
-            from nasforge.experiment.objectives import format_pareto
-
-            print()
-            print("\n".join(format_pareto(trials, objectives, args.width)))
-        failed = [t for t in trials if t.status is TrialStatus.FAILED]
-        if failed and args.failures:
-            print("\nfailures:")
-            for t in failed:
-                print(f"  trial {t.id}: {_safe((t.error or '').splitlines()[0]) if t.error else '?'}")
-        tests = store.tests(rec.id)
-        if tests:
-            rank_of = {t.id: i for i, t in enumerate(_ranked(trials), 1)}
-            tests.sort(key=lambda r: (rank_of.get(r.trial_id, len(rank_of) + 1), r.id))
-            print("\ntest-set evaluations (by search rank):")
-            for r in tests:
-                metrics = ", ".join(f"{_safe(k)} {_fmt_value(v)}" for k, v in sorted(r.metrics.items()) if k.startswith("test_"))
-                how = "retrained on train+val" if r.retrain else "trained on train"
-                rank = f"rank {rank_of[r.trial_id]}, " if r.trial_id in rank_of else ""
-                error = _safe((r.error or "").splitlines()[0]) if r.error else ""
-                print(f"  {rank}trial {_safe(r.trial_id)}: {_safe(r.status.lower())}, {how}: {metrics or error}")
-        print()
+    name = _name_arg(args)
+    views = [_experiment_view(store, rec, args.top, args.full) for rec in _pick_experiments(store, name)]
+    if args.json:
+        json.dump({"store": args.store, "experiments": views}, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    width = _terminal_width() if args.width is None else args.width
+    for view in views:
+        _print_view(view, width, args.full, args.failures or args.full)
     return 0
+
+
+def _print_pareto(objectives: list[list[str]], front: list[dict[str, Any]], width: int) -> None:
+    names = [n for n, _ in objectives]
+    print(f"\nPareto front ({len(front)} non-dominated trial(s); "
+          + ", ".join(f"{_safe(n)} {_safe(m)}imised" for n, m in objectives) + "):")
+    rows = [[str(e["trial"]), *(_fmt_value(e["objectives"][n]) for n in names)] for e in front]
+    headers = ["trial", *(_safe(n) for n in names)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    left = sum(widths) + 2 * len(widths)
+    room = max(width - left, 20) if width > 0 else 0
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)) + "  arch")
+    print("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+    for entry, row in zip(front, rows):
+        lines = _wrap_json(entry["arch"], room)
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)) + "  " + lines[0])
+        for line in lines[1:]:
+            print(" " * left + line)
+
+
+def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) -> None:
+    metric = view["metric"]
+    print(f"experiment {view['name']!r}  ({_safe(view['status'])}; metric {_safe(metric)}, {_safe(view['mode'])}imised; "
+          f"strategy {_safe(view['strategy'])}; space of {_safe(view['space_size'] if view['space_size'] is not None else '?')} archs)")
+    if full and view.get("evaluator"):
+        print(f"evaluator: {_safe(view['evaluator'])}")
+    counts = view["counts"]
+    print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none") + f"  (total {view['total']})")
+    if view["leaderboard"]:
+        headers = ["rank", "trial", _safe(metric), "params", "duration"]
+        rows = [[str(e["rank"]), str(e["trial"]), _fmt_value(e[metric]), _fmt_params(e["metrics"].get("params")),
+                 f"{e['duration']:.1f}s" if e["duration"] is not None else "-"] for e in view["leaderboard"]]
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+        left = sum(widths) + 2 * len(widths)
+        below = width > 0 and width - left < 30  # a narrow terminal: the arch goes under its row
+        indent = 4 if below else left
+        room = (width - indent if width > 0 else 0) if below or width <= 0 else width - left
+        room = max(room, 20) if width > 0 else 0
+        max_lines = None if full else 4
+        print()
+        print("  ".join(h.rjust(w) for h, w in zip(headers, widths)) + "  arch")
+        print("  ".join("-" * w for w in widths) + "  " + "-" * (min(room, 40) if room and not below else 4))
+        for entry, row in zip(view["leaderboard"], rows):
+            lines = _wrap_json(entry["arch"], room)
+            if max_lines is not None and len(lines) > max_lines:
+                hidden = len(lines) - max_lines + 1
+                lines = lines[: max_lines - 1] + [f"… ({hidden} more line{'s' * (hidden > 1)}; --full shows all)"]
+            cells = "  ".join(c.rjust(w) for c, w in zip(row, widths))
+            if below:
+                print(cells)
+                lines_out = lines
+            else:
+                print(cells + "  " + lines[0])
+                lines_out = lines[1:]
+            for line in lines_out:
+                print(" " * indent + line)
+    if view.get("pareto") is not None:
+        _print_pareto(view["objectives"], view["pareto"], width)
+    if view["failures"] and failures:
+        print("\nfailures:")
+        for f in view["failures"]:
+            text = _safe(f["error"] or "?") if not full else "\n    ".join(_safe(x) for x in (f["error"] or "?").splitlines())
+            print(f"  trial {f['trial']}: {text}")
+    elif view["failures"]:
+        print(f"({len(view['failures'])} failed; --failures lists the reasons)")
+    if view["tests"]:
+        print("\ntest-set evaluations (by search rank):")
+        for r in view["tests"]:
+            how = "retrained on train+val" if r["retrain"] else "trained on train"
+            rank = f"rank {r['rank']}, " if r["rank"] is not None else ""
+            runs = len(r["runs"]) or 1
+            ok = sum(run["status"] == "SUCCEEDED" for run in r["runs"]) if r["runs"] else int(r["status"] == "SUCCEEDED")
+            seeds = f"{runs} seed{'s' * (runs > 1)}" if ok == runs else f"{ok}/{runs} seeds succeeded"
+            parts = []
+            for k in sorted(r["metrics"]):
+                if k.startswith("test_"):
+                    text = f"{_safe(k)} {_fmt_value(r['metrics'][k])}"
+                    if k in r["std"]:
+                        text += f" ± {_fmt_value(r['std'][k])}"
+                    parts.append(text)
+            body = ", ".join(parts) if r["status"] == "SUCCEEDED" else "failed: " + _first_line(r["error"])
+            print(f"  {rank}trial {r['trial_id']}: {body or '-'} ({seeds}, {how})")
+    print()
+
+
+def _name_arg(args: argparse.Namespace) -> str | None:
+    positional, option = getattr(args, "experiment", None), getattr(args, "name", None)
+    if positional is not None and option is not None and positional != option:
+        raise StoreError(f"two experiment names given ({positional!r} and --name {option!r}); give one")
+    return positional if positional is not None else option
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = _open(args.store)
-    records = _pick_experiments(store, args.name)
+    records = _pick_experiments(store, _name_arg(args))
     if len(records) > 1:
         names = ", ".join(repr(r.name) for r in records)
-        raise StoreError(f"{args.store!r} holds several experiments ({names}); choose one with --name")
+        raise StoreError(f"{args.store!r} holds several experiments ({names}); name one: nasforge export {args.store} NAME")
     ranked = _ranked(store.trials(records[0].id, with_reports=False))
     if not ranked:
         raise StoreError(f"experiment {records[0].name!r} has no successful trial to export")
+    from nasforge.experiment.results import hyperparameter_labels
+
+    hyper = hyperparameter_labels(records[0].config)  # the network's choices only, for fixed_arch
+    archs = [{k: v for k, v in t.arch.items() if k not in hyper} for t in ranked[: args.top]]
     top = ranked[: args.top]
-    payload: Any = top[0].arch if args.top == 1 else [t.arch for t in top]
+    payload: Any = archs[0] if args.top == 1 else archs
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
         folder = os.path.dirname(os.path.abspath(args.output))
@@ -168,13 +342,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     script = args.script
+    if script is None:
+        raise StoreError("nasforge run needs a script: nasforge run SCRIPT [options] -- ARGS")
     if not os.path.isfile(script):
         raise FileNotFoundError(f"script {script!r} not found")
+    old_progress = os.environ.get("NASFORGE_PROGRESS")
     if args.progress:
         os.environ["NASFORGE_PROGRESS"] = "1"
-    script_args = list(args.args)
-    if script_args[:1] == ["--"]:
-        script_args = script_args[1:]
+    if args.no_progress:
+        os.environ["NASFORGE_PROGRESS"] = "0"
+    if args.log_level:
+        import logging
+
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+        logging.getLogger("nasforge").setLevel(args.log_level.upper())
+    script_args = list(getattr(args, "script_args", []))
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [script, *script_args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
@@ -184,6 +366,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
+        if old_progress is None:
+            os.environ.pop("NASFORGE_PROGRESS", None)
+        else:
+            os.environ["NASFORGE_PROGRESS"] = old_progress
     return 0
 
 
@@ -194,25 +380,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    show = sub.add_parser("show", help="print the leaderboard and status counts of a store")
+    show = sub.add_parser("show", help="print the leaderboard, status counts and test results of a store")
     show.add_argument("store", help="the experiment's SQLite file")
-    show.add_argument("--name", help="only this experiment (default: every experiment in the store)")
+    show.add_argument("experiment", nargs="?", help="the experiment's name (default: every experiment in the store)")
+    show.add_argument("--name", help="same as the positional experiment name")
     show.add_argument("--top", type=int, default=10, help="rows of the leaderboard (default: 10)")
-    show.add_argument("--width", type=int, default=100, help="cut arch JSON at this width (0: never; default: 100)")
+    show.add_argument("--width", type=int, default=None,
+                      help="wrap archs to lines of this width (default: the terminal's; 0: one line each)")
+    show.add_argument("--full", action="store_true",
+                      help="show archs in full (no line limit), failures with their tracebacks, the evaluator")
+    show.add_argument("--json", action="store_true", help="print everything as JSON (for scripts)")
     show.add_argument("--failures", action="store_true", help="also list failed trials and their reasons")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="write the best arch(s) as JSON (loadable with nasforge.fixed_arch)")
     export.add_argument("store", help="the experiment's SQLite file")
-    export.add_argument("--name", help="the experiment (needed when the store holds several)")
+    export.add_argument("experiment", nargs="?", help="the experiment's name (needed when the store holds several)")
+    export.add_argument("--name", help="same as the positional experiment name")
     export.add_argument("--top", type=int, default=1, help="how many archs (default: 1, a single JSON object; more: a list)")
     export.add_argument("-o", "--output", help="output file (default: standard output)")
     export.set_defaults(func=cmd_export)
 
-    run = sub.add_parser("run", help="run a search script (as `python SCRIPT.py ARGS…` would)")
-    run.add_argument("script", help="the Python script")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    run = sub.add_parser(
+        "run",
+        usage="nasforge run [options] SCRIPT [options] [-- ARGS ...]",
+        help="run a search script (as `python SCRIPT ARGS…` would)",
+        description="Run a search script as `python SCRIPT ARGS…` would. Options of `nasforge run` may come before or "
+        "after SCRIPT; everything after `--` goes to the script unchanged (as do unknown options before it).",
+    )
+    run.add_argument("script", nargs="?", help="the Python script")
     run.add_argument("--progress", action="store_true", help="force the progress bar even without a terminal")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="print nasforge's log records of this level and above (e.g. info)")
     run.set_defaults(func=cmd_run)
 
     from nasforge.dashboard.cli import add_commands  # `dashboard` and `report`
@@ -221,9 +421,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``run`` takes its options before or after the script; what follows ``--`` (and options it does not
+    know) goes to the script."""
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is None or argv[first] != "run" or any(a in ("-h", "--help", "--version") for a in argv[:first]):
+        return parser.parse_args(argv)
+    rest = argv[first + 1 :]
+    after: list[str] = []
+    if "--" in rest:
+        cut = rest.index("--")
+        rest, after = rest[:cut], rest[cut + 1 :]
+    args, unknown = parser.parse_known_args([*argv[: first + 1], *rest])
+    args.script_args = [*unknown, *after]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         parser.print_help()
         return 0

@@ -22,11 +22,19 @@ as the trial change that produced it, so a process killed at any moment leaves a
 file: at most the trials that were running are lost (and re-queued on resume). The store
 holds no search logic; one process (the experiment's parent) writes, any number may read.
 
-Example::
+Reading (any process, any time; ``Store(path, readonly=True)`` never writes)::
 
-    store = Store("runs/mnist1d.db")
-    for rec in store.experiments():
-        print(rec.name, len(store.trials(rec.id)))
+    store = Store("runs/mnist1d.db", readonly=True)
+    store.experiments()               # [ExperimentRecord(id, name, config, strategy_state, status, …)]
+    store.experiment("mnist1d")       # one record by name, or None
+    store.trials("mnist1d")           # [Trial] in id order (by name or by record id), with reports
+    store.trials("mnist1d", with_reports=False)
+    store.status_counts("mnist1d")    # {"SUCCEEDED": 40, "FAILED": 2}
+    store.tests("mnist1d")            # [TestRecord] final test evaluations, one per seed and run
+
+For analysis prefer ``Experiment.load(path, name)`` (best / export / test results / pandas).
+Writing is the experiment's job (``create_experiment``, ``add_trial``, ``finish_trial``,
+``add_report``, ``requeue_unfinished``, ``add_test``); a user never needs it.
 """
 
 from __future__ import annotations
@@ -116,9 +124,14 @@ CREATE TABLE IF NOT EXISTS tests (
     metrics TEXT,
     error TEXT,
     weights TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    seed INTEGER,
+    config TEXT
 );
 """
+
+#: columns added after the first release: (table, column, type); added on open when missing
+_ADDED_COLUMNS = (("tests", "seed", "INTEGER"), ("tests", "config", "TEXT"))
 
 
 class StoreError(NasforgeError, ValueError):
@@ -158,9 +171,11 @@ class TestRecord:
     error: str | None
     weights: str | None
     created: float
+    seed: int | None = None
+    config: str | None = None  # hash of the evaluator's test configuration
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("id", "created")}
+        return {k: v for k, v in asdict(self).items() if k not in ("id", "created", "config")}
 
 
 def _dumps(value: Any) -> str:
@@ -323,6 +338,7 @@ class Store:
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+                self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
 
@@ -395,6 +411,26 @@ class Store:
                 f"{self.path!r} was written by a newer nasforge (store schema {row[0]}, this version reads up to "
                 f"{SCHEMA_VERSION}); upgrade nasforge"
             )
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
+
+    def _add_missing_columns(self) -> None:
+        for table, column, kind in _ADDED_COLUMNS:
+            if column not in self._columns(table):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _exp_id(self, experiment: int | str) -> int:
+        """The record id of an experiment given by id or by name (clear error for an unknown name)."""
+        if isinstance(experiment, bool) or not isinstance(experiment, (int, str)):
+            raise TypeError(f"experiment must be a name (str) or a record id (int), got {type(experiment).__name__}")
+        if isinstance(experiment, int):
+            return experiment
+        row = self._db.execute("SELECT id FROM experiments WHERE name = ?", (experiment,)).fetchone()
+        if row is None:
+            names = ", ".join(repr(r[0]) for r in self._db.execute("SELECT name FROM experiments ORDER BY id")) or "none"
+            raise StoreError(f"no experiment named {experiment!r} in {self.path!r}; it holds: {names}")
+        return int(row[0])
 
     def _has_schema(self) -> bool:
         try:
@@ -752,7 +788,9 @@ class Store:
                 )
         return [t for t in self.trials(exp_id) if t.id in set(ids)]
 
-    def trials(self, exp_id: int, with_reports: bool = True) -> list[Trial]:
+    def trials(self, experiment: int | str, with_reports: bool = True) -> list[Trial]:
+        """Every trial of an experiment (its name or record id), in id order, with its reports unless told not to."""
+        exp_id = self._exp_id(experiment)
         rows = self._db.execute(
             "SELECT id, arch, status, metrics, score, started, finished, worker, error FROM trials "
             "WHERE experiment_id = ? ORDER BY id",
@@ -789,10 +827,14 @@ class Store:
             )
         return out
 
-    def attempts(self, exp_id: int) -> dict[int, int]:
+    def attempts(self, experiment: int | str) -> dict[int, int]:
+        """How many times each trial was started (re-queued trials run again)."""
+        exp_id = self._exp_id(experiment)
         return dict(self._db.execute("SELECT id, attempts FROM trials WHERE experiment_id = ?", (exp_id,)).fetchall())
 
-    def status_counts(self, exp_id: int) -> dict[str, int]:
+    def status_counts(self, experiment: int | str) -> dict[str, int]:
+        """``{status: count}`` of an experiment's trials."""
+        exp_id = self._exp_id(experiment)
         return dict(
             self._db.execute("SELECT status, COUNT(*) FROM trials WHERE experiment_id = ? GROUP BY status", (exp_id,)).fetchall()
         )
@@ -808,24 +850,32 @@ class Store:
         metrics: dict[str, float] | None,
         error: str | None = None,
         weights: str | None = None,
+        seed: int | None = None,
+        config: str | None = None,
     ) -> int:
+        """Record one final test evaluation (one seed of one arch)."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO tests (experiment_id, trial_id, arch, retrain, status, metrics, error, weights, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (exp_id, trial_id, _dumps_arch(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time()),
+                "INSERT INTO tests (experiment_id, trial_id, arch, retrain, status, metrics, error, weights, created, seed, config) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (exp_id, trial_id, _dumps_arch(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time(),
+                 seed, config),
             )
             return int(cur.lastrowid)
 
-    def tests(self, exp_id: int) -> list[TestRecord]:
+    def tests(self, experiment: int | str) -> list[TestRecord]:
+        """The final test evaluations of an experiment (its name or record id), oldest first."""
+        exp_id = self._exp_id(experiment)
+        have = self._columns("tests")  # a read-only store written by an older version lacks the new columns
+        extra = ", ".join(c if c in have else "NULL" for c in ("seed", "config"))
         rows = self._db.execute(
-            "SELECT id, trial_id, arch, retrain, status, metrics, error, weights, created FROM tests "
+            f"SELECT id, trial_id, arch, retrain, status, metrics, error, weights, created, {extra} FROM tests "
             "WHERE experiment_id = ? ORDER BY id",
             (exp_id,),
         ).fetchall()
         return [
-            TestRecord(i, t, json.loads(a), bool(r), s, json.loads(m) if m else {}, e, w, c)
-            for i, t, a, r, s, m, e, w, c in rows
+            TestRecord(i, t, json.loads(a), bool(r), s, json.loads(m) if m else {}, e, w, c, sd, cf)
+            for i, t, a, r, s, m, e, w, c, sd, cf in rows
         ]
 
 

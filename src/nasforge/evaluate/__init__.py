@@ -2,30 +2,44 @@
 
 * :class:`FunctionEvaluator` — any ``fn(model, ctx)`` (or ``fn(arch, ctx)`` with
   ``uses_model=False``, never building the network);
-* :class:`Classification` — a training recipe for classifiers with validation and test sets;
+* :class:`Supervised` — a training recipe for any supervised task (a loss, a metric, a
+  direction) on tensors, datasets, ``DataLoader``\\s or functions returning them; its presets
+  :class:`Classification` (cross-entropy, accuracy, max) and :class:`Regression` (MSE / MAE, min);
 * :class:`ZeroCostEvaluator` — zero-cost proxies of an untrained network
   (:mod:`nasforge.evaluate.proxies`).
 
-``Classification`` imports torch on first use; ``FunctionEvaluator`` never does.
+The torch-based evaluators import torch on first use; ``FunctionEvaluator`` never does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.evaluate.base import Evaluator, TrialContextProtocol, evaluator_config
 from nasforge.evaluate.function import FunctionEvaluator
 
-__all__ = ["Classification", "Evaluator", "FunctionEvaluator", "TrialContextProtocol", "ZeroCostEvaluator"]
+__all__ = [
+    "Classification",
+    "Evaluator",
+    "FunctionEvaluator",
+    "Regression",
+    "Supervised",
+    "TrialContextProtocol",
+    "evaluator_config",
+    "ZeroCostEvaluator",
+]
+
+_LAZY = {
+    "Classification": "nasforge.evaluate.classification",
+    "Regression": "nasforge.evaluate.supervised",
+    "Supervised": "nasforge.evaluate.supervised",
+    "ZeroCostEvaluator": "nasforge.evaluate.proxies",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Classification":
-        from nasforge.evaluate.classification import Classification
+    if name in _LAZY:
+        import importlib
 
-        return Classification
-    if name == "ZeroCostEvaluator":
-        from nasforge.evaluate.proxies import ZeroCostEvaluator
-
-        return ZeroCostEvaluator
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nasforge.evaluate' has no attribute {name!r}")

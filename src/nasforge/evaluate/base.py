@@ -17,13 +17,82 @@ architecture on the held-out test set (``Experiment.test``): it receives a fresh
 frozen model, trains it from scratch (on train+val when ``retrain`` is True, on train only
 otherwise) and returns test metrics. The trained model is the one passed in, so the
 experiment can save its weights afterwards.
+
+Optionally, ``config() -> dict`` (JSON) describes what decides the search scores (recipe,
+epochs, data sizes); the experiment records it and refuses to resume under the same name when
+it changed (``Experiment(..., allow_evaluator_change=True)`` overrides). ``test_config()``
+describes what decides the test scores (test rows are reused only while it is unchanged). The
+default (:func:`default_config`) is the class name, ``metric``, ``mode`` and ``uses_model``;
+override ``config()`` to add the settings your evaluator's scores depend on, e.g.
+``return {**super().config(), "epochs": self.epochs}``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any, Protocol
 
-__all__ = ["Evaluator", "TrialContextProtocol"]
+__all__ = ["Evaluator", "TrialContextProtocol", "config_hash", "evaluator_config", "evaluator_test_config"]
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A JSON-able stand-in for a config value (None when it has none)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, (list, tuple)) and depth < 2 and len(value) <= 32:
+        items = [_plain(v, depth + 1) for v in value]
+        return items if all(i is not None or v is None for i, v in zip(items, value)) else None
+    if isinstance(value, dict) and depth < 2 and len(value) <= 32 and all(isinstance(k, str) for k in value):
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return value.__qualname__  # by name, not module: the same script run as __main__ or imported agrees
+    return None
+
+
+def default_config(evaluator: Any) -> dict[str, Any]:
+    """The class name, ``metric``, ``mode`` and ``uses_model``: what any evaluator declares.
+
+    Its other attributes are not compared (they may be counters, caches or paths that change
+    between runs without changing what is measured); an evaluator whose settings decide its
+    scores says so by overriding ``config()`` (the built-in ones do).
+    """
+    out: dict[str, Any] = {"class": type(evaluator).__qualname__}
+    for key in ("metric", "mode", "uses_model"):
+        if hasattr(evaluator, key):
+            out[key] = _plain(getattr(evaluator, key))
+    return out
+
+
+def _call_config(evaluator: Any, method: str) -> dict[str, Any]:
+    fn = getattr(evaluator, method, None)
+    config = fn() if callable(fn) else default_config(evaluator)
+    if not isinstance(config, dict):
+        raise TypeError(f"{type(evaluator).__name__}.{method}() must return a dict, got {type(config).__name__}")
+    # JSON round trip (and no memory addresses), so a stored config compares equal to a fresh one
+    return json.loads(_ADDRESS.sub("", json.dumps(config, sort_keys=True, default=lambda v: getattr(v, "__qualname__", None) or repr(v))))
+
+
+def evaluator_config(evaluator: Any) -> dict[str, Any]:
+    """``evaluator.config()`` if it has one, else :func:`default_config`; JSON-normalised."""
+    return _call_config(evaluator, "config")
+
+
+def evaluator_test_config(evaluator: Any) -> dict[str, Any]:
+    """``evaluator.test_config()`` if it has one, else its :func:`evaluator_config`."""
+    if callable(getattr(evaluator, "test_config", None)):
+        return _call_config(evaluator, "test_config")
+    return evaluator_config(evaluator)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON config."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class TrialContextProtocol(Protocol):
@@ -42,6 +111,10 @@ class Evaluator:
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:  # pragma: no cover
         raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """What decides the search scores (see the module docstring); override to be precise."""
+        return default_config(self)
 
     def test(self, model_or_arch: Any, ctx: TrialContextProtocol, retrain: bool = True) -> float | dict[str, float]:
         """Final test-set evaluation of a chosen arch (see the module docstring)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,14 @@ from nasforge.execution.base import (
 )
 from nasforge.execution.worker import run_task
 
-__all__ = ["InlineExecutor"]
+__all__ = ["InlineExecutor", "default_inline_threads"]
+
+
+def default_inline_threads() -> int:
+    """Half the cores this process may use, at least 1 (see :class:`InlineExecutor`)."""
+    from nasforge.execution.local import available_cores
+
+    return max(1, available_cores() // 2)
 
 
 class _InlineChannel:
@@ -48,6 +56,12 @@ class InlineExecutor(Executor):
     can only take effect at the task's reports (``ctx.report``) and when it returns. Use it
     for debugging (breakpoints work) and for evaluators that are cheap look-ups.
 
+    ``threads`` is the number of torch threads a task runs with (set before each task when torch
+    is loaded, and the caller's setting restored after it). The default, ``"auto"``, is half the
+    cores available to this process (at least 1): torch's own default (every core) oversubscribes
+    the CPU as soon as anything else runs (a reported DARTS search: 42 s with one thread, over
+    200 s with torch's default while another process ran). ``None`` leaves torch's setting alone.
+
     Example::
 
         ex = InlineExecutor()
@@ -58,7 +72,12 @@ class InlineExecutor(Executor):
 
     name = "inline"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | str | None = "auto") -> None:
+        if threads == "auto":
+            threads = default_inline_threads()
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int, 'auto' or None (torch's setting), got {threads!r}")
+        self.threads = threads
         self._runners: dict[str, Callable[[Any, Any], Any]] = {}
         self._queue: deque[tuple[int, str, Any, float | None, float]] = deque()
         self._current: int | None = None
@@ -108,6 +127,10 @@ class InlineExecutor(Executor):
         t0 = time.monotonic()
         channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None, self._cancelled)
         self._current = task_id
+        torch = sys.modules.get("torch") if self.threads is not None else None
+        previous = torch.get_num_threads() if torch is not None else None
+        if torch is not None and previous != self.threads:
+            torch.set_num_threads(self.threads)
         try:
             status, value, error = run_task(self._runners[key], task_id, args, channel)
         except TrialTimeout:
@@ -117,6 +140,8 @@ class InlineExecutor(Executor):
         finally:
             self._current = None
             self._queue.popleft()
+            if torch is not None and previous is not None and torch.get_num_threads() != previous:
+                torch.set_num_threads(previous)
         if limit and status not in ("error", "cancelled") and time.monotonic() - t0 > limit:
             status, value, error = "error", None, f"timeout after {limit:g} s"
         self._cancelled.discard(task_id)

@@ -11,11 +11,11 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from nasforge.errors import InvalidArchError, NasforgeError
-from nasforge.evaluate.base import Evaluator
+from nasforge.errors import InvalidArchError
+from nasforge.evaluate.base import Evaluator, evaluator_config
 from nasforge.evaluate.function import FunctionEvaluator
 from nasforge.execution import EXECUTORS, Completion, Executor, make_executor
 from nasforge.experiment.interrupt import ExperimentInterrupted, interrupt_signals, shielded
@@ -31,7 +31,8 @@ from nasforge.experiment.objectives import (
     parse_objectives,
 )
 from nasforge.experiment.progress import Progress, progress_wanted
-from nasforge.experiment.runners import FinalTestRunner, TrialRunner
+from nasforge.experiment.results import ExperimentResults, NoResultsError, TestResult
+from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError
 from nasforge.strategy.base import Strategy
@@ -40,10 +41,6 @@ from nasforge.trial import Trial, TrialStatus
 __all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
 logger = logging.getLogger("nasforge.experiment")
-
-
-class NoResultsError(NasforgeError, ValueError):
-    """Asked for a best trial / an export / a test before any trial succeeded."""
 
 
 @dataclass
@@ -74,20 +71,17 @@ class ExperimentSummary:
         return "\n".join(lines)
 
 
-@dataclass
-class TestResult:
-    """A final test-set evaluation of one chosen arch (see :meth:`Experiment.test`)."""
-
-    trial_id: int | None
-    arch: dict[str, Any]
-    retrain: bool
-    status: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    weights: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def _config_diff(before: Any, now: Any, prefix: str = "") -> str:
+    """``"epochs 3 → 6, lr 0.001 → 0.003"``: what changed between two JSON configs (first few keys)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        parts = []
+        for key in sorted(set(before) | set(now)):
+            if before.get(key) != now.get(key):
+                parts.append(_config_diff(before.get(key), now.get(key), f"{prefix}{key}."))
+        shown = parts[:5]
+        return ", ".join(shown) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+    label = prefix[:-1] or "config"
+    return f"{label} {json.dumps(before)} → {json.dumps(now)}"
 
 
 def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:
@@ -121,6 +115,19 @@ class Experiment:
     :class:`~nasforge.store.ExperimentLockedError` naming the owner (reading needs no lock).
     Ctrl-C, SIGTERM and SIGHUP stop ``run()`` cleanly (running trials re-queued, one line
     printed, :class:`ExperimentInterrupted` raised).
+    The evaluator's configuration
+    (``evaluator.config()``: recipe, epochs, data sizes) is part of the experiment's identity:
+    resuming with a different one raises :class:`~nasforge.store.StoreConflictError` naming what
+    changed, unless ``allow_evaluator_change=True`` (then the new configuration is recorded and
+    the leaderboard mixes both, knowingly).
+
+    ``save_weights="best"`` keeps the weights of the best trial seen during the search
+    (``"all"``: of every successful trial) in ``weights_dir`` (default: a folder beside the
+    store: ``runs/search.db`` -> ``runs/search.weights/<name>/``): ``best.pt`` (state dict), ``best.json`` (trial, arch,
+    metrics), ``trial_<id>.pt``.
+
+    Results are read back, without the space or the evaluator, with
+    ``Experiment.load(store, name)`` (:class:`~nasforge.experiment.results.ExperimentResults`).
 
     ``constraints`` (``{"params": 1e6, "flops": 5e7, "latency_ms": 5.0, "input_shape": (1, 3, 32,
     32)}`` or a :class:`~nasforge.experiment.objectives.Constraints`): an arch over budget is
@@ -162,6 +169,9 @@ class Experiment:
         progress: bool | None = None,
         constraints: Mapping[str, Any] | Constraints | None = None,
         objectives: list[tuple[str, str]] | None = None,
+        allow_evaluator_change: bool = False,
+        save_weights: str | None = None,
+        weights_dir: str | os.PathLike | None = None,
     ):
         if callable(evaluator) and not hasattr(evaluator, "evaluate"):
             evaluator = FunctionEvaluator(evaluator)
@@ -229,6 +239,15 @@ class Experiment:
         self.metric = metric
         self.mode = mode
         self.progress = progress
+        self.allow_evaluator_change = bool(allow_evaluator_change)
+        if save_weights not in (None, "best", "all"):
+            raise ValueError(f"save_weights must be None, 'best' or 'all', got {save_weights!r}")
+        if save_weights is not None and not uses_model:
+            raise ValueError(f"save_weights={save_weights!r} needs an evaluator that trains networks (uses_model=True)")
+        if save_weights is not None and weights_dir is None and (store is None or (isinstance(store, Store) and store.path == ":memory:")):
+            raise ValueError("save_weights with an in-memory store needs weights_dir=... (where to write the weights)")
+        self.save_weights = save_weights
+        self._weights_dir = os.fspath(weights_dir) if weights_dir is not None else None
         if executor == "inline" and concurrency > 1:
             logger.warning("executor='inline' runs one trial at a time; concurrency=%d is ignored", concurrency)
         if self.max_trials is None and self.max_time is None:
@@ -256,6 +275,26 @@ class Experiment:
             return self._store_arg.path
         return os.fspath(self._store_arg) if self._store_arg is not None else ":memory:"
 
+    @classmethod
+    def load(cls, store: str | os.PathLike | Store, name: str | None = None) -> ExperimentResults:
+        """Read an experiment's results back, read-only, without its space or evaluator.
+
+        Returns an :class:`~nasforge.experiment.results.ExperimentResults` with ``trials()``,
+        ``best(k)``, ``export(path)``, ``test_results()``, ``records()`` and ``to_pandas()``.
+        ``name`` may be left out when the store holds a single experiment.
+        """
+        return ExperimentResults(store, name)
+
+    @property
+    def weights_dir(self) -> str | None:
+        """Where ``save_weights`` writes (None when weights are not kept)."""
+        if self.save_weights is None:
+            return None
+        if self._weights_dir is not None:
+            return self._weights_dir
+        base = os.path.splitext(os.path.abspath(self.store_path))[0]
+        return os.path.join(base + ".weights", self.name)
+
     def _open_store(self) -> Store:
         if self._store is None:
             self._store = Store(self.store_path)
@@ -273,6 +312,8 @@ class Experiment:
             "strategy": type(self.strategy).__name__,
             "strategy_repr": repr(self.strategy),
             "evaluator": repr(self.evaluator),
+            "evaluator_config": evaluator_config(self.evaluator),
+            "weights_dir": self.weights_dir,
             "model_space": type(self.model_space).__name__,
             "seed": seed,
             "max_trials": self.max_trials,
@@ -307,15 +348,35 @@ class Experiment:
                         f"experiment {self.name!r} in {self.store_path!r} was run with {key}={old.get(key)!r}, "
                         f"now {key}={now_value!r}; use another name or store to avoid mixing results"
                     )
+            self._check_evaluator(old)
             if self.seed is not None and old.get("seed") != self.seed:
                 logger.warning("resuming %r with its stored seed %s (ignoring seed=%s)", self.name, old.get("seed"), self.seed)
             config = self._config(old["seed"])
             config["created_with"] = {k: old.get(k) for k in ("max_trials", "max_time", "concurrency", "executor")}
+            if "evaluator_config" in old and old["evaluator_config"] != config["evaluator_config"]:
+                config["evaluator_history"] = [*old.get("evaluator_history", []), old["evaluator_config"]]
             store.update_experiment(record.id, config=config)
             record = store.experiment(self.name)
             assert record is not None
         self._record = record
         return record
+
+    def _check_evaluator(self, old: dict[str, Any]) -> None:
+        """Refuse to mix scores of a different evaluator configuration (unless allowed)."""
+        before = old.get("evaluator_config")
+        if before is None:  # a store written before evaluator configs were recorded
+            return
+        now = evaluator_config(self.evaluator)
+        if before == now:
+            return
+        changes = _config_diff(before, now)
+        if not self.allow_evaluator_change:
+            raise StoreConflictError(
+                f"experiment {self.name!r} in {self.store_path!r} was run with a different evaluator configuration "
+                f"({changes}); its scores would not be comparable with the stored ones. Use another name or store, "
+                f"or pass Experiment(..., allow_evaluator_change=True) to resume and mix them knowingly"
+            )
+        logger.warning("experiment %r: the evaluator configuration changed (%s); mixing results as allowed", self.name, changes)
 
     def _restore_strategy(self, record: ExperimentRecord, finished: list[Trial]) -> None:
         """Bring the strategy to the state recorded in the store (checkpoint plus replayed events)."""
@@ -415,7 +476,11 @@ class Experiment:
         uses_model = bool(getattr(self.evaluator, "uses_model", True))
         executor = make_executor(self.executor, self.concurrency, preload=("torch",) if uses_model else ())
         owns_executor = executor is not self.executor  # an Executor given by the user stays up
-        executor.register("trial", TrialRunner(self.model_space, self.evaluator, self.metric, seed))
+        runner = TrialRunner(self.model_space, self.evaluator, self.metric, seed)
+        runner.save_weights = self.save_weights is not None
+        executor.register("trial", runner)
+        self._warn_about_steps()
+        self._best_kept = self._kept_best_score()
 
         def on_report(task_id: int, step: int, metrics: dict[str, float]) -> bool:
             trial = running.get(task_id)
@@ -555,6 +620,8 @@ class Experiment:
                     logger.warning("could not measure the costs of trial %d: %r", trial.id, exc)
             trial.score = self._score(trial.metrics)
             self._with_objectives(trial)
+            if getattr(c.value, "weights", None) is not None:
+                self._keep_weights(trial, c.value.weights)
         elif c.status == "stopped":
             trial.status = TrialStatus.STOPPED
             last = c.value if c.value is not None else (trial.reports[-1][1] if trial.reports else {})
@@ -645,12 +712,12 @@ class Experiment:
         return arch
 
     def tests(self) -> list[TestResult]:
-        """The final test evaluations recorded so far (see :meth:`test`)."""
+        """Every single final test run recorded so far, oldest first (see :meth:`test`; one per seed)."""
         record = self._existing_record()
         if record is None:
             return []
         return [
-            TestResult(r.trial_id, r.arch, r.retrain, r.status, r.metrics, r.error, r.weights)
+            TestResult(r.trial_id, r.arch, r.retrain, r.status, r.metrics, r.error, r.weights, r.seed)
             for r in self._open_store().tests(record.id)
         ]
 
@@ -660,66 +727,83 @@ class Experiment:
         retrain: bool = True,
         weights_dir: str | os.PathLike | None = None,
         archs: list[dict[str, Any]] | None = None,
+        seeds: int = 1,
+        redo: bool = False,
+        progress: bool | None = None,
     ) -> list[TestResult]:
         """Train the ``top_k`` best archs from scratch and measure them on the test set.
 
         ``retrain=True`` trains on train+val, ``retrain=False`` on the train split alone (the
-        evaluator's ``test`` method implements both; ``Classification`` uses its
-        ``final_epochs`` recipe). Runs on the experiment's executor, up to ``concurrency`` at a
-        time. Results are stored with the experiment and returned best-first by search rank;
-        with ``weights_dir`` the trained weights are saved there as ``trial_<id>.pt``.
-        ``archs`` evaluates the given archs instead of the top-k.
+        evaluator's ``test`` method implements both; ``Supervised`` presets use their
+        ``final_epochs`` recipe). ``seeds=n`` trains each candidate ``n`` times with different
+        seeds (initialisation and data order) and returns one result per candidate whose
+        ``metrics`` are the means and ``std`` the sample standard deviations (``runs`` holds the
+        single runs). Runs already stored for the same arch, seed, ``retrain`` and evaluator test
+        configuration are reused (re-running a finished script adds no duplicate rows); pass
+        ``redo=True`` to run them again. Runs on the experiment's executor, up to
+        ``concurrency`` at a time, with live progress (candidate, seed, epoch, elapsed) on a
+        terminal or with ``progress=True``. Results are stored with the experiment and returned
+        in search-rank order; with ``weights_dir`` the trained weights are saved there as
+        ``trial_<id>.pt`` (``trial_<id>_seed<k>.pt`` with several seeds). ``archs`` evaluates the
+        given archs instead of the top-k.
+
+        Example::
+
+            for r in exp.test(top_k=3, retrain=True, seeds=3):
+                print(r)   # trial 12: test_acc 0.9712 ± 0.0021, test_loss … (3 seeds, retrained on train+val)
         """
+        from nasforge.experiment.final import run_final_tests
+
         _positive("top_k", top_k, int, allow_none=False)
-        record = self._require_record()
-        store = self._open_store()
+        _positive("seeds", seeds, int, allow_none=False)
+        self._require_record()
         if archs is not None:
-            chosen = [(None, self.space.validate(a)) for a in archs]
+            chosen: list[tuple[int | None, dict[str, Any]]] = [(None, self.space.validate(a)) for a in archs]
         else:
             top = self.best(top_k)
             if not top:
                 raise NoResultsError(f"experiment {self.name!r} has no successful trial to test; run() it first")
             chosen = [(t.id, t.arch) for t in top]
-        seed = int(record.config["seed"])
-        uses_model = bool(getattr(self.evaluator, "uses_model", True))
-        concurrency = min(self.concurrency, len(chosen))
-        executor = make_executor(self.executor, concurrency, preload=("torch",) if uses_model else ())
-        owns_executor = executor is not self.executor
-        executor.register("test", FinalTestRunner(self.model_space, self.evaluator, self.metric, seed))
-        results: dict[int, TestResult] = {}
-        queue = deque(enumerate(chosen))
+        return run_final_tests(self, chosen, retrain, seeds, redo, weights_dir, progress)
 
-        def on_report(task_id: int, step: int, metrics: dict[str, float]) -> bool:
-            logger.debug("test of %s, step %d: %s", chosen[task_id][0], step, metrics)
-            return False
+    # -- search-time weights and budget checks ----------------------------------------------------------
+    def _warn_about_steps(self) -> None:
+        """Let a multi-fidelity strategy check its budget against the steps the evaluator reports."""
+        steps = getattr(self.evaluator, "reported_steps", None)
+        check = getattr(self.strategy, "check_reported_steps", None)
+        if isinstance(steps, int) and not isinstance(steps, bool) and callable(check):
+            check(steps)
 
+    def _kept_best_score(self) -> float | None:
+        folder = self.weights_dir
+        if folder is None:
+            return None
         try:
-            executor.start()
-            while len(results) < len(chosen):
-                while queue and executor.idle_slots() > 0:
-                    index, (trial_id, arch) = queue.popleft()
-                    executor.submit(index, "test", (trial_id if trial_id is not None else -1 - index, arch, retrain))
-                for c in executor.poll(1.0, on_report):
-                    trial_id, arch = chosen[c.task_id]
-                    if c.status == "ok":
-                        path = None
-                        if weights_dir is not None and c.value.get("weights") is not None:
-                            os.makedirs(weights_dir, exist_ok=True)
-                            stem = f"trial_{trial_id}" if trial_id is not None else f"arch_{c.task_id}"
-                            path = os.path.join(os.fspath(weights_dir), f"{stem}.pt")
-                            with open(path, "wb") as f:
-                                f.write(c.value["weights"])
-                        result = TestResult(trial_id, arch, retrain, "SUCCEEDED", c.value["metrics"], None, path)
-                    else:
-                        reason = c.error or "stopped"
-                        logger.warning("test of trial %s failed: %s", trial_id, reason.splitlines()[0])
-                        result = TestResult(trial_id, arch, retrain, "FAILED", {}, reason, None)
-                    store.add_test(record.id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights)
-                    results[c.task_id] = result
-        finally:
-            if owns_executor:
-                executor.shutdown()
-        return [results[i] for i in range(len(chosen))]
+            with open(os.path.join(folder, "best.json")) as f:
+                return float(json.load(f)["score"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _keep_weights(self, trial: Trial, blob: bytes) -> None:
+        folder = self.weights_dir
+        if folder is None:
+            return
+        os.makedirs(folder, exist_ok=True)
+
+        def write(name: str, data: bytes) -> None:
+            tmp = os.path.join(folder, f".{name}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(folder, name))
+
+        if self.save_weights == "all":
+            write(f"trial_{trial.id}.pt", blob)
+        best = getattr(self, "_best_kept", None)
+        if trial.score is not None and (best is None or trial.score > best):
+            write("best.pt", blob)
+            info = {"experiment": self.name, "trial": trial.id, "arch": trial.arch, "metrics": trial.metrics, "score": trial.score}
+            write("best.json", (json.dumps(info, indent=2) + "\n").encode())
+            self._best_kept = trial.score
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["Progress", "progress_wanted"]
+__all__ = ["Progress", "TestProgress", "progress_wanted"]
 
 
 def progress_wanted(progress: bool | None) -> bool:
@@ -71,3 +71,55 @@ class Progress:
         if left:
             parts.append("left " + ", ".join(left))
         self._bar.update(self._task, completed=done, info=" | ".join(parts))
+
+
+class TestProgress:
+    """Live lines during ``Experiment.test``: which candidate (and seed), its epoch, elapsed time, its result."""
+
+    def __init__(self, total_epochs: int | None):
+        from rich.console import Console
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self.total = total_epochs
+        self._bar = RichProgress(
+            TextColumn("test {task.description}"),
+            TextColumn("{task.fields[epochs]}"),
+            TimeElapsedColumn(),
+            BarColumn(bar_width=10),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._tasks: dict[int, Any] = {}
+
+    def __enter__(self) -> TestProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.stop()
+
+    def _epochs(self, epoch: int) -> str:
+        return f"epoch {epoch}/{self.total}" if self.total is not None else f"epoch {epoch}"
+
+    def add(self, job: int, label: str) -> None:
+        from rich.markup import escape
+
+        self._tasks[job] = self._bar.add_task(escape(label), total=self.total, info="", epochs=self._epochs(0))
+
+    def update(self, job: int, epoch: int) -> None:
+        if job in self._tasks:
+            self._bar.update(self._tasks[job], completed=epoch, epochs=self._epochs(epoch))
+
+    def finish(self, job: int, info: str, ok: bool = True) -> None:
+        from rich.markup import escape
+
+        if job in self._tasks:
+            task = self._tasks[job]
+            if ok and self.total is not None:
+                self._bar.update(task, completed=self.total, info=escape(info), epochs=self._epochs(self.total))
+            else:
+                self._bar.update(task, info=escape(info))
+            self._bar.stop_task(task)

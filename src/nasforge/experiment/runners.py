@@ -14,12 +14,31 @@ from typing import Any
 
 from nasforge.execution.base import TrialContext, normalize_metrics
 
-__all__ = ["FinalTestRunner", "TrialRunner", "build_model", "trial_seed"]
+__all__ = ["FinalTestRunner", "MetricsWithWeights", "TrialRunner", "build_model", "test_seed", "trial_seed"]
 
 
 def trial_seed(seed: int, trial_id: int) -> int:
     """A per-trial seed derived from the experiment's seed (same seed and id, same value)."""
     return (int(seed) * 1_000_003 + int(trial_id) * 7_919 + 17) % (2**31 - 1)
+
+
+def test_seed(seed: int, trial_id: int, k: int = 0) -> int:
+    """The seed of the ``k``-th final test run of a trial (``k = 0``: the one used before seeds existed)."""
+    return trial_seed(int(seed) + 1 + 1_000_033 * int(k), trial_id)
+
+
+class MetricsWithWeights(dict):
+    """A trial's metrics (a plain dict to everyone) carrying the trained weights (``torch.save`` bytes)."""
+
+    weights: bytes | None = None
+
+
+def _state_bytes(model: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
 
 
 def _seed_everything(seed: int, with_torch: bool) -> None:
@@ -66,7 +85,13 @@ class _ArchRunner:
 
 
 class TrialRunner(_ArchRunner):
-    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result."""
+    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result.
+
+    With ``save_weights`` the result also carries the trained network's weights
+    (:class:`MetricsWithWeights`), for ``Experiment(save_weights=...)``.
+    """
+
+    save_weights = False
 
     def __call__(self, args: tuple[int, dict[str, Any]], channel: Any) -> dict[str, float]:
         trial_id, arch = args
@@ -83,6 +108,10 @@ class TrialRunner(_ArchRunner):
             params = _count_params(model)
             if params is not None:
                 metrics["params"] = params
+        if self.save_weights and self.uses_model and callable(getattr(model, "state_dict", None)):
+            out = MetricsWithWeights(metrics)
+            out.weights = _state_bytes(model)
+            return out
         return metrics
 
 
@@ -93,20 +122,16 @@ class FinalTestRunner(_ArchRunner):
     ``torch.save``, when the evaluator uses a model).
     """
 
-    def __call__(self, args: tuple[int, dict[str, Any], bool], channel: Any) -> dict[str, Any]:
-        trial_id, arch, retrain = args
-        seed = trial_seed(self.seed + 1, trial_id)
+    def __call__(self, args: tuple, channel: Any) -> dict[str, Any]:
+        trial_id, arch, retrain, *rest = args
+        seed = int(rest[0]) if rest else test_seed(self.seed, trial_id)
         _seed_everything(seed, self.uses_model)
         ctx = TrialContext(trial_id, arch, channel, self.metric, getattr(channel, "worker", None), seed)
         weights = None
         if self.uses_model:
             model = build_model(self.model_space, arch)
             result = self.evaluator.test(model, ctx, retrain=retrain)
-            import torch
-
-            buffer = io.BytesIO()
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-            weights = buffer.getvalue()
+            weights = _state_bytes(model)
         else:
             result = self.evaluator.test(arch, ctx, retrain=retrain)
         metrics = normalize_metrics(result, "test_" + self.metric, require_metric=False)

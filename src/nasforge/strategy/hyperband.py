@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,14 @@ class SuccessiveHalving(Strategy):
     scores recorded at that rung so far (asynchronous successive halving: no waiting for a full
     rung). A rung makes no decision until it holds ``grace`` scores (default ``eta``).
 
-    The evaluator must report the main metric with ``ctx.report(step, ...)`` (e.g. per epoch);
-    steps beyond ``max_step`` (when given) have no rung.
+    The evaluator must report the main metric with ``ctx.report(step, ...)``; ``min_step`` and
+    ``max_step`` count in those steps. The built-in evaluators (``Classification``,
+    ``Regression``, ``Supervised``) report after every epoch with step = epochs completed
+    (1, 2, … ``epochs``), so the steps are epochs: ``max_step`` should be the evaluator's
+    ``epochs`` (the full budget of one trial) and ``min_step`` the epochs a trial gets before its
+    first comparison. Rungs lie strictly below ``max_step``. A warning says when rungs lie beyond
+    the last step the evaluator reports (e.g. ``max_step=81`` with 9 epochs): those rungs are
+    never reached and stop nothing.
 
     Example::
 
@@ -74,6 +81,25 @@ class SuccessiveHalving(Strategy):
         self.max_step = max_step
         self.eta = check_positive_int("eta", eta, minimum=2)
         self.grace = check_positive_int("grace", grace if grace is not None else eta)
+
+    def _unreachable(self, last_step: int) -> list[int]:
+        if self.max_step is None:  # open-ended rungs: only a first rung past the end is a mistake
+            return [self.min_step] if self.min_step > last_step else []
+        return sorted({r for b in self._make_brackets() for r in b.steps[1:] if r > last_step})
+
+    def check_reported_steps(self, last_step: int) -> None:
+        """Warn when rungs lie beyond ``last_step``, the last step the evaluator reports (its epochs)."""
+        rungs = self._unreachable(int(last_step))
+        if rungs and not getattr(self, "_warned_steps", False):
+            self._warned_steps = True
+            warnings.warn(
+                f"{type(self).__name__}: max_step={self.max_step} (min_step={self.min_step}, eta={self.eta}) but the "
+                f"evaluator reports steps up to {last_step} (its epochs); rung(s) at step {', '.join(map(str, rungs))} are "
+                f"never reached and stop nothing. Set max_step to the evaluator's epochs (max_step={last_step})"
+                + (", or train longer" if self.min_step <= last_step else "; min_step is past the last step, so no trial is ever stopped"),
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _rung_steps(self, first: int) -> list[int]:
         # index 0 is a sentinel "not yet at any rung"; rungs strictly below max_step
@@ -104,6 +130,8 @@ class SuccessiveHalving(Strategy):
 
     def tell(self, trial: Trial) -> None:
         self._passed.pop(str(trial.id), None)
+        if trial.status.value == "SUCCEEDED" and trial.reports:
+            self.check_reported_steps(max(int(step) for step, _ in trial.reports))  # a full trial's last step
         self.strategy.tell(trial)
 
     def on_report(self, trial: Trial, step: int, score: float) -> bool:
