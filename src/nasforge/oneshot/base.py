@@ -341,7 +341,7 @@ class OneShotTrainer:
                 broadcast_(self._arch_tensors())
                 ids = [self.device.index] if self.device.type == "cuda" and self.device.index is not None else None
                 self._ddp = torch.nn.parallel.DistributedDataParallel(
-                    self.model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=True)
+                    self.model, device_ids=ids, find_unused_parameters=self.style == "sampled")
             self._before_fit()
             while self.epoch < self.num_epochs:
                 record = self._reduce_record(self._train_epoch(self.epoch))
