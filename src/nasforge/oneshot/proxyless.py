@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.oneshot.base import OneShotTrainer, clip
-from nasforge.oneshot.supernet import SampledLayerChoice, Supernet
+from nasforge.oneshot.supernet import Supernet, _LayerChoiceWrapper
 from nasforge.profile import count_flops, count_params, measure_latency
 from nasforge.space import Arch
 
@@ -40,17 +40,17 @@ def measure_cost_table(
     if metric not in ("flops", "params", "latency"):
         raise ValueError(f"metric must be 'flops', 'params' or 'latency', got {metric!r}")
     supernet = getattr(supernet, "supernet", supernet)
-    captured: dict[int, tuple[SampledLayerChoice, torch.Tensor]] = {}
+    was_installed = supernet.installed
+    supernet.install()
+    captured: dict[int, tuple[_LayerChoiceWrapper, torch.Tensor]] = {}
     hooks = []
     for m in supernet.model.modules():
-        if isinstance(m, SampledLayerChoice):
+        if isinstance(m, _LayerChoiceWrapper):
             def hook(mod, args, _out):
                 if id(mod) not in captured and args and isinstance(args[0], torch.Tensor):
                     captured[id(mod)] = (mod, args[0].detach())
             hooks.append(m.register_forward_hook(hook))
     saved = {label: (s.index, s.gate, s.paths) for label, s in supernet.slots.items()}
-    was_installed = supernet.installed
-    supernet.install()
     try:
         for s in supernet.slots.values():
             s.index, s.gate, s.paths = 0, None, None
@@ -148,7 +148,7 @@ class ProxylessTrainer(OneShotTrainer):
         self.latency_target = latency_target
         self.latency_beta = latency_beta
         self.warmup_epochs = warmup_epochs
-        self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0)
+        self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0, generator=self.generator)
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.0, 0.999), eps=1e-8)
         self.latency_weight = latency_weight
