@@ -13,7 +13,10 @@ Methods: ``darts`` (plain argmax), ``darts_ez`` (DARTS' "strongest non-zero op" 
 also prints the same search's plain argmax), ``darts_beta``, ``darts_pt``, ``drnas`` (DrNAS: Dirichlet
 KL anchor 1e-3, progressive pruning to 3 ops per edge after half the epochs, DARTS' derivation rule),
 ``gdas``, ``gdas_ez``, ``gdas_ref`` (GDAS with the authors' code gradient), ``enas``, ``spos``,
-``proxyless`` (5 weight-only warm-up epochs, as the paper warms the supernet up).
+``proxyless`` (5 weight-only warm-up epochs, as the paper warms the supernet up), ``drnas_paper``
+(``drnas`` with the papers' α learning rate 3e-4), ``darts_guard`` (``darts_ez`` with DARTS+ early
+stopping: after an epoch whose export has more than 2 parameter-free edges of 6, stop and export
+the previous epoch's arch).
 
 Protocol of the 10-seed table (docs/oneshot.md): ``--seeds 0 1 2 3 4 5 6 7 8 9`` with every other
 setting at its default, fixed before any table score of the run is seen; the summary prints
@@ -49,6 +52,8 @@ PAPER = {  # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), Table 5, CIFAR-10 tes
     "darts_pt": "— (DARTS-PT paper: 88.11)",
     "darts_ez": "54.30 (DARTS-V1 / V2)",
     "drnas": "94.36 (DrNAS paper)",
+    "drnas_paper": "94.36 (DrNAS paper)",
+    "darts_guard": "—",
     "gdas": "93.51 (GDAS)",
     "gdas_ez": "93.51 (GDAS)",
     "gdas_ref": "93.51 (GDAS)",
@@ -108,6 +113,12 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     if method == "drnas":  # DrNAS: KL anchor 1e-3 (authors' code), progressive pruning, DARTS' derivation rule
         return DrNasTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, reg_scale=1e-3,
                             progressive=True, exclude_zero=True, **common)
+    if method == "drnas_paper":  # the same with the papers' α learning rate 3e-4 instead of the table's 3e-3
+        return DrNasTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-4, reg_scale=1e-3,
+                            progressive=True, exclude_zero=True, **common)
+    if method == "darts_guard":  # darts_ez + DARTS+ collapse guard: stop when > 2 of the 6 edges are parameter-free
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
+                            max_param_free=2, **common)
     if method == "darts":
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, **common)
     if method == "darts_beta":
