@@ -10,5 +10,5 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,export]"
 .venv/bin/python -c "import nasforge, torch" 

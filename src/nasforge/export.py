@@ -24,11 +24,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["ExportCheckError", "check_frozen", "to_onnx", "to_torchscript"]
+from nasforge.errors import NasforgeError
+
+__all__ = ["ExportCheckError", "ExportError", "build_network", "check_frozen", "load_model_space", "to_onnx", "to_torchscript"]
 
 
 class ExportCheckError(AssertionError):
     """The re-loaded export does not reproduce PyTorch's output within the tolerance."""
+
+
+class ExportError(NasforgeError, ValueError):
+    """What to export cannot be built as asked (model spec, weights, input shape)."""
 
 
 def check_frozen(net: torch.nn.Module) -> None:
@@ -146,6 +152,7 @@ def to_onnx(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 warnings.simplefilter("ignore", category=FutureWarning)
+                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                 torch.onnx.export(net, inputs, path, dynamo=False, **kwargs)
         if check:
             import onnxruntime as ort
@@ -217,3 +224,65 @@ def to_torchscript(
     finally:
         net.train(was_training)
     return scripted
+
+
+def load_model_space(spec: str) -> torch.nn.Module:
+    """Build a model space from ``"path/to/file.py:Name"`` or ``"package.module:Name"`` (``Name()`` is called)."""
+    import importlib
+    import importlib.util
+
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ExportError(f"--model must look like 'path/to/file.py:ClassName' or 'package.module:ClassName', got {spec!r}")
+    where, name = spec.split(":")
+    if where.endswith(".py") or os.sep in where:
+        if not os.path.isfile(where):
+            raise ExportError(f"--model file {where!r} does not exist")
+        import sys
+
+        folder = os.path.dirname(os.path.abspath(where))
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # so the file can import its neighbours, as `python file.py` would
+        mod_name = f"_nasforge_export_{os.path.splitext(os.path.basename(where))[0]}"
+        module_spec = importlib.util.spec_from_file_location(mod_name, where)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise ExportError(f"--model module {where!r} cannot be imported: {exc}") from exc
+    factory = getattr(module, name, None)
+    if factory is None or not callable(factory):
+        names = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise ExportError(f"{where!r} has no callable {name!r}; it defines {names[:12]}")
+    model = factory()
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError(f"{spec!r}() returned a {type(model).__name__}, not a torch.nn.Module model space")
+    return model
+
+
+def build_network(model_space: torch.nn.Module, arch: dict[str, Any], weights: str | os.PathLike | None) -> torch.nn.Module:
+    """``model_space.freeze(arch)`` with the state dict saved at ``weights`` loaded (fresh weights when None)."""
+    freeze = getattr(model_space, "freeze", None)
+    if freeze is None:
+        raise ExportError(f"{type(model_space).__name__} is not a nasforge model space (it has no freeze(arch))")
+    net = freeze(arch)
+    if weights is not None:
+        state = torch.load(os.fspath(weights), map_location="cpu", weights_only=True)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ExportError(f"the weights in {os.fspath(weights)!r} do not fit the network of arch {arch}: {exc}") from exc
+    return net
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,32,32"`` -> (1, 3, 32, 32)."""
+    try:
+        shape = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape):
+        raise ExportError(f"--input-shape must be positive integers separated by commas (batch first), e.g. 1,3,32,32; got {text!r}")
+    return shape
