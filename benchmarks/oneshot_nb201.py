@@ -16,7 +16,9 @@ KL anchor 1e-3, progressive pruning to 3 ops per edge after half the epochs, DAR
 ``proxyless`` (5 weight-only warm-up epochs, as the paper warms the supernet up), ``drnas_paper``
 (``drnas`` with the papers' α learning rate 3e-4), ``darts_guard`` (``darts_ez`` with DARTS+ early
 stopping: after an epoch whose export has more than 2 parameter-free edges of 6, stop and export
-the previous epoch's arch).
+the previous epoch's arch), ``darts_pdarts`` (``darts_ez`` with P-DARTS' architecture refinement: at
+most 2 of the 6 edges may export a parameter-free op; also prints the same search's uncapped
+``darts_ez`` export as ``(no cap)``).
 
 Protocol of the 10-seed table (docs/oneshot.md): ``--seeds 0 1 2 3 4 5 6 7 8 9`` with every other
 setting at its default, fixed before any table score of the run is seen; the summary prints
@@ -54,6 +56,7 @@ PAPER = {  # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), Table 5, CIFAR-10 tes
     "drnas": "94.36 (DrNAS paper)",
     "drnas_paper": "94.36 (DrNAS paper)",
     "darts_guard": "—",
+    "darts_pdarts": "— (P-DARTS paper, DARTS space)",
     "gdas": "93.51 (GDAS)",
     "gdas_ez": "93.51 (GDAS)",
     "gdas_ref": "93.51 (GDAS)",
@@ -116,6 +119,9 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     if method == "drnas_paper":  # the same with the papers' α learning rate 3e-4 instead of the table's 3e-3
         return DrNasTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-4, reg_scale=1e-3,
                             progressive=True, exclude_zero=True, **common)
+    if method == "darts_pdarts":  # darts_ez + P-DARTS' refinement: at most 2 parameter-free edges at export
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
+                            export_max_param_free=2, **common)
     if method == "darts_guard":  # darts_ez + DARTS+ collapse guard: stop when > 2 of the 6 edges are parameter-free
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
                             max_param_free=2, **common)
@@ -191,6 +197,11 @@ def main() -> None:
             rows.append({"method": method, "seed": seed, "seconds": round(elapsed, 1), "cifar10": acc, "arch": s,
                          "epochs_run": trainer.epoch})
             print(f"{method:<11} {seed:>4} {elapsed:>7.1f} {acc:>8.2f}  {PAPER[method]:<36} {s}", flush=True)
+            if getattr(trainer, "export_max_param_free", None) is not None and trainer._exported is None:
+                nocap = trainer.supernet.export_from_alphas(True)
+                rows[-1]["no_cap"] = {"cifar10": table.lookup(nocap), "arch": arch_to_string(nocap)}
+                print(f"{'  (no cap)':<11} {seed:>4} {'':>7} {table.lookup(nocap):>8.2f}  {'':<36} {arch_to_string(nocap)}",
+                      flush=True)
             if getattr(trainer, "exclude_zero", False) and trainer._exported is None:
                 # the same search exported by plain argmax (zero op allowed), for comparison
                 plain = trainer.supernet.export_from_alphas()

@@ -316,3 +316,32 @@ def test_enas_skip_penalty_lowers_the_probability_of_parameter_free_ops():
     assert run(50.0) < run(0.0)
     with pytest.raises(ValueError, match="skip_target"):
         EnasTrainer(small(), None, None, None, None, 1, tiny_data(), skip_target=1.5)
+
+
+# -- P-DARTS' cap on parameter-free picks at export --------------------------------------------------
+
+@pytest.mark.parametrize("cap", [0, 1, 2, 6])
+@pytest.mark.parametrize("cls", [DartsTrainer, DrNasTrainer], ids=["darts", "drnas"])
+def test_export_max_param_free_caps_skip_and_pooling_picks(cls, cap):
+    from nasforge.benchmarks.nasbench201 import NasBench201Space
+
+    model = NasBench201Space(C=4, N=1, num_classes=10)
+    trainer = build(cls, model, epochs=0, data=tiny_data(n=32, size=8), exclude_zero=True, export_max_param_free=cap)
+    gen = torch.Generator().manual_seed(cap)
+    with torch.no_grad():  # an α that favours skip / pooling on every edge, by different margins
+        for slot in trainer.supernet.slots.values():
+            slot.alpha.copy_(torch.randn(slot.n, generator=gen))
+            slot.alpha[slot.categorical.index("skip_connect")] += 3 + float(torch.rand((), generator=gen))
+    uncapped = trainer.supernet.export_from_alphas(True)
+    arch = trainer.export()
+    free = [label for label, op in arch.items() if op in ("skip_connect", "avg_pool_3x3")]
+    assert len(free) == min(cap, 6)
+    scores = trainer.arch_scores()
+    kept = sorted(uncapped, key=lambda lb: float(scores[lb][trainer.supernet.slots[lb].categorical.index("skip_connect")]), reverse=True)[:cap]
+    assert set(free) == set(kept)  # the strongest skip picks stay
+    for label in set(arch) - set(free):  # the others: their strongest convolution
+        slot = trainer.supernet.slots[label]
+        convs = ["nor_conv_1x1", "nor_conv_3x3"]
+        assert arch[label] == max(convs, key=lambda op: float(scores[label][slot.categorical.index(op)]))
+    with pytest.raises(ValueError, match="export_max_param_free"):
+        build(DartsTrainer, small(), export_max_param_free=-1)

@@ -42,6 +42,11 @@ class DartsTrainer(OneShotTrainer):
       operation" (Liu et al. 2019, §2.4): export never picks the zero op (``none``) unless it is a
       choice's only candidate. Off by default so that plain argmax stays available;
       perturbation-based selection likewise never removes into a zero op when it is set;
+    * ``export_max_param_free=M``: P-DARTS' architecture refinement (Chen et al., ICCV 2019, which
+      keeps at most M = 2 skip connections per cell): at export, at most ``M`` layer choices may take a
+      parameter-free, non-zero candidate (skip, pooling); those with the largest weight on it keep
+      it, the others take their strongest candidate with parameters. It guards the export against
+      the late skip-connection collapse without changing the search;
     * ``max_param_free=k``: DARTS+-style early stopping: after an epoch whose argmax
       architecture uses more than ``k`` parameter-free candidates (skip, pooling, zero), stop
       and export the architecture of the previous epoch.
@@ -86,6 +91,7 @@ class DartsTrainer(OneShotTrainer):
         pt_tune_epochs: int = 1,
         pt_eval_batches: int = 4,
         exclude_zero: bool = False,
+        export_max_param_free: int | None = None,
         seed: int | None = None,
         lr_scheduler: Any = None,
         threads: int | None = None,
@@ -112,6 +118,9 @@ class DartsTrainer(OneShotTrainer):
         self.pt_eval_batches = pt_eval_batches
         self.pt_log: list[dict[str, Any]] = []
         self.exclude_zero = exclude_zero
+        if export_max_param_free is not None and (not isinstance(export_max_param_free, int) or export_max_param_free < 0):
+            raise ValueError(f"export_max_param_free must be None or an int >= 0, got {export_max_param_free!r}")
+        self.export_max_param_free = export_max_param_free
         self.alpha_list = self.supernet.init_alphas(self.device, generator=self.generator)
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -293,7 +302,34 @@ class DartsTrainer(OneShotTrainer):
         """
         if self._exported is not None:
             return dict(self._exported)
-        return self.supernet.export_from_alphas(self.exclude_zero)
+        return self.cap_param_free(self.supernet.export_from_alphas(self.exclude_zero), self.arch_scores())
+
+    def arch_scores(self) -> dict[str, torch.Tensor]:
+        """Label -> the per-candidate score export ranks by (softmax(α) here)."""
+        return {label: F.softmax(s.alpha.detach(), -1) for label, s in self.supernet.slots.items() if s.alpha is not None}
+
+    def cap_param_free(self, arch: Arch, scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]] | None = None) -> Arch:
+        """P-DARTS' refinement: at most ``export_max_param_free`` layer choices keep a parameter-free, non-zero pick."""
+        cap = self.export_max_param_free
+        if cap is None:
+            return arch
+        free = []
+        for label, slot in self.supernet.slots.items():
+            if slot.kind != "layer" or label not in scores:
+                continue
+            k = slot.categorical.index(arch[label])
+            if slot.param_free[k] and not slot.zero[k]:
+                free.append((float(scores[label][k]), label))
+        if len(free) <= cap:
+            return arch
+        arch = dict(arch)
+        for _, label in sorted(free, reverse=True)[cap:]:
+            slot = self.supernet.slots[label]
+            options = [k for k in (allowed[label] if allowed else range(slot.n)) if not slot.param_free[k]]
+            if options:
+                best = max(options, key=lambda k: float(scores[label][k]))
+                arch[label] = slot.key(best)
+        return arch
 
 
 class GumbelDartsTrainer(DartsTrainer):

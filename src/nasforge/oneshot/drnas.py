@@ -177,8 +177,12 @@ class DrNasTrainer(DartsTrainer):
     def param_free_count(self, arch: Arch | None = None) -> int:
         return super().param_free_count(arch if arch is not None else self._argmax(self.exclude_zero))
 
+    def arch_scores(self) -> dict[str, torch.Tensor]:
+        return {label: self.arch_distribution(s).detach() for label, s in self.supernet.slots.items()}
+
     def _export(self) -> Arch:
-        """Argmax β per label among the kept candidates (the zero op skipped with ``exclude_zero``)."""
+        """Argmax β per label among the kept candidates (the zero op skipped with ``exclude_zero``; at most
+        ``export_max_param_free`` parameter-free picks when set)."""
         if self._exported is not None:
             return dict(self._exported)
-        return self._argmax(self.exclude_zero)
+        return self.cap_param_free(self._argmax(self.exclude_zero), self.arch_scores(), self.kept)
