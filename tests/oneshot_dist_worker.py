@@ -103,11 +103,15 @@ EXACT = ["darts", "drnas", "gdas", "proxyless"]
 SEED_MODEL = {"n": 256, "epochs": 6, "arc_learning_rate": 0.1}
 
 
+def small_model(seed: int = 1) -> Small:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Small()
+
+
 def half_batch_run(name: str, batch_size: int):
     """A trainer on the batch-norm-free model over 128 samples, 3 epochs; returns (arch, α)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        model = Small()
+    model = small_model()
     trainer = make_trainer(name, model, tiny_data(n=128), batch_size=batch_size, epochs=3)
     trainer.fit()
     return trainer.export(), {k: v.tolist() for k, v in trainer.arch_parameters().items()}

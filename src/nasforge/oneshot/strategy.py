@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from nasforge.errors import InvalidSpaceError
 from nasforge.space import Arch, Space
 from nasforge.strategy.base import Strategy
@@ -47,7 +45,9 @@ class OneShotStrategy(Strategy):
                 f"pass the same model object to the trainer and to Experiment"
             )
         if seed is not None and getattr(self.trainer, "seed", None) is None:
-            torch.manual_seed(seed)
+            # the trainer drew its generator's seed when it was built; the global RNG is not touched here
+            self.trainer.logger.info("the trainer has no seed of its own: the experiment's seed %d does not fix its search; "
+                                     "pass seed= to the trainer for a reproducible arch", seed)
 
     def ask(self) -> Arch | None:
         if self.arch is not None:
