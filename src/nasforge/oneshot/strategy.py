@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nasforge.errors import InvalidSpaceError
@@ -46,7 +47,7 @@ class OneShotStrategy(Strategy):
             )
         if seed is not None and getattr(self.trainer, "seed", None) is None:
             # the trainer drew its generator's seed when it was built; the global RNG is not touched here
-            self.trainer.logger.info("the trainer has no seed of its own: the experiment's seed %d does not fix its search; "
+            logging.getLogger("nasforge.oneshot").info("the trainer has no seed of its own: the experiment's seed %d does not fix its search; "
                                      "pass seed= to the trainer for a reproducible arch", seed)
 
     def ask(self) -> Arch | None:
