@@ -46,12 +46,12 @@ def tiny_data(n: int = 64, size: int = 8, seed: int = 0) -> torch.utils.data.Ten
     return torch.utils.data.TensorDataset(x, y)
 
 
-def digits32(n: int) -> torch.utils.data.TensorDataset:
+def digits(n: int, size: int = 32) -> torch.utils.data.TensorDataset:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = torch.tensor(d.images[:n], dtype=torch.float32).unsqueeze(1) / 16.0
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = ((x - 0.3) / 0.4).repeat(1, 3, 1, 1).contiguous()
     return torch.utils.data.TensorDataset(x, torch.tensor(d.target[:n], dtype=torch.long))
 
@@ -85,22 +85,22 @@ def make_trainer(name: str, model: torch.nn.Module, data, batch_size: int, epoch
     raise ValueError(name)
 
 
-def seed_model_run(batch_size: int, n: int = 384, epochs: int = 3, **kw):
-    """DARTS on the seed model (NNI's doc model) over the first ``n`` digits; returns (arch, α)."""
+def seed_model_run(batch_size: int, n: int = 384, epochs: int = 3, size: int = 32, **kw):
+    """DARTS on the seed model (NNI's doc model) over the first ``n`` digits (``size``², 3 channels); returns (arch, α)."""
     from nasforge.oneshot import DartsTrainer
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    trainer = DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, epochs, digits32(n), batch_size=batch_size,
+    trainer = DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, epochs, digits(n, size), batch_size=batch_size,
                            seed=0, threads=1, **{"arc_learning_rate": 0.05, **kw})
     trainer.fit()
     return trainer.export(), {k: v.tolist() for k, v in trainer.arch_parameters().items()}
 
 
 EXACT = ["darts", "drnas", "gdas", "proxyless"]
-SEED_MODEL = {"n": 256, "epochs": 6, "arc_learning_rate": 0.1}
+SEED_MODEL = {"n": 256, "epochs": 4, "arc_learning_rate": 0.15, "size": 16}
 
 
 def small_model(seed: int = 1) -> Small:
