@@ -12,7 +12,8 @@
 Writes to ``--out`` (default ``runs/main``): ``search.db`` (every trial, resumable),
 ``best_arch.json`` (loadable with ``nasforge.fixed_arch``), ``best_weights.pt`` (the retrained
 network's state dict; build it with ``Mnist1dSpace().freeze(arch)``), ``history.png``
-(best-so-far over trials) and ``results.json``.
+(best-so-far over trials), ``results.json`` and ``report/`` (``nasforge report``: PNG plots and
+``report.html``).
 
 Run: ``bash scripts/main.sh`` (or ``.venv/bin/python examples/main_job.py --help``).
 """
@@ -150,6 +151,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"TEST ACCURACY of the found architecture: {100 * (out['test_acc'] or 0):.2f}%  "
           f"({summary.n_trials} candidates, total wall time {wall:.0f} s)")
     print(f"wrote {args.out}/best_arch.json, best_weights.pt, history.png, results.json, search.db")
+    from nasforge.dashboard import write_report  # PNG plots + one self-contained HTML page
+
+    report = write_report(os.path.join(args.out, "search.db"), os.path.join(args.out, "report"))
+    print(f"report: {report[-1]} ({len(report) - 1} plots); live view: nasforge dashboard {args.out}/search.db")
     return out
 
 

@@ -10,5 +10,13 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,export]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,dashboard,export]"
+# The dashboard's browser test drives Debian's chromium with chromium-driver (offline; no browser download).
+# Installed when missing and possible (root or passwordless sudo); otherwise that test skips with the reason.
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "setup: could not install chromium and chromium-driver; the dashboard's browser test will be skipped" >&2
+fi
 .venv/bin/python -c "import nasforge, torch" 

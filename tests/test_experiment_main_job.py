@@ -26,6 +26,8 @@ def test_main_job_smoke(tmp_path):
     assert results["candidates_evaluated"] == 3 and 0.0 < results["test_acc"] <= 1.0
     for name in ("best_arch.json", "best_weights.pt", "history.png", "search.db"):
         assert (out / name).stat().st_size > 0, name
+    for name in ("report.html", "mnist1d-best_so_far.png", "mnist1d-metric_vs_params.png", "mnist1d-curves.png"):
+        assert (out / "report" / name).stat().st_size > 0, name
     import torch
 
     sys.path.insert(0, str(ROOT / "examples"))

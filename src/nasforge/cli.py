@@ -5,6 +5,8 @@
     nasforge show runs/mnist1d.db               # leaderboard and status counts
     nasforge export runs/mnist1d.db --top 3 -o best.json
     nasforge run examples/main_job.py -- --trials 20
+    nasforge dashboard runs/mnist1d.db          # live web view on http://127.0.0.1:8080/
+    nasforge report runs/mnist1d.db -o report/  # PNG plots and one HTML file
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRe
                 f"experiment {record.name!r} has no saved weights for its best arch (trial {best.id}); save them with "
                 f"exp.test(..., weights_dir=...), or pass --init-weights to export freshly initialised weights")
         net = ex.build_network(ex.load_model_space(args.model), best.arch, weights)
-        example = torch_randn(shape)
+        example = _example_input(shape)
         if args.onnx:
             ex.to_onnx(net, example, args.onnx)
             print(f"wrote {args.onnx} (trial {best.id}, {'saved weights ' + weights if weights else 'fresh weights'}; "
@@ -182,7 +184,7 @@ def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRe
     return 0
 
 
-def torch_randn(shape: tuple[int, ...]) -> Any:
+def _example_input(shape: tuple[int, ...]) -> Any:
     import torch
 
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -241,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     run.add_argument("--progress", action="store_true", help="force the progress bar even without a terminal")
     run.set_defaults(func=cmd_run)
+
+    from nasforge.dashboard.cli import add_commands  # `dashboard` and `report`
+
+    add_commands(sub)
     return parser
 
 

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from nasforge.trial import Trial, TrialStatus
 
-__all__ = ["best_so_far", "plot_history"]
+__all__ = [
+    "best_so_far",
+    "plot_arch_weights",
+    "plot_best_over_time",
+    "plot_cells",
+    "plot_curves",
+    "plot_history",
+    "plot_metric_vs_cost",
+]
 
 
 def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list[tuple[int, float]]:
@@ -71,3 +79,194 @@ def plot_history(
     os.makedirs(folder, exist_ok=True)
     fig.savefig(os.fspath(path))
     return os.fspath(path)
+
+
+def _figure(size: tuple[float, float] = (7, 4)):  # noqa: ANN202 - matplotlib types stay lazy
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=120)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike) -> str:  # noqa: ANN001
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(os.fspath(path))
+    return os.fspath(path)
+
+
+def plot_best_over_time(
+    trials: Sequence[Trial], path: str | os.PathLike, metric: str, mode: str = "max", title: str | None = None
+) -> str:
+    """Write a PNG: each successful trial's ``metric`` at the minute it finished and the best so far.
+
+    Example::
+
+        plot_best_over_time(exp.trials(), "report/best_over_time.png", metric="val_acc")
+    """
+    from nasforge.dashboard.data import best_over_time
+
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    points = best_over_time(list(trials), metric, mode)
+    if not points:
+        raise ValueError(f"no successful trial reports {metric!r}; nothing to plot")
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    minutes = [p["time"] / 60 for p in points]
+    ax.scatter(minutes, [p["value"] for p in points], s=14, alpha=0.6, label="trial")
+    ax.step(minutes, [p["best"] for p in points], where="post", color="C3", linewidth=2, label="best so far")
+    ax.set_xlabel("minutes since the first trial started")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric}: best so far over time")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    return _save(fig, path)
+
+
+def plot_metric_vs_cost(
+    trials: Sequence[Trial],
+    path: str | os.PathLike,
+    metric: str,
+    cost: str = "params",
+    mode: str = "max",
+    title: str | None = None,
+) -> str:
+    """Write a PNG: ``metric`` against a cost measure (``params``, ``flops``…) of every successful
+    trial, with the Pareto front (no other trial is cheaper *and* better) marked.
+
+    Example::
+
+        plot_metric_vs_cost(exp.trials(), "report/cost.png", metric="val_acc", cost="params")
+    """
+    from nasforge.dashboard.data import metric_vs_cost
+
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    data = metric_vs_cost(list(trials), metric, mode, cost)
+    if not data["points"]:
+        raise ValueError(f"no successful trial reports both {metric!r} and {cost!r}; nothing to plot")
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    rest = [p for p in data["points"] if not p["pareto"]]
+    ax.scatter([p["cost"] for p in rest], [p["value"] for p in rest], s=14, alpha=0.5, label="trial")
+    front = data["front"]
+    ax.step([p["cost"] for p in front], [p["value"] for p in front], where="post", color="C2", linestyle="--", linewidth=1.5)
+    ax.scatter([p["cost"] for p in front], [p["value"] for p in front], s=36, color="C2", zorder=3,
+               label=f"Pareto front ({len(front)})")
+    costs = [p["cost"] for p in data["points"]]
+    if min(costs) > 0 and max(costs) / min(costs) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(cost)
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} vs {cost}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    return _save(fig, path)
+
+
+def plot_curves(
+    trials: Sequence[Trial], path: str | os.PathLike, metric: str, ids: Sequence[int] | None = None, title: str | None = None
+) -> str:
+    """Write a PNG: the intermediate ``metric`` (e.g. ``val_acc`` per epoch) of the given trials
+    (default: every trial that reported it, at most 10)."""
+    chosen = [t for t in trials if (ids is None or t.id in ids) and any(metric in m for _, m in t.reports)]
+    if ids is None:
+        chosen = chosen[:10]
+    if not chosen:
+        raise ValueError(f"no selected trial reported {metric!r} during training; nothing to plot")
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    for t in chosen:
+        steps = [(s, m[metric]) for s, m in t.reports if metric in m]
+        ax.plot([s for s, _ in steps], [v for _, v in steps], marker="o", markersize=3, label=f"trial {t.id}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step (epoch)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} during training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def plot_cells(arch: dict, path: str | os.PathLike, title: str | None = None) -> str:
+    """Write a PNG drawing of the cell DAG(s) of a cell-space arch (labels ``[cell.]op_<node>_<k>``,
+    optionally ``[cell.]input_<node>_<k>``): nodes left to right, each edge labelled with its op.
+
+    Example::
+
+        plot_cells({"op_1_0": "conv_3x3", "op_2_0": "skip_connect", ...}, "report/cell.png")
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    from nasforge.dashboard.data import cells_of
+
+    cells = cells_of(dict(arch))
+    if not cells:
+        raise ValueError("the arch has no cell (labels of the form 'op_<node>_<k>' or '<cell>.op_<node>_<k>'); nothing to draw")
+    width = max(len(c["inputs"]) + len(c["nodes"]) for c in cells)
+    fig = _figure((max(6.0, 1.6 * width), 2.6 * len(cells)))
+    ops = sorted({str(e["op"]) for c in cells for e in c["edges"]})
+    colors = {op: f"C{i % 10}" for i, op in enumerate(ops)}
+    for row, cell in enumerate(cells):
+        ax = fig.add_subplot(len(cells), 1, row + 1)
+        order = cell["inputs"] + cell["nodes"]
+        x = {node: i for i, node in enumerate(order)}
+        for e in cell["edges"]:
+            a, b = x[e["from"]], x[e["to"]]
+            span = b - a
+            rad = 0.0 if span <= 1 else -0.35
+            none = str(e["op"]).lower() in ("none", "zero")
+            color = "0.75" if none else colors[str(e["op"])]
+            ax.add_patch(FancyArrowPatch((a, 0), (b, 0), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                                         mutation_scale=12, color=color, linewidth=1.0 if none else 1.8,
+                                         linestyle="--" if none else "-", shrinkA=14, shrinkB=14))
+            ax.text((a + b) / 2, 0.07 if span <= 1 else abs(rad) * span / 2 + 0.02, str(e["op"]), ha="center",
+                    va="bottom", fontsize=8, color="0.5" if none else color,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
+        for node, i in x.items():
+            ax.scatter([i], [0], s=520, color="0.88" if node in cell["inputs"] else "white", edgecolors="0.2", zorder=3)
+            ax.text(i, 0, str(node), ha="center", va="center", fontsize=10, fontweight="bold", zorder=4)
+        ax.set_xlim(-0.6, len(order) - 0.4)
+        ax.set_ylim(-0.35, max(0.45, 0.2 + 0.2 * (len(order) - 1)))
+        ax.set_axis_off()
+        ax.set_title(f"cell {cell['name']}" if len(cells) > 1 or cell["name"] != "cell" else (title or "cell"), fontsize=10)
+    return _save(fig, path)
+
+
+def plot_arch_weights(
+    epochs: Sequence[dict], path: str | os.PathLike, candidates: dict | None = None, title: str | None = None
+) -> str:
+    """Write a PNG of a one-shot run's architecture weights over epochs: one panel per label, one
+    line per candidate. ``epochs``: ``[{label: [weight per candidate]}, ...]`` in epoch order;
+    ``candidates``: optional ``{label: [candidate names]}``."""
+    epochs = [e for e in epochs if e]
+    if not epochs:
+        raise ValueError("no epoch holds architecture weights; nothing to plot")
+    labels = list(epochs[-1])
+    cols = min(3, len(labels))
+    rows = -(-len(labels) // cols)
+    fig = _figure((4.2 * cols, 2.8 * rows))
+    for i, label in enumerate(labels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        n = len(epochs[-1][label])
+        names = list((candidates or {}).get(label) or range(n))
+        for k in range(n):
+            xs = [j + 1 for j, e in enumerate(epochs) if label in e and k < len(e[label]) and e[label][k] is not None]
+            ys = [e[label][k] for e in epochs if label in e and k < len(e[label]) and e[label][k] is not None]
+            ax.plot(xs, ys, marker="o", markersize=2.5, label=str(names[k]) if k < len(names) else str(k))
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
