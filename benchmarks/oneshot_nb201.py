@@ -196,6 +196,10 @@ def main() -> None:
             s = arch_to_string(arch)
             rows.append({"method": method, "seed": seed, "seconds": round(elapsed, 1), "cifar10": acc, "arch": s,
                          "epochs_run": trainer.epoch})
+            try:  # the final architecture distribution, so other export rules can be checked offline
+                rows[-1]["arch_probabilities"] = trainer.arch_probabilities()
+            except Exception:  # noqa: BLE001 - SPOS has no distribution
+                pass
             print(f"{method:<11} {seed:>4} {elapsed:>7.1f} {acc:>8.2f}  {PAPER[method]:<36} {s}", flush=True)
             if getattr(trainer, "export_max_param_free", None) is not None and trainer._exported is None:
                 nocap = trainer.supernet.export_from_alphas(True)
