@@ -103,6 +103,10 @@ def test_metrics_are_recorded_every_epoch_without_log_frequency(cls):
     assert [h["epoch"] for h in trainer.history] == [1, 2, 3]
     for h in trainer.history:
         assert 0.0 <= h["acc"] <= h["top3"] <= 1.0 and math.isfinite(h["loss"])
+        if cls is not RandomOneShotTrainer:  # the architecture distribution after each epoch
+            assert set(h["arch_probabilities"]["a"]) == {"conv3", "conv5", "pool"}
+    if cls is not RandomOneShotTrainer:
+        assert trainer.history[-1]["arch_probabilities"] == trainer.arch_probabilities()
     assert len(calls) == 3 * math.ceil(24 / 8)  # every weight step of every epoch
 
 

@@ -137,7 +137,8 @@ class OneShotTrainer:
 
     * ``metrics``: ``metrics(output, target) -> {name: float}`` (default: ``{"acc": top-1 accuracy}``),
       computed on every weight step's training batch and averaged over the epoch into
-      ``trainer.history`` (one dict per epoch, with ``loss`` and ``epoch``); ``log_frequency``
+      ``trainer.history`` (one dict per epoch, with ``loss``, ``epoch`` and the epoch's
+      ``arch_probabilities`` where the method has a distribution); ``log_frequency``
       only controls how often a step is also logged.
     * ``seed``: seeds the trainer's own ``torch.Generator`` (data split, data order, α
       initialisation, sampled paths, controller initialisation); the global torch RNG is never
@@ -344,12 +345,15 @@ class OneShotTrainer:
                     self.model, device_ids=ids, find_unused_parameters=self.style == "sampled")
             self._before_fit()
             while self.epoch < self.num_epochs:
-                record = self._reduce_record(self._train_epoch(self.epoch))
+                record: dict[str, Any] = self._reduce_record(self._train_epoch(self.epoch))
                 record["epoch"] = self.epoch + 1
-                self.history.append(record)
                 if self.dist.is_main:
                     self.logger.info("epoch %d/%d done: %s", self.epoch + 1, self.num_epochs,
                                      ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+                probs = self.arch_probabilities()  # identical on every rank
+                if probs:
+                    record["arch_probabilities"] = probs
+                self.history.append(record)
                 self.epoch += 1
                 if self.lr_scheduler is not None:
                     self.lr_scheduler.step()
