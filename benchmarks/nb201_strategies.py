@@ -44,7 +44,7 @@ MILESTONES = (25, 50, 100, 150, 300)
 
 # name -> factory; the settings are part of the result, so they are spelled out here.
 STRATEGIES = {
-    "Random": lambda: Random(),
+    "Random": lambda: Random(dedup=False),
     "Random (dedup)": lambda: Random(dedup=True),
     "GridSearch (shuffled)": lambda: GridSearch(shuffle=True),
     "RegularizedEvolution": lambda: RegularizedEvolution(population_size=10, sample_size=3),

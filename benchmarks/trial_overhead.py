@@ -1,6 +1,7 @@
 """Per-trial framework overhead and parallel throughput of the experiment loop.
 
     .venv/bin/python benchmarks/trial_overhead.py [--quick]
+    .venv/bin/python benchmarks/trial_overhead.py --history [--trials 2000]   # only measure 3
 
 1. Overhead: an evaluator that returns immediately, run through the whole loop (strategy ask/tell,
    SQLite writes of the trial and the strategy state, executor round trip). For ``local`` the
@@ -8,6 +9,10 @@
 2. Throughput: CPU-bound trials (a pure-Python loop, ~0.5 s each) on 1 vs 2 warm local
    workers, and the same for a small torch training loop (each worker gets its share of the
    threads, so 1 worker uses every core); plus the machine's own ceiling (two plain processes).
+3. History growth: per-trial cost over 2,000 instant trials on one warm local worker with an
+   SQLite file store, by quarter of the run, for ``Random(dedup=True)``, ``RegularizedEvolution``
+   and ``TPE``; split into the strategy's own ask/tell time and the rest (the loop, the store,
+   the executor round trip). The framework part must not grow with the number of trials.
 
 Prints a table; no assertion (tests never time anything).
 """
@@ -22,7 +27,8 @@ import time
 from nasforge import Categorical, Experiment, Space
 from nasforge.evaluate import FunctionEvaluator
 from nasforge.execution import LocalExecutor, available_cores
-from nasforge.strategy import Random
+from nasforge.strategy import TPE, Random, RegularizedEvolution
+from nasforge.strategy.base import Strategy
 
 SPACE = Space([Categorical(list(range(1000)), label="x"), Categorical(list(range(1000)), label="y")])
 
@@ -54,7 +60,7 @@ def torch_train(arch, ctx):
 
 
 def run(n: int, fn, executor, concurrency: int = 1, store: str | None = None) -> float:
-    exp = Experiment(SPACE, Random(), FunctionEvaluator(fn, uses_model=False), max_trials=n,
+    exp = Experiment(SPACE, Random(dedup=False), FunctionEvaluator(fn, uses_model=False), max_trials=n,
                      concurrency=concurrency, executor=executor, store=store, name=f"b{time.time_ns()}",
                      seed=0, progress=False)
     t0 = time.perf_counter()
@@ -96,10 +102,89 @@ def local_overhead(n: int, workers: int, store: str) -> float:
         return best_of(3, run, n, instant, ex, workers, store) / n
 
 
+class Timed(Strategy):
+    """Wraps a strategy and adds up the time spent in its ask / tell / on_report (per call)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls: list[tuple[str, float]] = []
+
+    def _time(self, kind, fn, *args):
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.calls.append((kind, time.perf_counter() - t))
+
+    def setup(self, space, seed=None):
+        self.inner.setup(space, seed)
+
+    def ask(self):
+        return self._time("ask", self.inner.ask)
+
+    def tell(self, trial):
+        return self._time("tell", self.inner.tell, trial)
+
+    def on_report(self, trial, step, score):
+        return self._time("report", self.inner.on_report, trial, step, score)
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)
+
+
+def history_growth(n: int, store_dir: str) -> list[tuple[str, list[float], list[float]]]:
+    """Per-quarter ms/trial (wall clock, and the strategy's own share) for ``n`` instant trials."""
+    out = []
+    factories = (("Random(dedup=True)", lambda: Random(dedup=True)),
+                 ("RegularizedEvolution", lambda: RegularizedEvolution()),
+                 ("TPE", lambda: TPE()))
+    with LocalExecutor(1) as ex:
+        run(20, instant, ex, 1, os.path.join(store_dir, "warm.db"))  # worker started, imports done
+        for label, factory in factories:
+            timed = Timed(factory())
+            name = f"h{time.time_ns()}"
+            db = os.path.join(store_dir, f"{name}.db")
+            exp = Experiment(SPACE, timed, FunctionEvaluator(instant, uses_model=False), max_trials=n,
+                             executor=ex, store=db, name=name, seed=0, progress=False)
+            t0 = time.time()
+            exp.run()
+            ends = [t.finished for t in exp.trials()]
+            asks = [d for k, d in timed.calls if k == "ask"]
+            tells = [d for k, d in timed.calls if k == "tell"]
+            q = n // 4
+            wall, strat = [], []
+            for i in range(4):
+                lo, hi = i * q, (i + 1) * q
+                start = t0 if i == 0 else ends[lo - 1]
+                wall.append(1000 * (ends[hi - 1] - start) / q)
+                strat.append(1000 * (sum(asks[lo:hi]) + sum(tells[lo:hi])) / q)
+            out.append((label, wall, strat))
+    return out
+
+
+def print_history(rows: list[tuple[str, list[float], list[float]]], n: int) -> None:
+    print(f"\nper-trial cost by quarter of a {n}-trial run (ms/trial; 1 warm local worker, SQLite file store)")
+    print(f"{'strategy':<22}  {'part':<14}  {'Q1':>7}  {'Q2':>7}  {'Q3':>7}  {'Q4':>7}  {'Q4/Q1':>6}")
+    for label, wall, strat in rows:
+        other = [w - s for w, s in zip(wall, strat)]
+        for part, vals in (("total", wall), ("strategy", strat), ("framework", other)):
+            ratio = vals[3] / vals[0] if vals[0] > 0 else float("nan")
+            print(f"{label:<22}  {part:<14}  " + "  ".join(f"{v:7.2f}" for v in vals) + f"  {ratio:6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer trials")
+    parser.add_argument("--history", action="store_true", help="only the history-growth measure (3)")
+    parser.add_argument("--trials", type=int, default=2000, help="trials of the history-growth measure (default 2000)")
     args = parser.parse_args()
+    if args.history:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_history(history_growth(args.trials, tmp), args.trials)
+        return
     n_inline = 500 if args.quick else 2000
     n_local = 200 if args.quick else 500
     rows = []
@@ -132,6 +217,9 @@ def main() -> None:
     print("-" * (width + 2 + 22 + 2 + 40))
     for case, result, detail in rows:
         print(f"{case:<{width}}  {result:<22}  {detail}")
+    n_hist = 500 if args.quick else args.trials
+    with tempfile.TemporaryDirectory() as tmp:
+        print_history(history_growth(n_hist, tmp), n_hist)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"MNIST-1D: {len(train[1])} train / {len(val[1])} val / {len(test[1])} test signals of length {train[0].shape[-1]}")
 
     space = Mnist1dSpace()
-    print(f"model space: {len(space.space)} choices, {space.space.size:,} architectures")
+    print(f"model space: {len(space.space)} choices, {space.space.size:,} distinct networks "
+          f"({space.space.full_size:,} assignments of every label; the labels of unused branches are inactive)")
     evaluator = Classification(
         train,
         val,
@@ -110,13 +111,16 @@ def main(argv: list[str] | None = None) -> dict:
           f"{search_time:.0f} s so far")
 
     trials = exp.trials()
+    # Archs are canonical (inactive labels dropped), so one key per network.
+    distinct = len({json.dumps(space.space.canonical(t.arch), sort_keys=True) for t in trials})
+    print(f"distinct networks evaluated: {distinct} in {len(trials)} trials"
+          + ("" if distinct == len(trials) else "  (SOME NETWORK WAS TRAINED TWICE)"))
     top = exp.best(10)
     print("\nleaderboard (validation accuracy after the proxy training):")
     print(f"{'rank':>4} {'trial':>5} {'val_acc':>8} {'params':>8} {'time':>6}  arch")
     for rank, t in enumerate(top, 1):
-        short = {k: v for k, v in t.arch.items() if _relevant(t.arch, k)}
         print(f"{rank:>4} {t.id:>5} {t.metrics['val_acc']:>8.4f} {int(t.metrics.get('params', 0)):>8} "
-              f"{t.duration or 0:>5.1f}s  {json.dumps(short)}")
+              f"{t.duration or 0:>5.1f}s  {json.dumps(t.arch)}")
 
     arch = exp.export(os.path.join(args.out, "best_arch.json"))
     plot_history(trials, os.path.join(args.out, "history.png"), metric="val_acc",
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "dataset": f"MNIST-1D (mnist1d.make_dataset defaults): {len(train[1])} train / {len(val[1])} val / {len(test[1])} test",
         "candidates_evaluated": summary.n_trials,
+        "distinct_networks_evaluated": distinct,
         "status_counts": summary.counts,
         "best_trial": top[0].id if top else None,
         "best_val_acc_proxy": top[0].metrics["val_acc"] if top else None,
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(out, f, indent=2)
-    print(f"\nfound architecture (trial {out['best_trial']}): {json.dumps({k: v for k, v in arch.items() if _relevant(arch, k)})}")
+    print(f"\nfound architecture (trial {out['best_trial']}): {json.dumps(arch)}")
     print(f"TEST ACCURACY of the found architecture: {100 * (out['test_acc'] or 0):.2f}%  "
           f"({summary.n_trials} candidates, total wall time {wall:.0f} s)")
     print(f"wrote {args.out}/best_arch.json, best_weights.pt, history.png, results.json, search.db")
@@ -156,20 +161,6 @@ def main(argv: list[str] | None = None) -> dict:
     report = write_report(os.path.join(args.out, "search.db"), os.path.join(args.out, "report"))
     print(f"report: {report[-1]} ({len(report) - 1} plots); live view: nasforge dashboard {args.out}/search.db")
     return out
-
-
-_FAMILY_LABELS = {
-    "cnn": {"width", "stem_kernel", "norm", "act", "downsample", "depth", "kernel", "skip", "pool"},
-    "rnn": {"rnn_cell", "rnn_hidden"},
-    "mlp": {"mlp_width", "mlp_depth"},
-}
-
-
-def _relevant(arch: dict, label: str) -> bool:
-    """Whether a label matters for this arch (the other families' choices are unused)."""
-    if label == "family":
-        return True
-    return label in _FAMILY_LABELS.get(arch.get("family"), set())
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def test_two_workers_every_failure_kind_is_recorded(tmp_path):
     space = Space([Categorical(kinds[:-2] + ["report"], label="kind")])
     strategy = ListStrategy([{"kind": k} for k in kinds], stop_at=3)
     exp = Experiment(space, strategy, FunctionEvaluator(behave, uses_model=False), max_trials=20,
-                     concurrency=2, executor="local", trial_timeout=1.0, store=tmp_path / "f.db", name="fail")
+                     concurrency=2, executor="local", trial_timeout=5.0, store=tmp_path / "f.db", name="fail")
     summary = exp.run()
     trials = {t.id: t for t in exp.trials()}
     assert summary.n_trials == len(kinds)
@@ -112,7 +112,7 @@ def test_two_workers_every_failure_kind_is_recorded(tmp_path):
     assert "Traceback" in trials[1].error
     assert trials[2].status is TrialStatus.FAILED and "non-finite metric(s): score=nan" in trials[2].error
     assert trials[3].status is TrialStatus.FAILED and "score=inf" in trials[3].error
-    assert trials[4].status is TrialStatus.FAILED and trials[4].error == "timeout after 1 s"
+    assert trials[4].status is TrialStatus.FAILED and trials[4].error == "timeout after 5 s"
     assert trials[5].status is TrialStatus.FAILED and trials[5].error == "worker exited with code 7 while running the trial"
     assert trials[6].status is TrialStatus.FAILED and trials[6].error == "worker died with signal 11 (SIGSEGV)"
     # stopped early by the strategy's on_report at step 3: its last report is kept

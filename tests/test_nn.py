@@ -174,8 +174,8 @@ def test_value_choice_arithmetic_and_misuse():
     with pytest.raises(TypeError, match="concrete"):
         if w:
             pass
-    with nasforge.fixed_arch({"w": 32}):
-        assert nn.ValueChoice([16, 32], label="w") == 32
+    with nasforge.fixed_arch({"w": 32}):  # a concrete use under fixed_arch is the chosen value
+        assert int(nn.ValueChoice([16, 32], label="w")) == 32
 
 
 def test_shared_value_choice_ties_layers_and_conflicts_fail():

@@ -32,7 +32,7 @@ def test_roundtrip_reports_state_and_tests(tmp_path):
     (test,) = again.tests(rec.id)
     assert test.metrics == {"test_acc": 0.8} and test.retrain and test.weights == "w.pt"
     assert again.status_counts(rec.id) == {"SUCCEEDED": 1}
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match="read-only"):
         again.create_experiment("f", {})
 
 
@@ -55,9 +55,42 @@ def test_clear_errors_for_bad_files(tmp_path):
         Store(tmp_path / "missing.db", readonly=True)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(StoreError, match="cannot open .*junk.db"):
+    with pytest.raises(StoreError, match="junk.db.* not an SQLite database"):
         Store(junk)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(StoreError, match="not a nasforge store"):
         Store(other, readonly=True)
+
+
+def test_a_duplicate_name_is_a_conflict_not_a_raw_integrity_error(tmp_path):
+    from nasforge.store import StoreConflictError
+
+    store = Store(tmp_path / "d.db")
+    store.create_experiment("e", {})
+    with pytest.raises(StoreConflictError, match="'e' already exists"):
+        Store(tmp_path / "d.db").create_experiment("e", {})
+
+
+def test_a_schema_1_store_is_read_as_is_and_migrated_when_written(tmp_path):
+    """Stores written before owners and strategy events existed still open and resume."""
+    path = tmp_path / "old.db"
+    store = Store(path)
+    exp = store.create_experiment("e", {"seed": 1})
+    store.add_trial(exp, Trial(id=0, arch={"x": 1}, status=TrialStatus.RUNNING), strategy_state={"rng": 7})
+    store._db.execute("DROP TABLE owners")
+    store._db.execute("DROP TABLE strategy_events")
+    store._db.execute("ALTER TABLE experiments DROP COLUMN state_seq")
+    store._db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    old = Store(path, readonly=True)
+    (rec,) = old.experiments()
+    assert rec.strategy_state == {"rng": 7} and rec.state_seq is None
+    assert old.owner("e") is None and old.live_status("e") == "interrupted" and old.strategy_events(rec.id) == []
+    old.close()
+    new = Store(path)
+    (rec,) = new.experiments()
+    assert rec.strategy_state == {"rng": 7} and rec.state_seq is None
+    assert new._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    new.acquire(rec.id, "e").release()
+    assert new.owner("e")["alive"] is False

@@ -25,12 +25,21 @@ from nasforge.trial import Trial, TrialStatus
 __all__ = ["main"]
 
 
+def _safe(value: Any) -> str:
+    """``str(value)`` with every non-printable character escaped (``\\x1b``, ``\\n``…): a store
+    received from someone else must not send escape sequences to the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fmt_value(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
-    return str(value)
+    return _safe(value)
 
 
 def _fmt_params(value: Any) -> str:
@@ -85,11 +94,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     for rec in _pick_experiments(store, args.name):
         trials = store.trials(rec.id, with_reports=False)
         metric = rec.config.get("metric", "score")
+        metric = metric if isinstance(metric, str) else str(metric)
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.status.value] = counts.get(t.status.value, 0) + 1
-        print(f"experiment {rec.name!r}  ({rec.status}; metric {metric}, {rec.config.get('mode', 'max')}imised; "
-              f"strategy {rec.config.get('strategy')}; space of {rec.config.get('space_size', '?')} archs)")
+        status = store.live_status(rec.name)  # "running" only while a live process owns it
+        owner = store.owner(rec.name)
+        if status == "running" and owner is not None:
+            status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
+        print(f"experiment {rec.name!r}  ({status}; metric {_safe(metric)}, {_safe(rec.config.get('mode', 'max'))}imised; "
+              f"strategy {_safe(rec.config.get('strategy'))}; space of {_safe(rec.config.get('space_size', '?'))} archs)")
         print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none") + f"  (total {len(trials)})")
         ranked = _ranked(trials)[: args.top]
         if ranked:
@@ -101,24 +115,24 @@ def cmd_show(args: argparse.Namespace) -> int:
                 rows.append([str(rank), str(t.id), _fmt_value(t.metrics.get(metric)), _fmt_params(t.metrics.get("params")),
                              f"{t.duration:.1f}s" if t.duration is not None else "-", arch])
             print()
-            for line in _table(["rank", "trial", metric, "params", "duration", "arch"], rows, {0, 1, 2, 3, 4}):
+            for line in _table(["rank", "trial", _safe(metric), "params", "duration", "arch"], rows, {0, 1, 2, 3, 4}):
                 print(line)
         failed = [t for t in trials if t.status is TrialStatus.FAILED]
         if failed and args.failures:
             print("\nfailures:")
             for t in failed:
-                print(f"  trial {t.id}: {(t.error or '').splitlines()[0] if t.error else '?'}")
+                print(f"  trial {t.id}: {_safe((t.error or '').splitlines()[0]) if t.error else '?'}")
         tests = store.tests(rec.id)
         if tests:
             rank_of = {t.id: i for i, t in enumerate(_ranked(trials), 1)}
             tests.sort(key=lambda r: (rank_of.get(r.trial_id, len(rank_of) + 1), r.id))
             print("\ntest-set evaluations (by search rank):")
             for r in tests:
-                metrics = ", ".join(f"{k} {_fmt_value(v)}" for k, v in sorted(r.metrics.items()) if k.startswith("test_"))
+                metrics = ", ".join(f"{_safe(k)} {_fmt_value(v)}" for k, v in sorted(r.metrics.items()) if k.startswith("test_"))
                 how = "retrained on train+val" if r.retrain else "trained on train"
                 rank = f"rank {rank_of[r.trial_id]}, " if r.trial_id in rank_of else ""
-                error = (r.error or "").splitlines()[0] if r.error else ""
-                print(f"  {rank}trial {r.trial_id}: {r.status.lower()}, {how}: {metrics or error}")
+                error = _safe((r.error or "").splitlines()[0]) if r.error else ""
+                print(f"  {rank}trial {_safe(r.trial_id)}: {_safe(r.status.lower())}, {how}: {metrics or error}")
         print()
     return 0
 

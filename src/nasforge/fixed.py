@@ -20,14 +20,26 @@ _FIXED: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("
 def load_arch(arch_or_path: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
     """An arch dict from a dict or from the path of its JSON file (as written by ``export``)."""
     if isinstance(arch_or_path, (str, os.PathLike)):
-        with open(arch_or_path) as f:
-            arch = json.load(f)
+        path = os.fspath(arch_or_path)
+        hint = "an arch file is the JSON object of label -> value written by Experiment.export / nasforge export"
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError:
+            raise ValueError(f"arch file {path!r} is not text (binary content); {hint}") from None
+        if not text.strip():
+            raise ValueError(f"arch file {path!r} is empty; {hint}")
+        try:
+            arch = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"arch file {path!r} is not valid JSON ({exc}); {hint}") from None
     elif isinstance(arch_or_path, Mapping):
         arch = dict(arch_or_path)
     else:
         raise TypeError(f"fixed_arch takes an arch dict or the path of its JSON file, got {type(arch_or_path).__name__}")
     if not isinstance(arch, dict):
-        raise ValueError(f"the arch JSON must hold an object of label -> value, got {type(arch).__name__}")
+        where = f"arch file {os.fspath(arch_or_path)!r}" if isinstance(arch_or_path, (str, os.PathLike)) else "the arch JSON"
+        raise ValueError(f"{where} must hold an object of label -> value, got {type(arch).__name__}")
     return arch
 
 

@@ -5,6 +5,11 @@ This module never imports torch, so strategies, the store and the CLI can use it
 An *arch* is a plain ``dict[str, value]`` mapping each label to the JSON-friendly *key* of the
 chosen candidate, so it round-trips through ``json.dumps`` / ``json.loads``.
 
+A label may be active only under some values of other labels (its *condition*, plain data);
+the *canonical* arch of a network leaves the inactive labels out (:meth:`Space.canonical`), so
+one network has one arch. ``sample``, ``grid``, ``mutate`` and ``neighbors`` give canonical
+archs; ``validate`` accepts the canonical or the full form and returns the canonical one.
+
 Example::
 
     >>> from nasforge.space import Categorical, Space
@@ -22,7 +27,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +79,23 @@ def _short(values: Sequence[Any], limit: int = 12) -> str:
     return f"[{shown}{', …' if len(values) > limit else ''}]"
 
 
+def candidate_signature(candidate: Any) -> Any:
+    """A stable description of a candidate: JSON values as they are, callables by qualified name."""
+    if _is_json_key(candidate):
+        return _jsonable(_canonical(candidate))
+    if isinstance(candidate, Mapping):
+        return {str(k): candidate_signature(v) for k, v in candidate.items()}
+    if isinstance(candidate, (list, tuple)):
+        return [candidate_signature(v) for v in candidate]
+    qualname = getattr(candidate, "__qualname__", None)
+    if qualname is not None:
+        return f"{getattr(candidate, '__module__', '')}.{qualname}"
+    text = repr(candidate)
+    if " at 0x" in text or " object at " in text:
+        text = ""
+    return f"{type(candidate).__module__}.{type(candidate).__qualname__}{'(' + text + ')' if text else ''}"
+
+
 class Categorical:
     """A labelled choice among a finite list of candidates.
 
@@ -83,9 +105,17 @@ class Categorical:
     (e.g. the names of an ordered dict of modules).
     """
 
-    __slots__ = ("label", "candidates", "keys", "_index", "_json_keys")
+    __slots__ = ("label", "candidates", "keys", "_index", "_json_keys", "_signature", "_sigs", "singleton_lists", "values_tie")
 
-    def __init__(self, candidates: Sequence[Any], label: str, keys: Sequence[Any] | None = None):
+    def __init__(
+        self,
+        candidates: Sequence[Any],
+        label: str,
+        keys: Sequence[Any] | None = None,
+        signature: Callable[[Any], Any] | None = None,
+        singleton_lists: bool = False,
+        values_tie: bool = False,
+    ):
         if not isinstance(label, str) or not label:
             raise InvalidSpaceError(f"a choice needs a non-empty string label, got {label!r}")
         candidates = list(candidates)
@@ -113,6 +143,12 @@ class Categorical:
         self.keys = keys
         self._index = index
         self._json_keys = [_jsonable(k) for k in keys]
+        self._signature = signature
+        self._sigs: list[Any] | None = None
+        # InputChoice(n_chosen=1): NNI 3.0 archs write ``[i]`` for ``i``; accept both.
+        self.singleton_lists = bool(singleton_lists)
+        # Value choices tie only when their candidates are the same values (not just as many).
+        self.values_tie = bool(values_tie)
 
     # -- basic queries -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -132,6 +168,8 @@ class Categorical:
 
     def index(self, key: Any) -> int:
         """Position of ``key`` among the candidates; a clear error when it is not one of them."""
+        if self.singleton_lists and isinstance(key, (list, tuple)) and len(key) == 1:
+            key = key[0]
         try:
             return self._index[_hashable_repr(_canonical(key))]
         except (KeyError, TypeError):
@@ -141,9 +179,10 @@ class Categorical:
 
     def contains(self, key: Any) -> bool:
         try:
-            return _hashable_repr(_canonical(key)) in self._index
-        except TypeError:
+            self.index(key)
+        except InvalidArchError:
             return False
+        return True
 
     def key_at(self, i: int) -> Any:
         return self._json_keys[i]
@@ -156,8 +195,26 @@ class Categorical:
         return self._json_keys[int(rng.integers(len(self._json_keys)))]
 
     def same_decision_as(self, other: Categorical) -> bool:
-        """Whether two choices with the same label can be tied (their keys agree, in order)."""
-        return [_hashable_repr(k) for k in self.keys] == [_hashable_repr(k) for k in other.keys]
+        """Whether two choices with the same label can be tied (their keys agree, in order; for
+        value choices stored by index, their candidates too)."""
+        if [_hashable_repr(k) for k in self.keys] != [_hashable_repr(k) for k in other.keys]:
+            return False
+        if self.values_tie and other.values_tie and self.candidates is not other.candidates:
+            return self.signatures() == other.signatures()
+        return True
+
+    def signatures(self) -> list[Any]:
+        """A stable, JSON-friendly description of what each candidate *is* (for the fingerprint).
+
+        The keys of JSON candidates are the candidates themselves; other candidates (modules,
+        functions, objects) are described by the ``signature`` function given at construction
+        (``nasforge.nn`` gives module types, constructor arguments and parameter shapes) or by
+        their type and qualified name.
+        """
+        if self._sigs is None:
+            fn = self._signature or candidate_signature
+            self._sigs = [fn(c) for c in self.candidates]
+        return self._sigs
 
     def describe(self) -> dict[str, Any]:
         return {"label": self.label, "values": self.values}
@@ -170,34 +227,140 @@ def _hashable_repr(key: Any) -> Any:
     return (type(key).__name__, key)
 
 
+def _implies(strong: Conjunction, weak: Conjunction) -> bool:
+    """Whether every arch satisfying ``strong`` satisfies ``weak`` (atom-wise key subsets)."""
+    atoms = {label: {_hashable_repr(k) for k in keys} for label, keys in strong}
+    for label, keys in weak:
+        have = atoms.get(label)
+        if have is None or not have <= {_hashable_repr(k) for k in keys}:
+            return False
+    return True
+
+
+# A condition atom: (label, keys) — "``label``'s value is one of ``keys``" (keys hashable-repr'd).
+Atom = tuple[str, tuple[Any, ...]]
+Conjunction = tuple[Atom, ...]
+
+
 class Space(Mapping[str, Categorical]):
     """The product of labelled choices; a mapping ``label -> Categorical`` in a stable order.
 
     Two choices added under the same label are one decision (tied), provided their candidates
     agree; otherwise :class:`~nasforge.errors.InvalidSpaceError` names the label.
+
+    **Conditions.** A label may be *active* only under some values of other labels (a choice
+    inside candidate ``cnn`` of a ``family`` choice; inside block 3 of a ``Repeat``). Its
+    condition is plain data: a list of alternatives, each a conjunction of atoms
+    ``(label, values)`` meaning "``label`` is one of ``values``"; a label with no condition is
+    always active. :meth:`canonical` drops the inactive labels, so an arch stands for exactly
+    one network; :meth:`validate` accepts an arch with or without its inactive labels and
+    returns the canonical form. Example::
+
+        >>> space = Space([Categorical(["cnn", "mlp"], label="family"), Categorical([3, 5], label="kernel")],
+        ...               conditions={"kernel": [[("family", ["cnn"])]]})
+        >>> space.canonical({"family": "mlp", "kernel": 5})
+        {'family': 'mlp'}
+        >>> space.size
+        3
     """
 
-    def __init__(self, choices: Iterable[Categorical] | Mapping[str, Categorical] = ()):
+    def __init__(
+        self,
+        choices: Iterable[Categorical] | Mapping[str, Categorical] = (),
+        conditions: Mapping[str, Iterable[Iterable[tuple[str, Iterable[Any]]]] | None] | None = None,
+    ):
         self._choices: dict[str, Categorical] = {}
+        # label -> None (always active) or a list of conjunctions (active when any holds)
+        self._conditions: dict[str, list[Conjunction] | None] = {}
+        self._cache: dict[str, Any] = {}
         if isinstance(choices, Mapping):
             choices = choices.values()
         for choice in choices:
-            self.add(choice)
+            cond = None if conditions is None else conditions.get(choice.label)
+            if cond is None:
+                self.add(choice)
+            else:
+                for conj in cond:
+                    self.add(choice, [(lab, list(keys)) for lab, keys in conj])
 
     # -- construction --------------------------------------------------------------------
-    def add(self, choice: Categorical) -> Categorical:
-        """Add a choice; returns the choice now registered under its label (tied if it existed)."""
+    def add(self, choice: Categorical, when: Iterable[tuple[str, Iterable[Any]]] | None = None) -> Categorical:
+        """Add a choice; returns the choice now registered under its label (tied if it existed).
+
+        ``when``: the conjunction of ``(label, values)`` atoms under which this occurrence of the
+        choice is active (None: always). A tied label is active when any occurrence is.
+        """
         existing = self._choices.get(choice.label)
         if existing is None:
             self._choices[choice.label] = choice
-            return choice
-        if existing is choice or existing.same_decision_as(choice):
-            return existing
-        raise InvalidSpaceError(
-            f"label {choice.label!r} is used by two choices with different candidates: "
-            f"{_short(existing.values)} and {_short(choice.values)}; give them distinct labels, "
-            f"or the same candidates to tie them into one decision"
-        )
+            registered = choice
+        elif existing is choice or existing.same_decision_as(choice):
+            registered = existing
+        else:
+            mine, theirs = existing.values, choice.values
+            if mine == theirs:  # same keys (indices): show what the candidates are
+                mine, theirs = existing.signatures(), choice.signatures()
+            raise InvalidSpaceError(
+                f"label {choice.label!r} is used by two choices with different candidates: "
+                f"{_short(mine)} and {_short(theirs)}; give them distinct labels, "
+                f"or the same candidates to tie them into one decision"
+            )
+        self._add_condition(choice.label, when, first=existing is None)
+        self._cache.clear()
+        return registered
+
+    def _add_condition(self, label: str, when: Iterable[tuple[str, Iterable[Any]]] | None, first: bool) -> None:
+        conj = self._conjunction(when) if when is not None else ()
+        if conj is None:  # contradictory: this occurrence is never active
+            if first:
+                self._conditions[label] = []
+            return
+        if not conj:
+            self._conditions[label] = None
+            return
+        current = self._conditions.get(label, [] if first else None)
+        if current is None and not first:
+            return  # already always active
+        current = list(current or [])
+        if any(_implies(conj, other) for other in current):
+            return  # already covered by a weaker alternative
+        current = [other for other in current if not _implies(other, conj)]
+        current.append(conj)
+        self._conditions[label] = current
+
+    def _conjunction(self, atoms: Iterable[tuple[str, Iterable[Any]]]) -> Conjunction | None:
+        """Normalise atoms: merge repeated labels, drop atoms allowing every value; None if impossible."""
+        merged: dict[str, set[Any]] = {}
+        for label, keys in atoms:
+            choice = self._choices.get(label)
+            if choice is None:
+                raise InvalidSpaceError(f"a condition refers to label {label!r}, which is not (yet) in the space")
+            reprs = {_hashable_repr(choice.keys[choice.index(k)]) for k in keys}
+            merged[label] = merged[label] & reprs if label in merged else reprs
+        out = []
+        for label, reprs in merged.items():
+            if not reprs:
+                return None
+            choice = self._choices[label]
+            if len(reprs) == len(choice):
+                continue
+            keys = tuple(k for k in choice.keys if _hashable_repr(k) in reprs)  # candidate order
+            out.append((label, keys))
+        return tuple(out)
+
+    def merged(self, other: Space, what: str = "the other space") -> Space:
+        """A new space with this space's choices then ``other``'s (conditions kept); a label in
+        both is an error naming it (e.g. an evaluator's hyper-parameter clashing with the model)."""
+        clash = [label for label in other if label in self._choices]
+        if clash:
+            raise InvalidSpaceError(
+                f"label(s) {_short(clash)} of {what} are also labels of the model space; give them other labels"
+            )
+        out = Space()
+        for src in (self, other):
+            out._choices.update(src._choices)
+            out._conditions.update({k: (None if v is None else list(v)) for k, v in src._conditions.items()})
+        return out
 
     # -- Mapping protocol ----------------------------------------------------------------
     def __getitem__(self, label: str) -> Categorical:
@@ -228,48 +391,256 @@ class Space(Mapping[str, Categorical]):
     def labels(self) -> list[str]:
         return list(self._choices)
 
+    # -- conditions ------------------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        """Whether some label is active only under some values of other labels."""
+        return any(c is not None for c in self._conditions.values())
+
+    def condition(self, label: str) -> list[list[tuple[str, list[Any]]]] | None:
+        """When ``label`` is active: None (always) or a list of alternatives, each a list of
+        ``(label, values)`` atoms that must all hold."""
+        self[label]
+        cond = self._conditions.get(label)
+        if cond is None:
+            return None
+        return [[(lab, [_jsonable(k) for k in keys]) for lab, keys in conj] for conj in cond]
+
+    def _order(self) -> list[str]:
+        """Labels ordered so that every label comes after the labels its condition reads."""
+        order = self._cache.get("order")
+        if order is not None:
+            return order
+        deps = {
+            label: {lab for conj in (cond or []) for lab, _ in conj if lab != label}
+            for label, cond in self._conditions.items()
+        }
+        order, state = [], {}
+
+        def visit(label: str, stack: tuple[str, ...]) -> None:
+            if state.get(label) == 2:
+                return
+            if state.get(label) == 1:
+                raise InvalidSpaceError(f"labels {list(stack)} make a cycle of conditions (each is active only under the next)")
+            state[label] = 1
+            for dep in deps.get(label, ()):
+                visit(dep, stack + (dep,))
+            state[label] = 2
+            order.append(label)
+
+        for label in self._choices:
+            visit(label, (label,))
+        self._cache["order"] = order
+        return order
+
+    def _active(self, label: str, arch: Mapping[str, Any], memo: dict[str, bool]) -> bool:
+        done = memo.get(label)
+        if done is not None:
+            return done
+        cond = self._conditions.get(label)
+        if cond is None:
+            memo[label] = True
+            return True
+        memo[label] = False  # cycle guard (cycles are refused by _order anyway)
+        result = False
+        for conj in cond:
+            ok = True
+            for lab, keys in conj:
+                if lab not in arch or not self._active(lab, arch, memo):
+                    ok = False
+                    break
+                choice = self._choices[lab]
+                try:
+                    value = choice.keys[choice.index(arch[lab])]
+                except InvalidArchError:
+                    ok = False
+                    break
+                if _hashable_repr(value) not in {_hashable_repr(k) for k in keys}:
+                    ok = False
+                    break
+            if ok:
+                result = True
+                break
+        memo[label] = result
+        return result
+
+    def is_active(self, label: str, arch: Mapping[str, Any]) -> bool:
+        """Whether ``label`` matters for ``arch`` (its condition holds under ``arch``'s values)."""
+        self[label]
+        return self._active(label, arch, {})
+
+    def active_labels(self, arch: Mapping[str, Any]) -> list[str]:
+        """The labels that matter for ``arch``, in the space's order."""
+        if not self.conditional:
+            return self.labels
+        memo: dict[str, bool] = {}
+        return [label for label in self._choices if self._active(label, arch, memo)]
+
+    def canonical(self, arch: Mapping[str, Any]) -> Arch:
+        """The one normal form of ``arch``'s network: inactive labels dropped, labels in the
+        space's order, values as JSON keys. Validates like :meth:`validate`."""
+        return self.validate(arch)
+
+    # -- sizes ----------------------------------------------------------------------------
     @property
     def size(self) -> int:
-        """Number of distinct archs (the product of the choices' sizes; 1 for an empty space)."""
+        """Number of distinct networks: canonical archs (the product of the choices' sizes when
+        no label is conditional; 1 for an empty space)."""
+        size = self._cache.get("size")
+        if size is None:
+            size = self._count()
+            self._cache["size"] = size
+        return size
+
+    @property
+    def full_size(self) -> int:
+        """Number of full label assignments (the product of every choice's size)."""
         return math.prod(len(c) for c in self._choices.values())
+
+    def _controlling(self) -> list[str]:
+        used = {lab for cond in self._conditions.values() for conj in (cond or []) for lab, _ in conj}
+        return [label for label in self._order() if label in used]
+
+    def _components(self) -> list[list[str]]:
+        """Groups of labels whose activity depends only on each other (independent factors)."""
+        parent = {label: label for label in self._choices}
+
+        def find(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for label, cond in self._conditions.items():
+            for conj in cond or []:
+                for lab, _ in conj:
+                    parent[find(lab)] = find(label)
+        groups: dict[str, list[str]] = {}
+        for label in self._order():
+            groups.setdefault(find(label), []).append(label)
+        return list(groups.values())
+
+    def _count(self) -> int:
+        if not self.conditional:
+            return self.full_size
+        used = {lab for cond in self._conditions.values() for conj in (cond or []) for lab, _ in conj}
+        total = 1
+        for group in self._components():  # independent factors multiply
+            controlling = [label for label in group if label in used]
+            free = [label for label in group if label not in used]
+            if not controlling:
+                total *= math.prod(len(self._choices[lab]) for lab in free if self._conditions.get(lab) is None) or 1
+                continue
+            count = 0
+
+            def rec(i: int, partial: dict[str, Any], controlling=controlling, free=free) -> None:
+                nonlocal count
+                if i == len(controlling):
+                    memo: dict[str, bool] = {}
+                    count += math.prod(len(self._choices[lab]) for lab in free if self._active(lab, partial, memo))
+                    return
+                label = controlling[i]
+                if not self._active(label, partial, {}):
+                    rec(i + 1, partial)
+                    return
+                for key in self._choices[label].values:
+                    partial[label] = key
+                    rec(i + 1, partial)
+                del partial[label]
+
+            rec(0, {})
+            total *= count
+        return total
 
     # -- archs ---------------------------------------------------------------------------
     def default(self) -> Arch:
-        """The arch made of every choice's first candidate."""
-        return {label: c.default for label, c in self._choices.items()}
+        """The arch made of every choice's first candidate (canonical)."""
+        return self._canon_unchecked({label: c.default for label, c in self._choices.items()})
 
-    def sample(self, seed_or_rng: int | np.random.Generator | None = None) -> Arch:
-        """A uniformly random arch; the same seed gives the same arch."""
+    def _canon_unchecked(self, full: Mapping[str, Any]) -> Arch:
+        if not self.conditional:
+            return dict(full)
+        memo: dict[str, bool] = {}
+        return {label: full[label] for label in self._choices if self._active(label, full, memo)}
+
+    def sample_full(self, seed_or_rng: int | np.random.Generator | None = None) -> Arch:
+        """A value for every label, each uniform and independent (inactive labels included)."""
         rng = as_rng(seed_or_rng)
         return {label: c.sample(rng) for label, c in self._choices.items()}
 
+    def sample(self, seed_or_rng: int | np.random.Generator | None = None) -> Arch:
+        """A random canonical arch: every label drawn uniformly, then inactive labels dropped.
+        The same seed gives the same arch."""
+        return self._canon_unchecked(self.sample_full(seed_or_rng))
+
+    def complete(self, arch: Mapping[str, Any], seed_or_rng: Any = None) -> Arch:
+        """``arch`` with every label it lacks drawn at random (a full arch; see :meth:`canonical`)."""
+        rng = as_rng(seed_or_rng)
+        return {label: arch[label] if label in arch else c.sample(rng) for label, c in self._choices.items()}
+
     def grid(self) -> Iterator[Arch]:
-        """Every arch exactly once, in a stable order (the last label varies fastest)."""
+        """Every canonical arch exactly once, in a stable order (the last label varies fastest)."""
         labels = self.labels
-        keys = [self._choices[label].values for label in labels]
-        for combo in itertools.product(*keys):
-            yield dict(zip(labels, combo))
+        if not self.conditional:
+            keys = [self._choices[label].values for label in labels]
+            for combo in itertools.product(*keys):
+                yield dict(zip(labels, combo))
+            return
+        order = self._order()
+        position = {label: i for i, label in enumerate(labels)}
+
+        def rec(i: int, partial: dict[str, Any]) -> Iterator[Arch]:
+            if i == len(order):
+                yield {label: partial[label] for label in sorted(partial, key=position.__getitem__)}
+                return
+            label = order[i]
+            if not self._active(label, partial, {}):
+                yield from rec(i + 1, partial)
+                return
+            for key in self._choices[label].values:
+                partial[label] = key
+                yield from rec(i + 1, partial)
+            del partial[label]
+
+        # Enumerate in the space's order when it respects the conditions (the usual case).
+        if order == labels:
+            yield from rec(0, {})
+            return
+        yield from sorted(rec(0, {}), key=lambda a: [self._choices[lab].index(a[lab]) if lab in a else -1 for lab in labels])
 
     def validate(self, arch: Mapping[str, Any]) -> Arch:
-        """Check an arch against the space and return it in canonical JSON form.
+        """Check an arch against the space and return its canonical JSON form.
 
-        Raises :class:`~nasforge.errors.InvalidArchError` naming the missing label, the unknown
-        label or the value that is not a candidate, with what would be valid.
+        The arch may hold or omit inactive labels (they are dropped). Raises
+        :class:`~nasforge.errors.InvalidArchError` naming the missing (active) label, the
+        unknown label or the value that is not a candidate, with what would be valid.
         """
         if not isinstance(arch, Mapping):
             raise InvalidArchError(f"an arch must be a dict of label -> value, got {type(arch).__name__}")
-        missing = [label for label in self._choices if label not in arch]
-        if missing:
-            first = self._choices[missing[0]]
-            raise InvalidArchError(
-                f"arch is missing label(s) {_short(missing)}; e.g. {first.label!r} takes one of {_short(first.values)}"
-            )
         unknown = [label for label in arch if label not in self._choices]
         if unknown:
             raise InvalidArchError(
                 f"arch has unknown label(s) {_short(unknown)}; the space's labels are {_short(self.labels)}"
             )
-        return {label: c.key_at(c.index(arch[label])) for label, c in self._choices.items()}
+        keys = {label: self._choices[label].key_at(self._choices[label].index(value)) for label, value in arch.items()}
+        if not self.conditional:
+            missing = [label for label in self._choices if label not in keys]
+            if missing:
+                first = self._choices[missing[0]]
+                raise InvalidArchError(
+                    f"arch is missing label(s) {_short(missing)}; e.g. {first.label!r} takes one of {_short(first.values)}"
+                )
+            return {label: keys[label] for label in self._choices}
+        memo: dict[str, bool] = {}
+        missing = [label for label in self._order() if label not in keys and self._active(label, keys, memo)]
+        if missing:
+            missing.sort(key=self.labels.index)
+            first = self._choices[missing[0]]
+            raise InvalidArchError(
+                f"arch is missing label(s) {_short(missing)}; e.g. {first.label!r} takes one of {_short(first.values)} "
+                f"(it is active for this arch)"
+            )
+        return {label: keys[label] for label in self._choices if label in keys and self._active(label, keys, memo)}
 
     def contains(self, arch: Mapping[str, Any]) -> bool:
         try:
@@ -279,43 +650,57 @@ class Space(Mapping[str, Categorical]):
         return True
 
     def to_indices(self, arch: Mapping[str, Any]) -> list[int]:
-        """The candidate index of each label, in label order."""
-        return [c.index(arch[label]) if label in arch else self._missing(label) for label, c in self._choices.items()]
+        """The candidate index of each label, in label order (0 for an inactive label the arch omits)."""
+        out = []
+        for label, c in self._choices.items():
+            if label in arch:
+                out.append(c.index(arch[label]))
+            elif self.conditional and not self.is_active(label, arch):
+                out.append(0)
+            else:
+                self._missing(label)
+        return out
 
     def from_indices(self, indices: Sequence[int]) -> Arch:
+        """The canonical arch of one candidate index per label (in label order)."""
         if len(indices) != len(self._choices):
             raise InvalidArchError(f"expected {len(self._choices)} indices (one per label), got {len(indices)}")
-        return {label: c.key_at(int(i)) for (label, c), i in zip(self._choices.items(), indices)}
+        return self._canon_unchecked({label: c.key_at(int(i)) for (label, c), i in zip(self._choices.items(), indices)})
 
     def _missing(self, label: str) -> int:
         raise InvalidArchError(f"arch is missing label {label!r}; it takes one of {_short(self._choices[label].values)}")
 
     # -- neighbourhoods (used by evolution and local search) ---------------------------
     def mutate(self, arch: Mapping[str, Any], seed_or_rng: Any = None, n: int = 1) -> Arch:
-        """A copy of ``arch`` with ``n`` distinct choices changed to another of their values."""
+        """A canonical copy of ``arch`` with ``n`` distinct *active* choices changed to another of
+        their values (labels that become active are drawn at random)."""
         rng = as_rng(seed_or_rng)
-        mutable = [label for label, c in self._choices.items() if len(c) > 1]
-        child = dict(arch)
+        active = self.active_labels(arch)
+        mutable = [label for label in active if len(self._choices[label]) > 1]
         if not mutable:
-            return child
+            return self._canon_unchecked(dict(arch)) if not self.conditional else self.validate(arch)
+        child = self.complete(arch, rng) if self.conditional else dict(arch)
         n = min(max(int(n), 1), len(mutable))
         for pos in rng.choice(len(mutable), size=n, replace=False):
             c = self._choices[mutable[int(pos)]]
             current = c.index(arch[c.label])
             offset = int(rng.integers(1, len(c)))
             child[c.label] = c.key_at((current + offset) % len(c))
-        return child
+        return self._canon_unchecked(child)
 
     def neighbors(self, arch: Mapping[str, Any]) -> list[Arch]:
-        """Every arch that differs from ``arch`` in exactly one choice, in a stable order."""
+        """Every canonical arch that differs from ``arch`` in exactly one active choice, in a
+        stable order (labels that become active take their first value)."""
         out = []
-        for label, c in self._choices.items():
+        base = {label: arch[label] if label in arch else c.default for label, c in self._choices.items()}
+        for label in self.active_labels(arch):
+            c = self._choices[label]
             current = c.index(arch[label])
             for i in range(len(c)):
                 if i != current:
-                    nb = dict(arch)
+                    nb = dict(base)
                     nb[label] = c.key_at(i)
-                    out.append(nb)
+                    out.append(self._canon_unchecked(nb))
         return out
 
     # -- numeric encodings ----------------------------------------------------------------
@@ -329,19 +714,26 @@ class Space(Mapping[str, Categorical]):
         """A float vector for learned strategies.
 
         ``onehot``: one block per label, 1 at the chosen candidate. ``ordinal``: per label the
-        candidate's index scaled to [0, 1] (0 for single-candidate choices).
+        candidate's index scaled to [0, 1] (0 for single-candidate choices). An inactive label
+        contributes nothing (an all-zero block; ordinal -1), so surrogate models do not learn
+        from values that do not change the network.
         """
         self._check_kind(kind)
+        active = set(self.active_labels(arch)) if self.conditional else None
         idx = self.to_indices(arch)
         if kind == "onehot":
             vec = np.zeros(self.encoding_size("onehot"), dtype=np.float32)
             offset = 0
-            for c, i in zip(self._choices.values(), idx):
-                vec[offset + i] = 1.0
+            for (label, c), i in zip(self._choices.items(), idx):
+                if active is None or label in active:
+                    vec[offset + i] = 1.0
                 offset += len(c)
             return vec
         return np.array(
-            [i / (len(c) - 1) if len(c) > 1 else 0.0 for c, i in zip(self._choices.values(), idx)],
+            [
+                (i / (len(c) - 1) if len(c) > 1 else 0.0) if active is None or label in active else -1.0
+                for (label, c), i in zip(self._choices.items(), idx)
+            ],
             dtype=np.float32,
         )
 
@@ -369,10 +761,57 @@ class Space(Mapping[str, Categorical]):
 
     # -- identity ---------------------------------------------------------------------------
     def describe(self) -> list[dict[str, Any]]:
-        """A JSON description (labels and their values) used to recognise the same space."""
-        return [c.describe() for c in self._choices.values()]
+        """A plain-data (JSON) description: per label its values and, for a conditional label,
+        ``"when"``: the alternatives under which it is active, each a list of
+        ``{"label": ..., "in": [...]}``. :meth:`from_description` rebuilds the space from it."""
+        out = []
+        for label, c in self._choices.items():
+            entry = c.describe()
+            if c.singleton_lists:
+                entry["singleton_lists"] = True
+            cond = self._conditions.get(label)
+            if cond is not None:
+                entry["when"] = [[{"label": lab, "in": [_jsonable(k) for k in keys]} for lab, keys in conj] for conj in cond]
+            out.append(entry)
+        return out
 
-    def fingerprint(self) -> str:
-        """A short stable hash of :meth:`describe`; equal spaces have equal fingerprints."""
-        text = json.dumps(self.describe(), sort_keys=True, default=repr)
+    @classmethod
+    def from_description(cls, description: Sequence[Mapping[str, Any]]) -> Space:
+        """The space of :meth:`describe`'s output (e.g. ``config["space"]`` of a stored experiment),
+        without the model code: candidates are the values, conditions are kept, so
+        ``Space.from_description(cfg["space"]).canonical(arch)`` works anywhere."""
+        if not isinstance(description, Sequence) or isinstance(description, (str, bytes)):
+            raise InvalidSpaceError(f"a space description is a list of {{'label', 'values'}} entries, got {type(description).__name__}")
+        space = cls()
+        pending: list[tuple[Categorical, list[list[tuple[str, list[Any]]]]]] = []
+        for i, entry in enumerate(description):
+            if not isinstance(entry, Mapping) or "label" not in entry or "values" not in entry:
+                raise InvalidSpaceError(f"space description entry {i} must be a dict with 'label' and 'values', got {entry!r}")
+            cat = Categorical(entry["values"], entry["label"], keys=entry["values"], singleton_lists=bool(entry.get("singleton_lists")))
+            when = entry.get("when")
+            space._choices[cat.label] = cat
+            if when is None:
+                space._conditions[cat.label] = None
+            else:
+                space._conditions[cat.label] = []
+                pending.append((cat, [[(a["label"], list(a["in"])) for a in conj] for conj in when]))
+        for cat, when in pending:
+            for conj in when:
+                space._add_condition(cat.label, conj, first=False)
+        space._cache.clear()
+        return space
+
+    def fingerprint(self, candidates: bool = True) -> str:
+        """A short stable hash of :meth:`describe` and of what the candidates are (module types,
+        constructor arguments and parameter shapes; values); equal spaces have equal fingerprints.
+
+        ``candidates=False`` hashes the decisions only (labels, keys, conditions): what a
+        strategy's state depends on."""
+        data = self.describe()
+        if candidates:
+            data = [
+                {**entry, "candidates": c.signatures()} if c.signatures() != entry["values"] else entry
+                for entry, c in zip(data, self._choices.values())
+            ]
+        text = json.dumps(data, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -9,12 +9,17 @@ from typing import Any
 
 import torch
 
+from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.space import Space
 
 __all__ = ["Classification"]
 
 _OPTIMIZERS = ("adamw", "adam", "sgd")
 _SCHEDULERS = ("cosine", None)
+# Recipe arguments that may be value choices (searched jointly with the architecture).
+HPARAM_ARGS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "scheduler",
+               "warmup_epochs", "label_smoothing", "grad_clip")
 
 
 class _Tensors:
@@ -127,10 +132,17 @@ class Classification(Evaluator):
     (default: ``epochs``) on train+val (``retrain=True``) or on train alone and returns
     ``test_acc`` and ``test_loss``.
 
+    **Hyper-parameter search**: ``epochs``, ``batch_size``, ``optimizer``, ``lr``,
+    ``weight_decay``, ``momentum``, ``scheduler``, ``warmup_epochs``, ``label_smoothing`` and
+    ``grad_clip`` may be value choices; they join the experiment's space under their labels
+    (an unlabelled one is named after its argument) and each trial trains with the values its
+    arch chooses (:attr:`hyperparameters` is that space).
+
     Example::
 
         evaluator = Classification((x_train, y_train), (x_val, y_val), test_data=(x_test, y_test),
                                    epochs=5, batch_size=128, lr=3e-3, final_epochs=60)
+        joint = Classification(train, val, lr=nn.choice([1e-3, 3e-3], label="lr"), batch_size=nn.choice([64, 128]))
     """
 
     uses_model = True
@@ -161,23 +173,18 @@ class Classification(Evaluator):
         device: str | torch.device = "auto",
         num_workers: int = 0,
     ):
-        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if final_epochs is not None and (not isinstance(final_epochs, int) or final_epochs < 1):
-            raise ValueError(f"final_epochs must be a positive int or None, got {final_epochs!r}")
-        if isinstance(optimizer, str) and optimizer.lower() not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(map(repr, _OPTIMIZERS))}, an optimizer class or a callable")
-        if not isinstance(optimizer, str) and not callable(optimizer):
-            raise TypeError(f"optimizer must be a name, an optimizer class or a callable, got {type(optimizer).__name__}")
-        if scheduler not in _SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; valid: 'cosine', None")
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        if loss is not None and not callable(loss):
-            raise TypeError(f"loss must be callable (logits, labels) -> tensor, got {type(loss).__name__}")
+        given = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                     momentum=momentum, scheduler=scheduler, warmup_epochs=warmup_epochs,
+                     label_smoothing=label_smoothing, grad_clip=grad_clip)
+        self._hparams = HyperParameters("Classification", given, HPARAM_ARGS)
+        defaults = {**given, **self._hparams.defaults()}
+        for name in self._hparams.choices:  # every candidate must be a valid setting
+            for value in self._hparams.candidates(name):
+                self._check_recipe(**{**defaults, name: value, "final_epochs": final_epochs, "loss": loss,
+                                      "eval_batch_size": eval_batch_size})
+        self._check_recipe(**defaults, final_epochs=final_epochs, loss=loss, eval_batch_size=eval_batch_size)
+        (epochs, batch_size, optimizer, lr, weight_decay, momentum, scheduler, warmup_epochs, label_smoothing,
+         grad_clip) = (defaults[k] for k in HPARAM_ARGS)
         self.train_data = _as_data(train_data, "train_data", num_workers)
         self.val_data = _as_data(val_data, "val_data", num_workers)
         self.test_data = None if test_data is None else _as_data(test_data, "test_data", num_workers)
@@ -198,6 +205,36 @@ class Classification(Evaluator):
         self.eval_batch_size = eval_batch_size
         self.device = device
         _resolve_device(device)  # fail early on a bad device string
+
+    @property
+    def hyperparameters(self) -> Space:
+        """The space of this evaluator's hyper-parameter choices (empty without any)."""
+        return self._hparams.space
+
+    def _for_arch(self, ctx: TrialContextProtocol) -> Classification:
+        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses."""
+        return self._hparams.resolved(self, getattr(ctx, "arch", {}) or {}, _normalise)
+
+    @staticmethod
+    def _check_recipe(epochs, batch_size, optimizer, lr, weight_decay, momentum, scheduler, warmup_epochs,
+                      label_smoothing, grad_clip, final_epochs, loss, eval_batch_size) -> None:
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if final_epochs is not None and (not isinstance(final_epochs, int) or final_epochs < 1):
+            raise ValueError(f"final_epochs must be a positive int or None, got {final_epochs!r}")
+        if isinstance(optimizer, str) and optimizer.lower() not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(map(repr, _OPTIMIZERS))}, an optimizer class or a callable")
+        if not isinstance(optimizer, str) and not callable(optimizer):
+            raise TypeError(f"optimizer must be a name, an optimizer class or a callable, got {type(optimizer).__name__}")
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; valid: 'cosine', None")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if loss is not None and not callable(loss):
+            raise TypeError(f"loss must be callable (logits, labels) -> tensor, got {type(loss).__name__}")
 
     # -- the recipe ------------------------------------------------------------------------------
     def _loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -309,12 +346,22 @@ class Classification(Evaluator):
 
     # -- the evaluator contract ----------------------------------------------------------------
     def evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
+        if self._hparams:
+            return self._for_arch(ctx)._evaluate(model, ctx)
+        return self._evaluate(model, ctx)
+
+    def _evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
         out = self._fit(model, self.train_data, self.epochs, self.lr, ctx, self.val_data)
         out["params"] = float(sum(p.numel() for p in model.parameters()))
         out.pop("epoch", None)
         return out
 
     def test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
+        if self._hparams:
+            return self._for_arch(ctx)._test(model, ctx, retrain)
+        return self._test(model, ctx, retrain)
+
+    def _test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
         if self.test_data is None:
             raise ValueError("Classification has no test_data; pass test_data=(inputs, labels) to evaluate on a test set")
         epochs = self.final_epochs or self.epochs
@@ -330,8 +377,17 @@ class Classification(Evaluator):
         return out
 
     def __repr__(self) -> str:
+        hp = "".join(f", {name}={expr!r}" for name, expr in self._hparams.choices.items())
         return (
             f"Classification(train={len(self.train_data)}, val={len(self.val_data)}, "
             f"test={len(self.test_data) if self.test_data is not None else None}, epochs={self.epochs}, "
-            f"batch_size={self.batch_size}, optimizer={self.optimizer!r}, lr={self.lr})"
+            f"batch_size={self.batch_size}, optimizer={self.optimizer!r}, lr={self.lr}{hp})"
         )
+
+
+def _normalise(name: str, value: Any) -> Any:
+    if name == "optimizer" and isinstance(value, str):
+        return value.lower()
+    if name in ("lr", "weight_decay", "momentum", "warmup_epochs", "label_smoothing"):
+        return float(value)
+    return value

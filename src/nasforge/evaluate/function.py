@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.space import Space
 
 __all__ = ["FunctionEvaluator"]
 
@@ -19,6 +21,11 @@ class FunctionEvaluator(Evaluator):
     (``"max"``) or minimised (``"min"``). ``test_fn(model_or_arch, ctx, retrain)`` optionally
     implements :meth:`Experiment.test`.
 
+    Extra keyword arguments are passed on to ``fn`` (and ``test_fn``) as keywords; a value
+    choice among them (``lr=nn.choice([1e-3, 3e-3], label="lr")``) is a hyper-parameter
+    searched jointly with the architecture: it joins the experiment's space under its label
+    (an unlabelled one is named after the argument) and ``fn`` gets the trial's value.
+
     Example::
 
         def fit(model, ctx):
@@ -28,6 +35,7 @@ class FunctionEvaluator(Evaluator):
 
         evaluator = FunctionEvaluator(fit, metric="acc")
         lookup = FunctionEvaluator(lambda arch, ctx: table[arch["op"]], uses_model=False)
+        joint = FunctionEvaluator(lambda model, ctx, lr: train(model, lr), lr=nn.choice([1e-3, 3e-3], label="lr"))
     """
 
     def __init__(
@@ -37,6 +45,7 @@ class FunctionEvaluator(Evaluator):
         metric: str = "score",
         mode: str = "max",
         test_fn: Callable[[Any, TrialContextProtocol, bool], float | dict[str, float]] | None = None,
+        **kwargs: Any,
     ):
         if not callable(fn):
             raise TypeError(f"FunctionEvaluator needs a callable fn(model_or_arch, ctx), got {type(fn).__name__}")
@@ -51,15 +60,35 @@ class FunctionEvaluator(Evaluator):
         self.metric = metric
         self.mode = mode
         self.test_fn = test_fn
+        self.kwargs = kwargs
+        self._hparams = HyperParameters("FunctionEvaluator", kwargs)
+
+    @property
+    def hyperparameters(self) -> Space:
+        """The space of the hyper-parameter choices among the keyword arguments (empty without any)."""
+        return self._hparams.space
+
+    def _call_args(self, model_or_arch: Any, ctx: TrialContextProtocol) -> tuple[Any, dict[str, Any]]:
+        if not self.kwargs:
+            return model_or_arch, {}
+        arch = getattr(ctx, "arch", None) or {}
+        values = {**self.kwargs, **self._hparams.values(arch)}
+        if not self.uses_model and isinstance(model_or_arch, dict) and self._hparams:
+            hp_labels = set(self._hparams.space)
+            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in hp_labels}
+        return model_or_arch, values
 
     def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
-        return self.fn(model_or_arch, ctx)
+        model_or_arch, kwargs = self._call_args(model_or_arch, ctx)
+        return self.fn(model_or_arch, ctx, **kwargs)
 
     def test(self, model_or_arch: Any, ctx: TrialContextProtocol, retrain: bool = True) -> float | dict[str, float]:
         if self.test_fn is None:
             return super().test(model_or_arch, ctx, retrain)
-        return self.test_fn(model_or_arch, ctx, retrain)
+        model_or_arch, kwargs = self._call_args(model_or_arch, ctx)
+        return self.test_fn(model_or_arch, ctx, retrain, **kwargs)
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", repr(self.fn))
-        return f"FunctionEvaluator({name}, uses_model={self.uses_model}, metric={self.metric!r}, mode={self.mode!r})"
+        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return f"FunctionEvaluator({name}, uses_model={self.uses_model}, metric={self.metric!r}, mode={self.mode!r}{extra})"

@@ -46,8 +46,52 @@ def describe_exit(returncode: int) -> str:
     return f"worker exited with code {returncode} while running the trial"
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker's whole process group (the worker and whatever its evaluator started).
+
+    Call it before the worker is reaped: while the leader is alive or a zombie, its process
+    group id cannot be reused by an unrelated process.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for the worker to exit *without reaping it* (see :func:`_kill_group`)."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - macOS: reap, then kill the group by its id
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    end = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # already reaped
+            return True
+        if info is not None:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
+
+
+def _reap(proc: subprocess.Popen, timeout: float = 0.0) -> int:
+    """Kill the worker's process group and reap the worker; returns its exit code."""
+    if not _exited(proc, timeout):
+        proc.kill()
+    _kill_group(proc)
+    return proc.wait()
+
+
 class _Worker:
-    __slots__ = ("name", "proc", "conn", "ready", "keys", "task", "key", "args", "started", "deadline", "timeout")
+    __slots__ = ("name", "proc", "conn", "ready", "keys", "task", "key", "args", "started", "deadline", "timeout",
+                 "begun", "tainted")
 
     def __init__(self, name: str, proc: subprocess.Popen, conn: Connection):
         self.name = name
@@ -61,6 +105,8 @@ class _Worker:
         self.started = 0.0
         self.deadline: float | None = None
         self.timeout: float | None = None
+        self.begun = False  # the worker confirmed that it started the current task
+        self.tainted = ""  # threads an earlier task left running (they may kill the worker later)
 
 
 class LocalExecutor(Executor):
@@ -73,7 +119,15 @@ class LocalExecutor(Executor):
 
     A task that runs past its ``timeout`` is killed with its worker; a worker that dies (a
     segfault, ``os._exit``, the OOM killer) fails only its task; either way a fresh worker
-    replaces it.
+    replaces it. A task that a dying worker had not started yet (it died right after its
+    previous task, or the pipe to it was broken) is given to the replacement, never failed;
+    so is a task running on a worker in which an earlier task left threads behind (the likely
+    culprit), once.
+
+    Each worker runs in its own session and process group, so processes an evaluator starts
+    are killed with it (on timeout, on shutdown, and when the driver itself dies), and a
+    Ctrl-C in the terminal reaches only the driver. Workers import with the driver's
+    ``sys.path`` (never the current directory's files).
 
     Example::
 
@@ -105,6 +159,8 @@ class LocalExecutor(Executor):
         self._counter = 0
         self._start_failures = 0
         self._started = False
+        self._resends: dict[int, int] = {}  # task id -> times given to a replacement worker
+        self._pending_done: list[Completion] = []  # failures found while submitting, reported by poll
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -127,21 +183,28 @@ class LocalExecutor(Executor):
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(self.threads)
         env.update(self.env)
+        # The worker imports exactly what the driver would: its sys.path (with "" made absolute),
+        # set before the first import; `-P` (3.11+) keeps the current directory out at start-up.
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(nasforge.__file__)))
+        path = [os.path.abspath(p) if p in ("", ".") else p for p in sys.path]
+        if package_root not in path:
+            path.insert(0, package_root)
         code = (
-            "import sys; sys.path.insert(0, sys.argv[4]); "
+            "import sys; sys.path[:] = sys.argv[4:]; "
             "from nasforge.execution.worker import main; "
             "main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
         )
+        flags = ["-P"] if sys.version_info >= (3, 11) else []
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(fd), str(os.getpid()), name, package_root],
+            [sys.executable, *flags, "-c", code, str(fd), str(os.getpid()), name, *path],
             pass_fds=(fd,),
             env=env,
             close_fds=True,
+            start_new_session=True,  # own process group: killed as a whole, deaf to the terminal's Ctrl-C
         )
         child_conn.close()
         init = {
-            "sys_path": [p for p in sys.path if p],
+            "sys_path": path,
             "preload": self.preload,
             "threads": self.threads,
         }
@@ -160,18 +223,15 @@ class LocalExecutor(Executor):
         deadline = time.monotonic() + 2.0
         for w in workers:
             if w.task is not None:
-                w.proc.kill()
-            try:
-                w.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
+                _kill_group(w.proc)
+            _reap(w.proc, max(0.0, deadline - time.monotonic()))
             w.conn.close()
         self._started = False
 
     def __del__(self) -> None:  # best effort: never leave workers behind
         for w in getattr(self, "_workers", []):
             try:
+                _kill_group(w.proc)
                 w.proc.kill()
             except Exception:  # noqa: BLE001
                 pass
@@ -201,27 +261,37 @@ class LocalExecutor(Executor):
         worker = next((w for w in self._workers if w.task is None), None)
         if worker is None:
             raise ExecutorError("submit() called with no idle worker; check idle_slots() first")
+        self._resends.pop(task_id, None)
         return self._send_task(worker, task_id, key, args, timeout)
 
     def _send_task(self, worker: _Worker, task_id: int, key: str, args: Any, timeout: float | None) -> float:
-        if key not in worker.keys:
-            worker.conn.send_bytes(pickle.dumps(("payload", key, self._runners[key]), _PROTOCOL))
-            worker.keys.add(key)
-        worker.conn.send_bytes(pickle.dumps(("run", task_id, key, args), _PROTOCOL))
         worker.task = task_id
         worker.key = key
         worker.args = args
+        worker.begun = False
         worker.started = now()
         worker.timeout = timeout
+        try:
+            if key not in worker.keys:
+                worker.conn.send_bytes(pickle.dumps(("payload", key, self._runners[key]), _PROTOCOL))
+                worker.keys.add(key)
+            worker.conn.send_bytes(pickle.dumps(("run", task_id, key, args), _PROTOCOL))
+        except OSError:  # a broken pipe: the worker is gone; the task goes to its replacement
+            worker.deadline = None
+            started = worker.started
+            self._on_death(worker, self._pending_done)
+            return started
         # The time limit starts when the worker is ready (process start is not the trial's fault).
         worker.deadline = time.monotonic() + timeout if (timeout and worker.ready) else None
         return worker.started
 
     def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
-        done: list[Completion] = []
+        done, self._pending_done = self._pending_done, []
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             wait_for = None if end is None else max(0.0, end - time.monotonic())
+            if done:
+                wait_for = 0.0
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
             if deadlines:
                 until = max(0.0, min(deadlines) - time.monotonic())
@@ -253,11 +323,17 @@ class LocalExecutor(Executor):
                     w.conn.send_bytes(pickle.dumps(("ack", stop), _PROTOCOL))
                 except OSError:
                     pass
+            elif kind == "started":
+                w.begun = True
             elif kind == "done":
-                _, task_id, status, value, error = msg
+                _, task_id, status, value, error, *rest = msg
                 done.append(Completion(task_id, status, value, error, w.name, w.started, now()))
+                self._resends.pop(task_id, None)
                 w.task = None
                 w.deadline = None
+                if rest and rest[0]:
+                    w.tainted = f"trial {task_id} left threads running: {rest[0]}"
+                    logger.warning("%s on %s", w.tainted, w.name)
             elif kind == "ready":
                 w.ready = True
                 self._start_failures = 0
@@ -273,18 +349,14 @@ class LocalExecutor(Executor):
         for w in list(self._workers):
             if w.deadline is not None and w.task is not None and t >= w.deadline:
                 logger.info("trial %s on %s ran past %s s; killing the worker", w.task, w.name, w.timeout)
-                w.proc.kill()
-                w.proc.wait()
+                _kill_group(w.proc)
+                _reap(w.proc)
                 done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, now()))
                 w.task = None
                 self._replace(w)
 
     def _on_death(self, w: _Worker, done: list[Completion]) -> None:
-        try:
-            rc = w.proc.wait(5)
-        except subprocess.TimeoutExpired:  # pipe closed but process alive: kill it
-            w.proc.kill()
-            rc = w.proc.wait()
+        rc = _reap(w.proc, 5.0)  # pipe closed but process alive after 5 s: killed
         reason = describe_exit(rc)
         if not w.ready:
             self._start_failures += 1
@@ -295,15 +367,29 @@ class LocalExecutor(Executor):
                     f"local worker processes keep dying during start-up ({reason}); see their "
                     f"output above (is nasforge importable by {sys.executable}?)"
                 )
-        if not w.ready and w.task is not None:
-            # It never started the task: give the task to its replacement instead of failing it.
-            task, key, args, timeout = w.task, w.key, w.args, w.timeout
-            w.task = None
-            self._send_task(self._replace(w), task, key, args, timeout)
-            return
+        if w.task is not None:
+            resends = self._resends.get(w.task, 0)
+            # Not the task's fault when it never started there (the worker died during start-up,
+            # right after its previous task, or the pipe broke), or, once, when an earlier task
+            # left threads running in that worker: run it on the replacement instead.
+            innocent = (not w.ready or not w.begun) and resends < _MAX_START_FAILURES
+            suspect = w.begun and w.tainted and resends == 0
+            if innocent or suspect:
+                task, key, args, timeout = w.task, w.key, w.args, w.timeout
+                logger.warning(
+                    "%s (%s) before trial %s could %s; giving the trial to a fresh worker",
+                    reason, w.name, task, "finish (" + w.tainted + ")" if suspect and not innocent else "start",
+                )
+                self._resends[task] = resends + 1
+                w.task = None
+                self._send_task(self._replace(w), task, key, args, timeout)
+                return
         logger.warning("%s (%s)", reason, w.name)
         if w.task is not None:
+            if not w.begun:
+                reason = f"{reason}; workers died {self._resends.get(w.task, 0) + 1} times before the trial could start"
             done.append(Completion(w.task, "error", None, reason, w.name, w.started, now()))
+            self._resends.pop(w.task, None)
             w.task = None
         self._replace(w)
 

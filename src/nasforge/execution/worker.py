@@ -4,9 +4,15 @@ A worker is a fresh interpreter (never a fork). It receives, over one duplex pip
 
 * ``("init", {...})`` once: ``sys.path``, modules to import ahead (``torch``), thread count;
 * ``("payload", key, bytes)``: a cloudpickled runner, once per key and worker;
-* ``("run", task_id, key, args)``: call the runner; reports go back as ``("report", …)`` and
-  wait for an ``("ack", stop)``; the end is ``("done", task_id, status, value, error)``;
+* ``("run", task_id, key, args)``: confirm with ``("started", task_id)``, call the runner;
+  reports go back as ``("report", …)`` and wait for an ``("ack", stop)``; the end is
+  ``("done", task_id, status, value, error, lingering)`` where ``lingering`` names threads the
+  task started and left running (they may kill the worker later: not the next task's fault);
 * ``("exit",)`` or end-of-file: leave.
+
+The worker leads its own process group (the executor starts it in a new session). When the
+driver dies, a watchdog thread (and ``PR_SET_PDEATHSIG``) kill that whole group: the worker
+and every process its evaluators started.
 
 Every message is a plain ``pickle`` of a tuple sent with ``send_bytes`` (never
 multiprocessing's reducers, which would try to share tensors through shared memory).
@@ -19,6 +25,8 @@ import os
 import pickle
 import signal
 import sys
+import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,18 +36,42 @@ from nasforge.execution.base import ResultError, TrialStopped, TrialTimeout
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+def _kill_own_group() -> None:
+    """SIGKILL this worker and everything in its process group (evaluator helpers included)."""
+    try:
+        if os.getpgrp() == os.getpid():  # we lead our own group (always, under LocalExecutor)
+            os.killpg(os.getpid(), signal.SIGKILL)
+    finally:
+        os._exit(1)
+
+
+def _on_parent_death(signum: int, frame: Any) -> None:
+    _kill_own_group()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.2)
+        if os.getppid() != parent_pid:
+            _kill_own_group()
+
+
 def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (a killed experiment leaves no orphans)."""
+    """Make this worker and its descendants die when the driver dies (a killed experiment
+    leaves no orphans): Linux sends SIGTERM on the parent's death (its handler kills the group),
+    and a watchdog thread notices the new parent if the main thread is busy in native code."""
+    signal.signal(signal.SIGTERM, _on_parent_death)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
 
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except OSError:  # pragma: no cover - exotic libc
             pass
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="nasforge-watchdog", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(0)
+        _kill_own_group()
 
 
 def _set_threads(n: int | None) -> None:
@@ -118,18 +150,21 @@ def main(fd: int, parent_pid: int, name: str) -> None:
     while True:
         try:
             msg = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
+        except Exception:  # noqa: BLE001 - end of file, or a message cut short by the driver's Ctrl-C: leave quietly
             return
         kind = msg[0]
         if kind == "run":
             _, task_id, key, args = msg
+            conn.send_bytes(pickle.dumps(("started", task_id), _PROTOCOL))
+            before = set(threading.enumerate())
             channel = _PipeChannel(conn, task_id, name)
             status, value, error = run_task(runners[key], task_id, args, channel)
+            lingering = ", ".join(sorted(t.name for t in threading.enumerate() if t not in before and t.is_alive()))
             try:
-                reply = pickle.dumps(("done", task_id, status, value, error), _PROTOCOL)
+                reply = pickle.dumps(("done", task_id, status, value, error, lingering), _PROTOCOL)
             except Exception as exc:  # noqa: BLE001 - an unpicklable result is the evaluator's fault
                 reply = pickle.dumps(
-                    ("done", task_id, "error", None, f"the result could not be pickled: {exc!r}"), _PROTOCOL
+                    ("done", task_id, "error", None, f"the result could not be pickled: {exc!r}", lingering), _PROTOCOL
                 )
             conn.send_bytes(reply)
         elif kind == "payload":

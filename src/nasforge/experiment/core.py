@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import secrets
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -17,14 +18,17 @@ from nasforge.errors import InvalidArchError, NasforgeError
 from nasforge.evaluate.base import Evaluator
 from nasforge.evaluate.function import FunctionEvaluator
 from nasforge.execution import EXECUTORS, Completion, Executor, make_executor
+from nasforge.experiment.interrupt import ExperimentInterrupted, interrupt_signals, shielded
+from nasforge.experiment.interrupt import report as report_interrupt
+from nasforge.experiment.journal import StrategyJournal
 from nasforge.experiment.progress import Progress, progress_wanted
 from nasforge.experiment.runners import FinalTestRunner, TrialRunner
 from nasforge.space import Space
-from nasforge.store import ExperimentRecord, Store, StoreConflictError
+from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError
 from nasforge.strategy.base import Strategy
 from nasforge.trial import Trial, TrialStatus
 
-__all__ = ["Experiment", "ExperimentSummary", "NoResultsError", "TestResult"]
+__all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
 logger = logging.getLogger("nasforge.experiment")
 
@@ -103,7 +107,11 @@ class Experiment:
     ``store`` is the SQLite file that records everything (None: in memory, nothing kept).
     Running the same script again with the same ``store`` and ``name`` resumes: finished trials
     are kept, trials that were running when the process died are re-queued (same id, same
-    arch, run again), the strategy's state is restored.
+    arch, run again), the strategy's state is restored. One process at a time runs an
+    experiment: a second ``run()`` of the same store and name while the first is alive raises
+    :class:`~nasforge.store.ExperimentLockedError` naming the owner (reading needs no lock).
+    Ctrl-C, SIGTERM and SIGHUP stop ``run()`` cleanly (running trials re-queued, one line
+    printed, :class:`ExperimentInterrupted` raised).
 
     Example::
 
@@ -154,6 +162,9 @@ class Experiment:
                     f"model_space must be a nasforge.nn.ModelSpace instance (with .space and .freeze(arch)) "
                     f"or a nasforge.space.Space, got {type(model_space).__name__}"
                 )
+        hyper = getattr(evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):  # joint architecture and training-recipe search
+            space = space.merged(hyper, f"{type(evaluator).__name__}'s hyper-parameter choices")
         if not isinstance(strategy, Strategy):
             if not all(callable(getattr(strategy, m, None)) for m in ("setup", "ask", "tell")):
                 raise TypeError(
@@ -195,7 +206,7 @@ class Experiment:
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self._record: ExperimentRecord | None = None
-        self._state_ok = True
+        self._journal: StrategyJournal | None = None
 
     # -- store & identity -----------------------------------------------------------------------------
     @property
@@ -263,35 +274,12 @@ class Experiment:
         self._record = record
         return record
 
-    def _strategy_state(self) -> dict[str, Any] | None:
-        if not self._state_ok:
-            return None
-        try:
-            state = self.strategy.state_dict()
-            json.dumps(state)
-            return state
-        except Exception as exc:  # noqa: BLE001 - resume falls back to replaying the trials
-            self._state_ok = False
-            logger.warning(
-                "%s.state_dict() failed (%r); its state is not saved and a resume will replay the finished trials",
-                type(self.strategy).__name__,
-                exc,
-            )
-            return None
-
     def _restore_strategy(self, record: ExperimentRecord, finished: list[Trial]) -> None:
-        seed = int(record.config["seed"])
-        self.strategy.setup(self.space, seed)
-        if record.strategy_state is not None:
-            try:
-                self.strategy.load_state_dict(record.strategy_state)
-                logger.info("restored the %s state from %s", type(self.strategy).__name__, self.store_path)
-                return
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("could not restore the strategy state (%r); replaying %d finished trials", exc, len(finished))
-                self.strategy.setup(self.space, seed)
-        for trial in finished:
-            self.strategy.tell(trial)
+        """Bring the strategy to the state recorded in the store (checkpoint plus replayed events)."""
+        store = self._open_store()
+        trials = {t.id: t for t in store.trials(record.id)}
+        self._journal = StrategyJournal(self.strategy, store, record.id, self.space)
+        self._journal.restore(record.strategy_state, record.state_seq, int(record.config["seed"]), trials, finished)
 
     # -- the loop --------------------------------------------------------------------------------------
     def _score(self, metrics: Mapping[str, float]) -> float | None:
@@ -304,17 +292,27 @@ class Experiment:
         """Run (or resume) the search until a budget is spent or the strategy is exhausted."""
         record = self._open_experiment()
         store = self._open_store()
+        lease = store.acquire(record.id, self.name)  # one driver per experiment; readers need none
+        try:
+            return self._run(record, store, lease)
+        finally:
+            lease.release()
+
+    def _run(self, record: ExperimentRecord, store: Store, lease: Lease) -> ExperimentSummary:
         exp_id = record.id
         seed = int(record.config["seed"])
         trials = store.trials(exp_id)
         requeued = store.requeue_unfinished(exp_id)
         requeued_ids = {t.id for t in requeued}
         finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
-        self._restore_strategy(record, finished)
+        journal = self._journal = StrategyJournal(self.strategy, store, exp_id, self.space)
+        journal.restore(record.strategy_state, record.state_seq, seed, {t.id: t for t in trials}, finished)
         if finished or requeued:
-            logger.info(
-                "resuming %r: %d finished trials kept, %d interrupted trials re-queued", self.name, len(finished), len(requeued)
-            )
+            message = f"resuming {self.name!r}: {len(finished)} finished trials kept, {len(requeued)} re-queued"
+            if self.progress is False:
+                logger.info("%s", message)
+            else:
+                print(message, file=sys.stderr, flush=True)
         total = len(trials)
         next_id = max((t.id for t in trials), default=-1) + 1
         pending: deque[Trial] = deque(requeued)
@@ -335,10 +333,12 @@ class Experiment:
                 return True
             trial.reports.append((step, metrics))
             stop = False
+            events: list = []
             score = self._score(metrics)
             if score is not None:
-                stop = bool(self.strategy.on_report(trial, step, score))
-            store.add_report(exp_id, task_id, step, metrics, self._strategy_state())
+                stop, events = journal.on_report(trial, step, score, metrics)
+            store.add_report(exp_id, task_id, step, metrics, events=events)
+            journal.maybe_checkpoint()
             return stop
 
         start = time.monotonic()
@@ -347,11 +347,16 @@ class Experiment:
         bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if show else None
         store.update_experiment(exp_id, status="running")
         status = "interrupted"
+        interrupted: ExperimentInterrupted | None = None
+        n_requeued = 0
+        signals = interrupt_signals()
+        signals.__enter__()
         try:
             if bar is not None:
                 bar.__enter__()
             executor.start()
             while True:
+                lease.heartbeat()
                 # 1. fill free slots: re-queued trials first, then new asks
                 while not stop_reason and executor.idle_slots() > 0:
                     if self.max_time is not None and time.monotonic() - start >= self.max_time:
@@ -368,8 +373,9 @@ class Experiment:
                     if self.max_trials is not None and total >= self.max_trials:
                         stop_reason = "max_trials"
                         break
-                    arch = self.strategy.ask()
+                    arch = journal.ask()
                     if arch is None:
+                        journal.record_empty_ask()
                         if not running:
                             stop_reason = "strategy exhausted"
                         break
@@ -381,7 +387,8 @@ class Experiment:
                     next_id += 1
                     total += 1
                     trial.started = time.time()
-                    store.add_trial(exp_id, trial, self._strategy_state())
+                    store.add_trial(exp_id, trial, events=journal.ask_event(trial.id))
+                    journal.maybe_checkpoint()
                     executor.submit(trial.id, "trial", (trial.id, trial.arch), self.trial_timeout)
                     running[trial.id] = trial
                 if not running:
@@ -403,13 +410,22 @@ class Experiment:
                 if bar is not None:
                     done = sum(counts[s] for s in ("SUCCEEDED", "FAILED", "STOPPED"))
                     bar.update(done, len(running), counts["FAILED"], best.metrics.get(self.metric) if best else None, best.id if best else None, total)
+            journal.checkpoint()
             status = "done"
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
+            interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
         finally:
-            if owns_executor:
-                executor.shutdown()
-            if bar is not None:
-                bar.__exit__(None, None, None)
-            store.update_experiment(exp_id, status=status)
+            with shielded():
+                signals.__exit__(None, None, None)
+                if owns_executor:
+                    executor.shutdown()
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+                if interrupted is not None:
+                    n_requeued = len(store.requeue_unfinished(exp_id))
+                store.update_experiment(exp_id, status=status)
+        if interrupted is not None:
+            raise report_interrupt(interrupted, n_requeued) from None
         elapsed = time.monotonic() - start
         summary = ExperimentSummary(
             name=self.name,
@@ -445,10 +461,13 @@ class Experiment:
             trial.score = None
             trial.error = c.error or "unknown error"
             logger.warning("trial %d failed: %s", trial.id, trial.error.splitlines()[0] if trial.error else "")
+        journal = self._journal
+        events = journal.tell_event(trial)
         try:
-            self.strategy.tell(trial)
+            journal.tell(trial)
         finally:  # the result is recorded even if the strategy fails on it
-            self._open_store().finish_trial(self._require_record().id, trial, self._strategy_state())
+            self._open_store().finish_trial(self._require_record().id, trial, events=events)
+        journal.maybe_checkpoint()
 
     def _require_record(self) -> ExperimentRecord:
         if self._record is None:
@@ -479,7 +498,9 @@ class Experiment:
         return ok[:k]
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
-        """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""
+        """The (canonical) arch of the ``rank``-th best trial; also written as JSON to ``path`` (for
+        ``fixed_arch``). With hyper-parameter choices in the evaluator, only the model's labels are
+        exported (the trial, ``best()``, holds the hyper-parameter values too)."""
         _positive("rank", rank, int, allow_none=False)
         top = self.best(rank)
         if len(top) < rank:
@@ -488,6 +509,9 @@ class Experiment:
                 + ("; run() it first" if not top else "")
             )
         arch = dict(top[rank - 1].arch)
+        hyper = getattr(self.evaluator, "hyperparameters", None)
+        if isinstance(hyper, Space) and len(hyper):
+            arch = {label: value for label, value in arch.items() if label not in hyper}
         if path is not None:
             folder = os.path.dirname(os.path.abspath(os.fspath(path)))
             os.makedirs(folder, exist_ok=True)

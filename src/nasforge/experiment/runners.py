@@ -33,7 +33,12 @@ def _seed_everything(seed: int, with_torch: bool) -> None:
 
 
 def build_model(model_space: Any, arch: dict[str, Any]) -> Any:
-    """The freshly initialised plain network of ``arch`` (``freeze(arch, reinit=True)`` where supported)."""
+    """The freshly initialised plain network of ``arch`` (``freeze(arch, reinit=True)`` where supported).
+
+    Labels that are not the model's (an evaluator's hyper-parameter choices) are left out."""
+    space = getattr(model_space, "space", None)
+    if space is not None and any(label not in space for label in arch):
+        arch = {label: value for label, value in arch.items() if label in space}
     freeze = model_space.freeze
     try:
         accepts_reinit = "reinit" in inspect.signature(freeze).parameters

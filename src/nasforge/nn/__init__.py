@@ -17,7 +17,7 @@ from nasforge.nn.choices import Cell, ChoiceModule, InputChoice, LayerChoice, Re
 from nasforge.nn.frozen import ChosenInputs, FrozenCell
 from nasforge.nn.layers import make_value_aware
 from nasforge.nn.modelspace import ModelSpace, Module, activate, discover, freeze_module
-from nasforge.nn.value import ValueChoice, ValueExpr, choice
+from nasforge.nn.value import ValueChoice, ValueExpr, choice, ensure_frozen
 
 # Containers hold modules, not values: they stay the torch classes.
 _NOT_WRAPPED = {"Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Container"}
@@ -64,6 +64,7 @@ __all__ = [
     "activate",
     "choice",
     "discover",
+    "ensure_frozen",
     "freeze",
     "freeze_module",
 ] + WRAPPED_LAYERS

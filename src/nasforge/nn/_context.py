@@ -5,37 +5,35 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from typing import Any
 
 # How many ModelSpace __init__ calls are on the stack: the outermost one finalises the space.
 init_depth: contextvars.ContextVar[int] = contextvars.ContextVar("nasforge_init_depth", default=0)
 # Prefix for automatic labels when a sub-module is rebuilt on its own at freeze time.
 label_prefix: contextvars.ContextVar[str] = contextvars.ContextVar("nasforge_label_prefix", default="")
-# Labels of a fixed arch already resolved at construction (explicitly labelled choices).
-_consumed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("nasforge_consumed", default=None)
+# True while freezing rebuilds a module under the arch (labels outside it are expected).
+rebuilding: contextvars.ContextVar[bool] = contextvars.ContextVar("nasforge_rebuilding", default=False)
+# Free-standing choices used as concrete values by the model-space __init__ calls on the stack
+# (innermost last): label -> (ValueChoice, key it was built with).
+_free: contextvars.ContextVar[tuple[dict[str, tuple[Any, Any]], ...]] = contextvars.ContextVar("nasforge_free", default=())
 
 
-def consume_label(label: str) -> None:
-    consumed = _consumed.get()
-    if consumed is not None:
-        consumed.add(label)
-
-
-def consumed_labels() -> set[str]:
-    return set(_consumed.get() or ())
+def register_free_choice(leaf: Any, key: Any) -> None:
+    """Record that the model space being constructed used ``leaf`` as the concrete value of ``key``."""
+    stack = _free.get()
+    if stack:
+        stack[-1][leaf.label] = (leaf, key)
 
 
 @contextlib.contextmanager
-def tracking_consumed() -> Iterator[set[str]]:
-    """Collect the labels resolved while a fixed-arch space is being constructed."""
-    existing = _consumed.get()
-    if existing is not None:
-        yield existing
-        return
-    token = _consumed.set(set())
+def collecting_free_choices() -> Iterator[dict[str, tuple[Any, Any]]]:
+    """Collect the free-standing choices of one model-space construction."""
+    mine: dict[str, tuple[Any, Any]] = {}
+    token = _free.set(_free.get() + (mine,))
     try:
-        yield _consumed.get()
+        yield mine
     finally:
-        _consumed.reset(token)
+        _free.reset(token)
 
 
 @contextlib.contextmanager
@@ -45,3 +43,12 @@ def with_label_prefix(prefix: str) -> Iterator[None]:
         yield
     finally:
         label_prefix.reset(token)
+
+
+@contextlib.contextmanager
+def rebuilding_module() -> Iterator[None]:
+    token = rebuilding.set(True)
+    try:
+        yield
+    finally:
+        rebuilding.reset(token)

@@ -22,16 +22,45 @@ from typing import Any
 import torch
 
 from nasforge.errors import InvalidArchError, InvalidSpaceError
-from nasforge.fixed import current_fixed_arch
-from nasforge.nn._context import consume_label
 from nasforge.nn.frozen import ChosenInputs, FrozenCell, merge_cell_output, reduce_tensors
 from nasforge.nn.value import ValueChoice, ValueExpr
-from nasforge.space import Categorical
+from nasforge.space import Categorical, candidate_signature
 
-__all__ = ["LayerChoice", "InputChoice", "Repeat", "Cell", "ChoiceModule", "REDUCTIONS"]
+__all__ = ["LayerChoice", "InputChoice", "Repeat", "Cell", "ChoiceModule", "REDUCTIONS", "module_signature"]
 
 REDUCTIONS = ("sum", "mean", "concat", "none")
 FreezeChild = Callable[[torch.nn.Module], torch.nn.Module]
+
+
+def module_signature(module: torch.nn.Module) -> str:
+    """What a module *is*, stably: every sub-module's type and settings, every tensor's shape.
+
+    Used by the space fingerprint so that a space whose candidates changed (a conv replaced by
+    a pooling layer, another width) is not mistaken for the same space.
+    """
+    parts = []
+    for name, m in module.named_modules():
+        extra = m.extra_repr() if not isinstance(m, ChoiceModule) else ""
+        parts.append(f"{name}:{type(m).__module__}.{type(m).__qualname__}({extra})")
+        for pname, p in itertools.chain(m._parameters.items(), m._buffers.items()):
+            if p is not None:
+                parts.append(f"{name}.{pname}:{tuple(p.shape)}")
+        init = m.__dict__.get("_nf_init")
+        if init is not None:
+            parts.append(f"{name}:init={_args_signature(init)}")
+    return ";".join(parts)
+
+
+def _args_signature(obj: Any) -> Any:
+    if isinstance(obj, ValueExpr):
+        return repr(obj)
+    if isinstance(obj, (list, tuple)):
+        return [_args_signature(o) for o in obj]
+    if isinstance(obj, dict):
+        return {str(k): _args_signature(v) for k, v in obj.items()}
+    if isinstance(obj, torch.nn.Module):
+        return module_signature(obj)
+    return candidate_signature(obj)
 
 
 def _name(label: str | None, kind: str) -> str:
@@ -55,6 +84,10 @@ class ChoiceModule(torch.nn.Module):
 
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """Child name -> the atoms ``(label, keys)`` under which that child is used (absent: always)."""
+        return {}
 
 
 # -- LayerChoice ----------------------------------------------------------------------------
@@ -97,15 +130,6 @@ class LayerChoice(ChoiceModule):
         self.act = nn.LayerChoice(OrderedDict(relu=nn.ReLU(), gelu=nn.GELU()), label="act")
     """
 
-    def __new__(cls, candidates: Any = None, label: str | None = None):
-        fixed = current_fixed_arch()
-        if candidates is not None and fixed is not None and label is not None and label in fixed:
-            keys, modules = _layer_candidates(candidates, label)
-            index = Categorical(keys, label).index(fixed[label])
-            consume_label(label)
-            return modules[index]
-        return super().__new__(cls)
-
     def __init__(self, candidates: Any, label: str | None = None):
         super().__init__()
         keys, modules = _layer_candidates(candidates, label)
@@ -119,17 +143,44 @@ class LayerChoice(ChoiceModule):
         return len(self.names)
 
     def __getitem__(self, key: int | str) -> torch.nn.Module:
+        if str(key) not in self._modules:
+            raise KeyError(f"LayerChoice {self.label!r} has no candidate {key!r}; its candidates are {self.names}")
         return self._modules[str(key)]
+
+    def __setitem__(self, key: int | str, module: torch.nn.Module) -> None:
+        """Replace a candidate (``lc[0] = nn.GELU()``); a key that is not a candidate is a KeyError."""
+        if key not in self.names:
+            raise KeyError(
+                f"LayerChoice {self.label!r} has no candidate {key!r} to replace; its candidates are {self.names} "
+                f"(the candidate list is fixed when the choice is made)"
+            )
+        if not isinstance(module, torch.nn.Module):
+            raise InvalidSpaceError(f"LayerChoice {self.label!r}: candidate {key!r} must be a torch.nn.Module, got {type(module).__name__}")
+        self._modules[str(key)] = module
+        self.__dict__.pop("_nf_cat", None)  # its candidates changed
+
+    def __iter__(self):
+        return iter(self.candidates)
 
     @property
     def candidates(self) -> list[torch.nn.Module]:
         return [self._modules[str(k)] for k in self.names]
 
+    def _categorical(self) -> Categorical:
+        cat = self.__dict__.get("_nf_cat")
+        if cat is None or cat.label != self.label:
+            cat = Categorical(self.candidates, self.label, keys=self.names, signature=module_signature)
+            self.__dict__["_nf_cat"] = cat
+        return cat
+
     def _nf_categoricals(self) -> list[Categorical]:
-        return [Categorical(self.names, self.label)]
+        return [self._categorical()]
+
+    def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        return {str(k): [(self.label, [k])] for k in self.names}
 
     def _index(self, arch: Mapping[str, Any]) -> int:
-        return Categorical(self.names, self.label).index(arch[self.label])
+        return self._categorical().index(arch[self.label])
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
         return freeze_child(self._modules[str(self.names[self._index(arch)])])
@@ -171,21 +222,12 @@ class InputChoice(ChoiceModule):
     """Choose ``n_chosen`` of ``n_candidates`` input tensors and reduce them.
 
     Called on a list of exactly ``n_candidates`` tensors. The arch value is the chosen index
-    (``n_chosen=1``) or the sorted list of chosen indices. Example::
+    (``n_chosen=1``; ``[i]``, as NNI 3.0 writes it, is accepted too) or the sorted list of
+    chosen indices. Example::
 
         self.skip = nn.InputChoice(n_candidates=2)
         out = self.skip([x1, x1 + x0])
     """
-
-    def __new__(cls, n_candidates: Any = None, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
-        fixed = current_fixed_arch()
-        if n_candidates is not None and fixed is not None and label is not None and label in fixed:
-            _check_input_args(n_candidates, n_chosen, reduction, label)
-            cat = Categorical(_input_keys(n_candidates, n_chosen), label)
-            key = cat.key_at(cat.index(fixed[label]))
-            consume_label(label)
-            return ChosenInputs(key, reduction)
-        return super().__new__(cls)
 
     def __init__(self, n_candidates: int, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
         super().__init__()
@@ -197,11 +239,18 @@ class InputChoice(ChoiceModule):
         self._keys = _input_keys(n_candidates, n_chosen)
         self._active: Any = self._keys[0]
 
+    def _categorical(self) -> Categorical:
+        cat = self.__dict__.get("_nf_cat")
+        if cat is None or cat.label != self.label:
+            cat = Categorical(self._keys, self.label, singleton_lists=self.n_chosen == 1)
+            self.__dict__["_nf_cat"] = cat
+        return cat
+
     def _nf_categoricals(self) -> list[Categorical]:
-        return [Categorical(self._keys, self.label)]
+        return [self._categorical()]
 
     def _key(self, arch: Mapping[str, Any]) -> Any:
-        cat = Categorical(self._keys, self.label)
+        cat = self._categorical()
         return cat.key_at(cat.index(arch[self.label]))
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
@@ -236,25 +285,54 @@ def _call_factory(factory: Callable[..., Any], *args: Any) -> Any:
     return factory(*args[:n])
 
 
-def _depth_candidates(depth: Any, label: str | None) -> tuple[list[int], ValueChoice | None]:
+def _depth_expr(depth: Any, label: str | None) -> tuple[ValueExpr, ValueChoice]:
+    """The depth as an expression over one value choice (a plain list / range becomes one)."""
     who = f"Repeat {_name(label, 'Repeat')}"
-    vc = None
-    if isinstance(depth, ValueChoice):
-        vc, values = depth, list(depth.candidates)
-    elif isinstance(depth, ValueExpr):
-        raise InvalidSpaceError(f"{who}: depth must be a plain ValueChoice, not an expression ({depth!r})")
-    elif isinstance(depth, tuple) and len(depth) == 2 and all(isinstance(d, int) for d in depth):
+    if isinstance(depth, ValueExpr):
+        leaves = {id(leaf): leaf for leaf in depth.leaves()}
+        if len(leaves) != 1:
+            raise InvalidSpaceError(
+                f"{who}: a depth expression must depend on exactly one value choice, got {len(leaves)} ({depth!r})"
+            )
+        leaf = next(iter(leaves.values()))
+        if label is not None and leaf.label is not None and leaf.label != label:
+            raise InvalidSpaceError(
+                f"Repeat: label {label!r} differs from its depth ValueChoice's label {leaf.label!r}; give only one"
+            )
+        if label is not None:
+            leaf.label = label
+        return depth, leaf
+    if isinstance(depth, tuple) and len(depth) == 2 and all(isinstance(d, int) and not isinstance(d, bool) for d in depth):
+        if depth[0] > depth[1]:
+            raise InvalidSpaceError(f"{who}: depth range {depth!r} is empty (min > max); give (min, max) with min <= max")
         values = list(range(depth[0], depth[1] + 1))
-    elif isinstance(depth, Sequence) and not isinstance(depth, (str, bytes)):
+    elif isinstance(depth, (Sequence, range)) and not isinstance(depth, (str, bytes)):
         values = list(depth)
     else:
-        raise InvalidSpaceError(f"{who}: depth must be an int, a list of ints, a (min, max) tuple or a ValueChoice, got {depth!r}")
+        raise InvalidSpaceError(
+            f"{who}: depth must be an int, a list of ints, a (min, max) tuple or a value choice, got {depth!r}"
+        )
     if not values:
         raise InvalidSpaceError(f"{who}: the depth candidate list is empty; give at least one depth")
+    _check_depths(values, who)
+    leaf = ValueChoice(values, label)
+    return leaf, leaf
+
+
+class _BlocksSignature:
+    """A depth candidate's signature with the repeated blocks' (picklable, unlike a lambda)."""
+
+    def __init__(self, blocks: str):
+        self.blocks = blocks
+
+    def __call__(self, candidate: Any) -> list[Any]:
+        return [candidate_signature(candidate), self.blocks]
+
+
+def _check_depths(values: list[Any], who: str) -> None:
     bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 0]
     if bad:
         raise InvalidSpaceError(f"{who}: depths must be ints >= 0, got {bad!r}")
-    return values, vc
 
 
 def _make_blocks(blocks: Any, count: int) -> list[torch.nn.Module]:
@@ -274,49 +352,60 @@ class Repeat(ChoiceModule):
 
     ``blocks``: a module (deep-copied per repeat), a list of modules, or a factory called with the
     repeat index. ``depth``: an int (gives a plain ``nn.Sequential``), a list of ints, a
-    ``(min, max)`` tuple or a ``ValueChoice``. The arch value is the depth. Example::
+    ``(min, max)`` tuple, a ``ValueChoice`` or an expression over one (``nn.choice([0, 2, 4]) + 1``).
+    The arch value is the depth (for an expression: the value of its choice). Choices inside
+    block ``i`` are active only when the depth exceeds ``i``. Example::
 
         self.blocks = nn.Repeat(lambda i: Block(64), depth=(1, 4))
     """
 
     def __new__(cls, blocks: Any = None, depth: Any = None, label: str | None = None):
-        if blocks is None:
-            return super().__new__(cls)
-        if isinstance(depth, int) and not isinstance(depth, bool):
+        if blocks is not None and isinstance(depth, int):
+            if isinstance(depth, bool) or depth < 0:
+                raise InvalidSpaceError(
+                    f"Repeat {_name(label, 'Repeat')}: depth must be an int >= 0, a list of them, a (min, max) tuple "
+                    f"or a value choice, got {depth!r}"
+                )
             return torch.nn.Sequential(*_make_blocks(blocks, depth))
-        fixed = current_fixed_arch()
-        name = label if label is not None else (depth.label if isinstance(depth, ValueChoice) else None)
-        if fixed is not None and name is not None and name in fixed:
-            values, _ = _depth_candidates(depth, name)
-            chosen = Categorical(values, name).resolve(fixed[name])
-            consume_label(name)
-            return torch.nn.Sequential(*_make_blocks(blocks, chosen))
         return super().__new__(cls)
 
     def __init__(self, blocks: Any, depth: Any, label: str | None = None):
         super().__init__()
-        values, vc = _depth_candidates(depth, label)
-        if vc is not None and label is not None and vc.label is not None and vc.label != label:
-            raise InvalidSpaceError(
-                f"Repeat: label {label!r} differs from its depth ValueChoice's label {vc.label!r}; give only one"
-            )
-        self.depth_values = values
-        self._depth_vc = vc
-        self.label = label if label is not None else (vc.label if vc is not None else None)
+        expr, leaf = _depth_expr(depth, label)
+        who = f"Repeat {_name(label or leaf.label, 'Repeat')}"
+        values = [expr._eval_with({id(leaf): c}) for c in leaf.candidates]
+        _check_depths(values, who)
+        self.depth_values = values  # the depth of each candidate of the depth choice, in order
+        self._depth_expr = expr
+        self._depth_leaf = leaf
+        self.label = label if label is not None else leaf.label
         for i, block in enumerate(_make_blocks(blocks, max(values))):
             self.add_module(str(i), block)
         self._active = values[0]
 
     def _nf_assign_labels(self, path: str) -> None:
         super()._nf_assign_labels(path)
-        if self._depth_vc is not None and self._depth_vc.label is None:
-            self._depth_vc.label = self.label
+        if self._depth_leaf.label is None:
+            self._depth_leaf.label = self.label
+        self.label = self._depth_leaf.label
 
     def _nf_categoricals(self) -> list[Categorical]:
-        return [Categorical(self.depth_values, self.label)]
+        cat = self._depth_leaf.categorical()
+        blocks = [m for m in self._modules.values()]
+        if blocks:
+            sig = ";".join(module_signature(b) for b in blocks)
+            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=_BlocksSignature(sig))
+        return [cat]
+
+    def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        keys = self._depth_leaf.categorical().values
+        return {
+            str(i): [(self.label, [k for k, d in zip(keys, self.depth_values) if d > i])]
+            for i in range(len(self._modules))
+        }
 
     def _depth(self, arch: Mapping[str, Any]) -> int:
-        return Categorical(self.depth_values, self.label).resolve(arch[self.label])
+        return self.depth_values[self._depth_leaf.categorical().index(arch[self.label])]
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
         return torch.nn.Sequential(*(freeze_child(self._modules[str(i)]) for i in range(self._depth(arch))))
@@ -370,26 +459,6 @@ class Cell(ChoiceModule):
         cell = nn.Cell({"conv": lambda: nn.Conv2d(16, 16, 3, padding=1), "skip": lambda: nn.Identity()},
                        num_nodes=3, num_ops_per_node="all", merge_op="last")
     """
-
-    def __new__(cls, op_candidates: Any = None, num_nodes: int = 0, *args: Any, **kwargs: Any):
-        if op_candidates is None:
-            return super().__new__(cls)
-        label = kwargs.get("label")
-        fixed = current_fixed_arch()
-        if fixed is not None and label is not None:
-            cell = super().__new__(cls)
-            cell.__init__(op_candidates, num_nodes, *args, **kwargs)
-            cell._nf_assign_labels(label)
-            labels = [c.label for c in cell._nf_categoricals()]
-            missing = [lab for lab in labels if lab not in fixed]
-            if missing:
-                raise InvalidArchError(f"fixed arch is missing label(s) {missing[:6]} of Cell {label!r}")
-            for lab in labels:
-                consume_label(lab)
-            from nasforge.nn.modelspace import freeze_module
-
-            return freeze_module(cell, fixed)
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -469,6 +538,16 @@ class Cell(ChoiceModule):
         for key, ic in self.input_choices.items():
             ic.label = f"{self.label}.input_{key}"
 
+    def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """A per-input edge ``edges.i_j_inp`` is used when ``input_i_j`` is ``inp``."""
+        if not self._per_input:
+            return {}
+        out = {}
+        for key in self.edges:
+            i, j, inp = key.split("_")
+            out[f"edges.{key}"] = [(self.input_choices[f"{i}_{j}"].label, [int(inp)])]
+        return out
+
     def _nf_categoricals(self) -> list[Categorical]:
         cats: dict[str, Categorical] = {}
         for i, j in self._slots:
@@ -514,8 +593,10 @@ class Cell(ChoiceModule):
         for lc in self.edges.values():
             lc._nf_activate(arch)
 
-    def forward(self, inputs):
-        states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    def forward(self, *inputs):
+        if len(inputs) == 1 and not isinstance(inputs[0], torch.Tensor):
+            inputs = inputs[0]  # a list of the predecessors' outputs
+        states = list(inputs)
         if len(states) != self.num_predecessors:
             raise InvalidArchError(f"Cell {self.label!r} expects {self.num_predecessors} input tensor(s), got {len(states)}")
         original = states

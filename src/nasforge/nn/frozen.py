@@ -81,8 +81,10 @@ class FrozenCell(torch.nn.Module):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
 
-    def forward(self, inputs):
-        states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    def forward(self, *inputs):
+        if len(inputs) == 1 and not isinstance(inputs[0], torch.Tensor):
+            inputs = inputs[0]  # a list of the predecessors' outputs
+        states = list(inputs)
         original = states
         if self.preprocessor is not None:
             states = list(self.preprocessor(states))

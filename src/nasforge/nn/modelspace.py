@@ -7,7 +7,14 @@ attribute path (``conv1``, ``cells.0.op_1_0``), so the same code always gives th
 Freezing builds the chosen network from the parts already constructed: each module is copied
 shallowly (its own tensors cloned, children frozen recursively), a choice is replaced by its
 chosen candidate, and a layer built with value choices is constructed anew with the chosen
-values. No ``copy.deepcopy`` and no second run of the user's ``__init__``.
+values. No ``copy.deepcopy`` and no second run of the user's ``__init__`` — except for a
+module whose ``__init__`` used a free-standing choice as a concrete value (``if self.use_bn``)
+at another value than the arch's: that module is constructed again under the arch.
+
+One path: ``fixed_arch(arch)`` / ``Space.build(arch)`` construct the space (free-standing
+choices at their chosen values), then freeze it with the same :func:`freeze_module` that
+``model.freeze(arch)`` uses, after the same validation (``Space.validate``: full or canonical
+arch). So both give the same network.
 """
 
 from __future__ import annotations
@@ -20,10 +27,17 @@ import torch
 
 from nasforge.errors import FrozenModelError, InvalidArchError
 from nasforge.fixed import current_fixed_arch, fixed_arch
-from nasforge.nn._context import init_depth, label_prefix, tracking_consumed, with_label_prefix
+from nasforge.nn._context import (
+    collecting_free_choices,
+    init_depth,
+    label_prefix,
+    rebuilding,
+    rebuilding_module,
+    with_label_prefix,
+)
 from nasforge.nn.choices import ChoiceModule
 from nasforge.nn.layers import ValueAwareMeta, init_arg_names, record_init
-from nasforge.nn.value import contains_value_choice, resolve_values, value_leaves
+from nasforge.nn.value import ValueExpr, contains_value_choice, resolve_values, value_leaves
 from nasforge.space import Arch, Space
 
 __all__ = ["ModelSpace", "Module", "discover", "freeze_module", "activate"]
@@ -37,20 +51,18 @@ class ModelSpaceMeta(ValueAwareMeta):
         fixed = current_fixed_arch() if depth == 0 else None
         token = init_depth.set(depth + 1)
         try:
-            if fixed is not None:
-                with tracking_consumed() as consumed:
-                    obj = type.__call__(cls, *args, **kwargs)
-            else:
-                consumed = set()
+            with collecting_free_choices() as free:
                 obj = type.__call__(cls, *args, **kwargs)
         finally:
             init_depth.reset(token)
         if contains_value_choice(args) or contains_value_choice(kwargs):
             record_init(obj, args, kwargs)
+        if free:
+            _settle_free_choices(obj, free, args, kwargs)
         if depth == 0:
             space = discover(obj)
             if fixed is not None:
-                return _freeze_under_fixed_arch(obj, space, fixed, consumed)
+                return _freeze_under_fixed_arch(obj, space, fixed)
         return obj
 
     def __instancecheck__(cls, instance: Any) -> bool:
@@ -116,6 +128,19 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
         with fixed_arch(arch):
             return cls(*args, **kwargs)
 
+    def add_mutable(self, choice: Any) -> Any:
+        """Register a labelled value choice as part of this space (NNI 3.0's ``add_mutable``);
+        returns it. Use :func:`nasforge.nn.ensure_frozen` (or the choice itself in ``__init__``)
+        to get its concrete value."""
+        from nasforge.nn.value import ValueChoice
+
+        if not isinstance(choice, ValueChoice) or choice.label is None:
+            raise TypeError(f"add_mutable takes a labelled nn.ValueChoice, got {choice!r}")
+        extra = self.__dict__.setdefault("_nf_mutables", [])
+        extra.append(choice)
+        self.__dict__.pop("_nf_space", None)
+        return choice
+
 
 class Module(ModelSpace):
     """``nasforge.nn.Module``: subclass it exactly like ``torch.nn.Module``; it is a ModelSpace.
@@ -132,16 +157,29 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _settle_free_choices(obj: torch.nn.Module, free: dict[str, tuple[Any, Any]], args: tuple, kwargs: dict) -> None:
+    """Remember the free-standing choices ``obj``'s ``__init__`` used (and how to run it again);
+    attributes holding only such choices become the values the instance was built with."""
+    object.__setattr__(obj, "_nf_free", dict(free))
+    if "_nf_init" not in obj.__dict__:
+        object.__setattr__(obj, "_nf_reinit", (args, kwargs))
+    built = {label: key for label, (_, key) in free.items()}
+    for name, value in list(obj.__dict__.items()):
+        if isinstance(value, ValueExpr) and all(leaf.label in built for leaf in value.leaves()):
+            object.__setattr__(obj, name, value.evaluate(built))
+
+
 def discover(root: torch.nn.Module) -> Space:
-    """Walk ``root`` once: label unlabelled choices after their path and collect the ``Space``.
+    """Walk ``root`` once: label unlabelled choices after their path and collect the ``Space``,
+    with the condition under which each label is active (the branches that hold it).
 
     Works on any ``torch.nn.Module`` holding nasforge choices; the space is cached on it.
     """
     prefix = label_prefix.get()
     space = Space()
-    seen: set[int] = set()
+    seen: dict[int, set[tuple]] = {}
 
-    def label_values(module: torch.nn.Module, path: str) -> None:
+    def label_values(module: torch.nn.Module, path: str, conds: list) -> None:
         args, kwargs = module.__dict__["_nf_init"]
         names = init_arg_names(type(module))
         named = [(names[i] if i < len(names) else f"arg{i}", a) for i, a in enumerate(args)]
@@ -153,41 +191,51 @@ def discover(root: torch.nn.Module) -> Space:
                 suffix = f"_{k}" if len(unlabelled) > 1 else ""
                 leaf.label = prefix + _join(path, argname) + suffix
             for leaf in leaves:
-                space.add(leaf.to_categorical())
+                space.add(leaf.categorical(), conds)
 
-    def walk(module: torch.nn.Module, path: str) -> None:
-        if id(module) in seen:
+    def walk(module: torch.nn.Module, path: str, conds: list, pending: dict[str, list]) -> None:
+        key = tuple((lab, tuple(map(repr, keys))) for lab, keys in conds)
+        visits = seen.setdefault(id(module), set())
+        if key in visits:
             return
-        seen.add(id(module))
+        first_visit = not visits
+        visits.add(key)  # a module shared by several branches is walked once per condition
+        branches = dict(pending)
         if isinstance(module, ChoiceModule):
             module._nf_assign_labels(prefix + path)
             for cat in module._nf_categoricals():
-                space.add(cat)
+                space.add(cat, conds)
+            for rel, atoms in module._nf_branches().items():
+                branches[rel] = branches.get(rel, []) + atoms
         if "_nf_init" in module.__dict__:
-            object.__setattr__(module, "_nf_path", path)
-            label_values(module, path)
+            if first_visit:
+                object.__setattr__(module, "_nf_path", path)
+            label_values(module, path, conds)
+        free = module.__dict__.get("_nf_free")
+        if free:
+            if first_visit:
+                object.__setattr__(module, "_nf_path", path)
+            for leaf, _ in free.values():
+                space.add(leaf.categorical(), conds)
+        for leaf in module.__dict__.get("_nf_mutables", ()):
+            space.add(leaf.categorical(), conds)
         for name, child in module._modules.items():
             if child is not None:
-                walk(child, _join(path, name))
+                atoms = branches.get(name, [])
+                nested = {rel[len(name) + 1 :]: a for rel, a in branches.items() if rel.startswith(name + ".")}
+                walk(child, _join(path, name), conds + atoms, nested)
 
-    walk(root, "")
+    walk(root, "", [], {})
     object.__setattr__(root, "_nf_space", space)
     return space
 
 
-def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[str, Any], consumed: set[str]):
-    missing = [label for label in space if label not in fixed]
-    if missing:
-        raise InvalidArchError(
-            f"fixed arch is missing label(s) {missing[:8]}; e.g. {missing[0]!r} takes one of {space[missing[0]].values}"
-        )
-    if not label_prefix.get():
-        unknown = [label for label in fixed if label not in space and label not in consumed]
-        if unknown:
-            raise InvalidArchError(
-                f"fixed arch has unknown label(s) {unknown[:8]}; {type(obj).__name__}'s labels are {(space.labels + sorted(consumed))[:12]}"
-            )
-    arch = space.validate({label: fixed[label] for label in space})
+def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[str, Any]):
+    if rebuilding.get() or label_prefix.get():
+        # A module rebuilt while freezing a larger space: the arch also holds the outer labels.
+        arch = space.validate({label: fixed[label] for label in space if label in fixed})
+    else:
+        arch = space.validate(fixed)
     return freeze_module(obj, arch, inplace=True)  # the instance was built only for this
 
 
@@ -227,6 +275,8 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
         for key, value in state.items():
             if type(value) in _COPIED_CONTAINERS:
                 state[key] = value.copy()
+            elif isinstance(value, ValueExpr) and all(leaf.label in arch for leaf in value.leaves()):
+                state[key] = resolve_values(value, arch)  # an attribute holding a value choice
         params = state["_parameters"]
         for name, p in params.items():
             if p is not None:
@@ -246,13 +296,32 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
         return new
 
     def rebuild(module: torch.nn.Module) -> torch.nn.Module:
-        args, kwargs = module.__dict__["_nf_init"]
-        args, kwargs = resolve_values(args, arch), resolve_values(kwargs, arch)
+        args, kwargs = module.__dict__.get("_nf_init") or module.__dict__["_nf_reinit"]
+        # module arguments (a ValueChoice over modules, a block passed in) are frozen copies:
+        # the frozen network shares no parameter with the space
+        args, kwargs = own_modules(resolve_values(args, arch)), own_modules(resolve_values(kwargs, arch))
         if isinstance(module, ModelSpace):
             path = module.__dict__.get("_nf_path", "")
-            with fixed_arch(arch), with_label_prefix(label_prefix.get() + (path + "." if path else "")):
+            with fixed_arch(arch), rebuilding_module(), with_label_prefix(label_prefix.get() + (path + "." if path else "")):
                 return type(module)(*args, **kwargs)
         return type(module)(*args, **kwargs)
+
+    def own_modules(obj: Any) -> Any:
+        if isinstance(obj, torch.nn.Module):
+            return freeze_child(obj)
+        if isinstance(obj, list):
+            return [own_modules(o) for o in obj]
+        if isinstance(obj, tuple):
+            return tuple(own_modules(o) for o in obj)
+        if isinstance(obj, dict):
+            return {k: own_modules(o) for k, o in obj.items()}
+        return obj
+
+    def free_changed(module: torch.nn.Module) -> bool:
+        free = module.__dict__.get("_nf_free")
+        if not free:
+            return False
+        return any(label in arch and _key_repr(arch[label]) != _key_repr(key) for label, (_, key) in free.items())
 
     def freeze_child(module: torch.nn.Module) -> torch.nn.Module:
         done = memo.get(id(module))
@@ -260,7 +329,7 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
             return done
         if isinstance(module, ChoiceModule):
             out = module._nf_freeze(arch, freeze_child)
-        elif "_nf_init" in module.__dict__:
+        elif "_nf_init" in module.__dict__ or free_changed(module):
             out = rebuild(module)
         else:
             out = copy_module(module)
@@ -272,16 +341,30 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
     return frozen
 
 
+def _key_repr(key: Any) -> Any:
+    if isinstance(key, (list, tuple)):
+        return ("t",) + tuple(_key_repr(k) for k in key)
+    return (type(key).__name__, key)
+
+
 def activate(root: torch.nn.Module, arch: Mapping[str, Any]) -> None:
     """Make ``root``'s own forward compute ``arch``; value choices must stay at their defaults."""
     space = root.__dict__.get("_nf_space") or discover(root)
     arch = space.validate(arch)
     for module in root.modules():
+        free = module.__dict__.get("_nf_free")
+        for label, (_, key) in (free or {}).items():
+            if label in arch and _key_repr(arch[label]) != _key_repr(key):
+                raise InvalidArchError(
+                    f"free-standing choice {label!r} decided how {type(module).__name__} was built; it cannot be "
+                    f"activated in place at another value ({arch[label]!r}); use freeze(arch)"
+                )
         if isinstance(module, ChoiceModule):
-            module._nf_activate(arch)
+            if all(cat.label in arch for cat in module._nf_categoricals()):  # skip choices of unused branches
+                module._nf_activate(arch)
         elif "_nf_init" in module.__dict__:
             for leaf in value_leaves(module.__dict__["_nf_init"]):
-                if arch[leaf.label] != leaf.candidates[0]:
+                if leaf.label in arch and leaf.value_in(arch) is not leaf.candidates[0]:
                     raise InvalidArchError(
                         f"value choice {leaf.label!r} changes a layer's shape and cannot be activated in place; "
                         f"use freeze(arch) (activate needs it at {leaf.candidates[0]!r})"

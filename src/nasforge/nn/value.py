@@ -1,23 +1,53 @@
-"""Value choices: a choice of a plain value (a width, a kernel size, a depth) with arithmetic.
+"""Value choices: a choice of a plain value (a width, a kernel size, a depth, a function) with arithmetic.
 
 ``ValueChoice([16, 32], label="width")`` can be passed as a constructor argument of any
 ``nasforge.nn`` layer; ``w * 2`` builds an expression over the same decision. Values are
 resolved when the space is frozen. No torch import here.
+
+Whatever the candidates are (numbers, tuples, dicts, functions, modules), a layer always
+receives the candidate itself: the arch stores the candidate's JSON key (the value for
+distinct JSON values, otherwise the index), and resolving goes through that key.
+
+A *free-standing* choice is one used as a concrete value while a model space's ``__init__``
+runs (``if self.use_bn:``, ``range(depth)``, ``torch.zeros(n)``), like NNI 3.0's
+``ensure_frozen``: it joins the space under its label, the space instance is built with its
+first candidate, and freezing builds the network again for the chosen value.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nasforge.errors import ChoiceUsageError, InvalidSpaceError
+from nasforge.errors import ChoiceUsageError, InvalidArchError, InvalidSpaceError
 from nasforge.fixed import current_fixed_arch
-from nasforge.nn._context import consume_label
-from nasforge.space import Categorical
+from nasforge.nn._context import register_free_choice
+from nasforge.space import Categorical, candidate_signature
 
-__all__ = ["ValueChoice", "ValueExpr", "choice", "contains_value_choice", "resolve_values", "value_leaves"]
+__all__ = [
+    "ValueChoice",
+    "ValueExpr",
+    "choice",
+    "contains_value_choice",
+    "ensure_frozen",
+    "resolve_values",
+    "value_leaves",
+]
+
+
+def _same_candidate(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays, tensors: never merged
+        return False
 
 
 class ValueExpr:
@@ -28,8 +58,9 @@ class ValueExpr:
     def leaves(self) -> list[ValueChoice]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def evaluate(self, arch: Mapping[str, Any]) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def evaluate(self, arch: Mapping[str, Any]) -> Any:
+        """The value under ``arch`` (each leaf's key is checked against its candidates)."""
+        return self._eval_with({id(leaf): leaf.value_in(arch) for leaf in _unique(self.leaves())})
 
     def default(self) -> Any:
         """The value with every choice at its first candidate."""
@@ -37,20 +68,18 @@ class ValueExpr:
 
     def all_values(self) -> list[Any]:
         """Every value the expression can take, in order of first appearance."""
-        import itertools
-
         leaves = _unique(self.leaves())
         seen: list[Any] = []
         for combo in itertools.product(*(leaf.candidates for leaf in leaves)):
             value = self._eval_with({id(leaf): v for leaf, v in zip(leaves, combo)})
-            if value not in seen:
+            if not any(_same_candidate(value, s) for s in seen):
                 seen.append(value)
         return seen
 
     def _eval_with(self, values: dict[int, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # Arithmetic builds expressions.
+    # Arithmetic, comparison and indexing build expressions.
     def __add__(self, other: Any) -> ValueExpr:
         return _Op(operator.add, "+", (self, other))
 
@@ -84,42 +113,129 @@ class ValueExpr:
     def __mod__(self, other: Any) -> ValueExpr:
         return _Op(operator.mod, "%", (self, other))
 
+    def __rmod__(self, other: Any) -> ValueExpr:
+        return _Op(operator.mod, "%", (other, self))
+
     def __pow__(self, other: Any) -> ValueExpr:
         return _Op(operator.pow, "**", (self, other))
 
+    def __rpow__(self, other: Any) -> ValueExpr:
+        return _Op(operator.pow, "**", (other, self))
+
     def __neg__(self) -> ValueExpr:
         return _Op(operator.neg, "-", (self,))
+
+    def __pos__(self) -> ValueExpr:
+        return _Op(operator.pos, "+", (self,))
 
     def __abs__(self) -> ValueExpr:
         return _Op(abs, "abs", (self,))
 
     def __round__(self, ndigits: int | None = None) -> ValueExpr:
-        return _Op(lambda x: round(x, ndigits), "round", (self,))
+        return _Op(round, "round", (self,) if ndigits is None else (self, ndigits))
 
-    # A value choice is not a concrete value: using it as one is a mistake we name.
+    def __lt__(self, other: Any) -> ValueExpr:
+        return _Op(operator.lt, "<", (self, other))
+
+    def __le__(self, other: Any) -> ValueExpr:
+        return _Op(operator.le, "<=", (self, other))
+
+    def __gt__(self, other: Any) -> ValueExpr:
+        return _Op(operator.gt, ">", (self, other))
+
+    def __ge__(self, other: Any) -> ValueExpr:
+        return _Op(operator.ge, ">=", (self, other))
+
+    def __getitem__(self, key: Any) -> ValueExpr:
+        """``vc[0]`` of tuple candidates, ``vc["key"]`` of dict candidates."""
+        return _Op(operator.getitem, "[]", (self, key))
+
+    def __invert__(self) -> ValueExpr:
+        return _Op(operator.not_, "not", (self,))
+
+    def __and__(self, other: Any) -> ValueExpr:
+        return _Op(_and, "and", (self, other))
+
+    def __or__(self, other: Any) -> ValueExpr:
+        return _Op(_or, "or", (self, other))
+
+    # NNI's helpers, as static methods: nn.ValueChoice.max(a, b), .min, .condition, .to_int, .to_float
+    @staticmethod
+    def max(arg0: Any, *args: Any) -> Any:
+        """The largest of the arguments (or of one list argument), as an expression."""
+        items = tuple(arg0) if not args and isinstance(arg0, (list, tuple)) else (arg0, *args)
+        return _lift(_max, "max", items)
+
+    @staticmethod
+    def min(arg0: Any, *args: Any) -> Any:
+        """The smallest of the arguments (or of one list argument), as an expression."""
+        items = tuple(arg0) if not args and isinstance(arg0, (list, tuple)) else (arg0, *args)
+        return _lift(_min, "min", items)
+
+    @staticmethod
+    def condition(pred: Any, true: Any, false: Any) -> Any:
+        """``true if pred else false``, evaluated per arch: ``ValueChoice.condition(w > 32, 2, 1)``."""
+        return _lift(_cond, "condition", (pred, true, false))
+
+    @staticmethod
+    def to_int(obj: Any) -> Any:
+        return _lift(int, "int", (obj,))
+
+    @staticmethod
+    def to_float(obj: Any) -> Any:
+        return _lift(float, "float", (obj,))
+
+    # A value choice is not a concrete value outside a model space's construction.
     def _concrete(self, what: str) -> Any:
-        raise ChoiceUsageError(
-            f"{self!r} was used as a concrete {what}; a value choice is only known once an arch is chosen. "
-            f"Pass it as a constructor argument of a nasforge.nn layer (or Repeat depth), or build the "
-            f"model under nasforge.fixed_arch(arch) where labelled value choices are plain values"
-        )
+        value = _resolve_concrete(self, what)
+        return value
 
     def __bool__(self) -> bool:
-        return self._concrete("bool (e.g. in an if)")
+        return bool(self._concrete("bool (e.g. in an if)"))
 
     def __int__(self) -> int:
-        return self._concrete("int")
+        return int(self._concrete("int"))
 
     def __index__(self) -> int:
-        return self._concrete("int")
+        return operator.index(self._concrete("int"))
 
     def __float__(self) -> float:
-        return self._concrete("float")
+        return float(self._concrete("float"))
 
     def __iter__(self):
-        return self._concrete("iterable")
+        return iter(self._concrete("iterable"))
+
+    def __len__(self) -> int:
+        return len(self._concrete("sized value (len)"))
 
     __hash__ = object.__hash__
+
+
+def _and(a: Any, b: Any) -> Any:
+    return a and b
+
+
+def _or(a: Any, b: Any) -> Any:
+    return a or b
+
+
+def _max(*items: Any) -> Any:
+    return max(items)
+
+
+def _min(*items: Any) -> Any:
+    return min(items)
+
+
+def _cond(pred: Any, true: Any, false: Any) -> Any:
+    return true if pred else false
+
+
+def _lift(fn: Callable[..., Any], symbol: str, args: tuple[Any, ...]) -> Any:
+    """An expression when an argument is a value choice, else the plain result."""
+    if any(isinstance(a, ValueExpr) for a in args):
+        return _Op(fn, symbol, args)
+    return fn(*args)
 
 
 class ValueChoice(ValueExpr):
@@ -130,22 +246,20 @@ class ValueChoice(ValueExpr):
         width = nn.ValueChoice([16, 32, 64], label="width")
         conv1 = nn.Conv2d(3, width, 3)
         conv2 = nn.Conv2d(width, width * 2, 3)   # one decision fixes both layers
+        act = nn.ValueChoice([F.relu, F.gelu], label="act")   # the arch holds 0 / 1, the layer gets the function
 
-    Under :func:`nasforge.fixed_arch`, a labelled value choice is simply its chosen value.
+    Candidates may be anything; duplicates are merged (with a warning). In ``__init__`` of a
+    model space a labelled choice may also be used as a concrete value (``if``, ``range``, a
+    tensor shape): see the module docstring.
     """
 
-    __slots__ = ("candidates", "label")
-
-    def __new__(cls, candidates: Sequence[Any], label: str | None = None):
-        fixed = current_fixed_arch()
-        if fixed is not None and label is not None and label in fixed:
-            value = fixed[label]
-            _check_value(label, value, list(candidates))
-            consume_label(label)
-            return value
-        return super().__new__(cls)
+    __slots__ = ("candidates", "label", "_cat")
 
     def __init__(self, candidates: Sequence[Any], label: str | None = None):
+        if isinstance(candidates, (str, bytes)) or not isinstance(candidates, (Sequence, range)):
+            raise InvalidSpaceError(
+                f"ValueChoice {label if label else '(unlabelled)'!r}: candidates must be a list, got {type(candidates).__name__}"
+            )
         candidates = list(candidates)
         if not candidates:
             raise InvalidSpaceError(
@@ -153,14 +267,46 @@ class ValueChoice(ValueExpr):
             )
         if label is not None and (not isinstance(label, str) or not label):
             raise InvalidSpaceError(f"a ValueChoice label must be a non-empty string, got {label!r}")
-        self.candidates = candidates
+        unique: list[Any] = []
+        for c in candidates:
+            if not any(_same_candidate(c, u) for u in unique):
+                unique.append(c)
+        if len(unique) != len(candidates):
+            warnings.warn(
+                f"ValueChoice {label if label else '(unlabelled)'!r}: duplicate candidates merged: "
+                f"{candidates!r} -> {unique!r}",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.candidates = unique
         self.label = label
+        self._cat = None
 
     def leaves(self) -> list[ValueChoice]:
         return [self]
 
+    def categorical(self) -> Categorical:
+        """This choice as plain data (cached; keys are the values or their indices)."""
+        cat = self._cat
+        if cat is None or cat.label != self.label:
+            cat = self.to_categorical()
+            self._cat = cat
+        return cat
+
+    def value_in(self, arch: Mapping[str, Any]) -> Any:
+        """The candidate ``arch`` chooses for this label (a clear error when it has none or a bad key)."""
+        if self.label is None:
+            raise InvalidSpaceError(f"{self!r} has no label yet; it gets one when its model space is built")
+        try:
+            key = arch[self.label]
+        except KeyError:
+            raise InvalidArchError(
+                f"arch has no value for label {self.label!r}; it takes one of {self.categorical().values}"
+            ) from None
+        return self.categorical().resolve(key)
+
     def evaluate(self, arch: Mapping[str, Any]) -> Any:
-        return arch[self.label]
+        return self.value_in(arch)
 
     def _eval_with(self, values: dict[int, Any]) -> Any:
         return values[id(self)]
@@ -168,29 +314,80 @@ class ValueChoice(ValueExpr):
     def to_categorical(self) -> Categorical:
         if self.label is None:
             raise InvalidSpaceError(f"{self!r} has no label yet; it gets one when its model space is built")
-        return Categorical(self.candidates, self.label)
+        return Categorical(self.candidates, self.label, signature=_value_signature, values_tie=True)
 
     def __repr__(self) -> str:
         return f"ValueChoice({self.candidates!r}, label={self.label!r})"
 
     def __reduce__(self):
-        # Unpickling must not consult fixed_arch (which __new__ does).
         return (_restore_value_choice, (self.candidates, self.label))
+
+
+def _value_signature(candidate: Any) -> Any:
+    import sys
+
+    nn_sig = sys.modules.get("nasforge.nn.choices")
+    if nn_sig is not None and hasattr(candidate, "state_dict") and hasattr(candidate, "named_modules"):
+        return nn_sig.module_signature(candidate)
+    return candidate_signature(candidate)
 
 
 def _restore_value_choice(candidates: list[Any], label: str | None) -> ValueChoice:
     obj = object.__new__(ValueChoice)
     obj.candidates = candidates
     obj.label = label
+    obj._cat = None
     return obj
 
 
-def _check_value(label: str, value: Any, candidates: list[Any]) -> None:
-    cat = Categorical(candidates, label)
-    cat.index(value)  # raises InvalidArchError naming the label and valid values
-
-
 choice = ValueChoice
+
+
+def _resolve_concrete(expr: ValueExpr, what: str) -> Any:
+    """The concrete value of ``expr`` where one is known: the fixed arch's, or (while a model
+    space's ``__init__`` runs) the first candidates', recording the free-standing choice."""
+    from nasforge.nn._context import init_depth
+
+    fixed = current_fixed_arch()
+    constructing = init_depth.get() > 0
+    leaves = _unique(expr.leaves())
+    if not constructing and (fixed is None or any(leaf.label is None or leaf.label not in fixed for leaf in leaves)):
+        raise ChoiceUsageError(
+            f"{expr!r} was used as a concrete {what}; a value choice is only known once an arch is chosen. "
+            f"Pass it as a constructor argument of a nasforge.nn layer (or Repeat depth), use it in a model "
+            f"space's __init__ (a free-standing choice), or build the model under nasforge.fixed_arch(arch)"
+        )
+    unlabelled = [leaf for leaf in leaves if leaf.label is None]
+    if unlabelled:
+        raise ChoiceUsageError(
+            f"{unlabelled[0]!r} was used as a concrete {what} in __init__ (a free-standing choice) but has no label; "
+            f"give it one, e.g. nn.choice({unlabelled[0].candidates!r}, label='my_choice'), so an arch can name it"
+        )
+    values = {}
+    for leaf in leaves:
+        if fixed is not None and leaf.label in fixed:
+            values[id(leaf)] = leaf.value_in(fixed)
+        else:
+            values[id(leaf)] = leaf.candidates[0]
+        if constructing:
+            register_free_choice(leaf, leaf.categorical().key_at(leaf.categorical().index(_key_of(leaf, values[id(leaf)]))))
+    return expr._eval_with(values)
+
+
+def _key_of(leaf: ValueChoice, value: Any) -> Any:
+    for i, c in enumerate(leaf.candidates):
+        if c is value or _same_candidate(c, value):
+            return leaf.categorical().key_at(i)
+    raise InvalidArchError(f"value {value!r} is not a candidate of {leaf.label!r}")  # pragma: no cover
+
+
+def ensure_frozen(value: Any) -> Any:
+    """A concrete value for ``value`` (NNI 3.0's ``ensure_frozen``): a plain value as is; a value
+    choice's chosen value under ``fixed_arch``, or its first candidate while a model space is
+    built (the choice joins the space and freezing rebuilds the module for the chosen value)."""
+    if isinstance(value, ValueExpr):
+        return _resolve_concrete(value, "value (ensure_frozen)")
+    return value
 
 
 class _Op(ValueExpr):
@@ -208,16 +405,15 @@ class _Op(ValueExpr):
                 out.extend(a.leaves())
         return out
 
-    def evaluate(self, arch: Mapping[str, Any]) -> Any:
-        return self.fn(*(a.evaluate(arch) if isinstance(a, ValueExpr) else a for a in self.args))
-
     def _eval_with(self, values: dict[int, Any]) -> Any:
         return self.fn(*(a._eval_with(values) if isinstance(a, ValueExpr) else a for a in self.args))
 
     def __repr__(self) -> str:
-        if len(self.args) == 1:
-            return f"{self.symbol}({self.args[0]!r})"
-        return f"({self.args[0]!r} {self.symbol} {self.args[1]!r})"
+        if self.symbol == "[]":
+            return f"{self.args[0]!r}[{self.args[1]!r}]"
+        if len(self.args) == 2 and not self.symbol.isalpha():
+            return f"({self.args[0]!r} {self.symbol} {self.args[1]!r})"
+        return f"{self.symbol}({', '.join(map(repr, self.args))})"
 
 
 def _unique(leaves: list[ValueChoice]) -> list[ValueChoice]:

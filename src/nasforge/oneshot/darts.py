@@ -215,7 +215,7 @@ class DartsTrainer(OneShotTrainer):
         arch = arch if arch is not None else self.supernet.export_from_alphas()
         count = 0
         for label, slot in self.supernet.slots.items():
-            if slot.kind == "layer" and slot.param_free[slot.categorical.index(arch[label])]:
+            if slot.kind == "layer" and label in arch and slot.param_free[slot.categorical.index(arch[label])]:
                 count += 1
         return count
 

@@ -389,7 +389,8 @@ class RandomOneShotTrainer(OneShotTrainer):
 
     def evaluate_arch(self, arch: Arch) -> float:
         """Validation accuracy of ``arch`` with inherited supernet weights (batch norm recalibrated)."""
-        indices = [s.categorical.index(arch[label]) for label, s in self.supernet.slots.items()]
+        # a canonical arch omits inactive labels: their (unused) paths stay at the first candidate
+        indices = [s.categorical.index(arch[label]) if label in arch else 0 for label, s in self.supernet.slots.items()]
         was = self.supernet.installed
         self.supernet.install()
         state = {id(bn): (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in _batchnorms(self.model)}

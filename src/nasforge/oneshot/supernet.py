@@ -342,8 +342,10 @@ class SupernetCell(torch.nn.Module):
     def _output_nodes(self, used: set[int]) -> list[int]:
         return cell_output_nodes(self.num_predecessors, self.num_nodes, self.merge_op, used)
 
-    def forward(self, inputs):
-        states = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    def forward(self, *inputs):
+        if len(inputs) == 1 and not isinstance(inputs[0], torch.Tensor):
+            inputs = inputs[0]  # a list of the predecessors' outputs (NNI's other calling form)
+        states = list(inputs)
         original = states
         if self.preprocessor is not None:
             states = list(self.preprocessor(states))
@@ -525,7 +527,7 @@ class Supernet:
     def set_arch(self, arch: Mapping[str, Any]) -> None:
         """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
         for label, slot in self.slots.items():
-            slot.index = slot.categorical.index(arch[label])
+            slot.index = slot.categorical.index(arch[label]) if label in arch else 0  # inactive: unused
             slot.gate = None
             slot.paths = None
 

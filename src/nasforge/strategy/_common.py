@@ -71,10 +71,18 @@ class HistoryStrategy(Strategy):
         self._scores: dict[str, float] = {}
         self._failed: set[str] = set()
         self._told: list[list[Any]] = []  # [key, score|None] in tell order
-        self._space_fp = space.fingerprint()
+        self._space_fp = space.fingerprint(candidates=False)
 
     # -- bookkeeping ------------------------------------------------------------------------
+    def _canonical(self, arch: Mapping[str, Any]) -> Arch:
+        """The canonical form (inactive labels dropped): one arch per network, the de-duplication key."""
+        return self.space.canonical(arch) if self.space.conditional else dict(arch)
+
+    def _key(self, arch: Mapping[str, Any]) -> str:
+        return arch_key(self._canonical(arch))
+
     def _propose(self, arch: Arch) -> Arch:
+        arch = self._canonical(arch)
         key = arch_key(arch)
         self._asked.setdefault(key, dict(arch))
         self._pending[key] = self._pending.get(key, 0) + 1
@@ -82,7 +90,7 @@ class HistoryStrategy(Strategy):
 
     def _record(self, trial: Trial) -> tuple[str, float | None]:
         """Register a told trial; returns its key and score (None when failed)."""
-        arch = dict(trial.arch)
+        arch = self._canonical(trial.arch)
         key = arch_key(arch)
         self._asked.setdefault(key, arch)
         n = self._pending.get(key, 0)
@@ -103,7 +111,7 @@ class HistoryStrategy(Strategy):
         return key, score
 
     def _is_seen(self, arch_or_key: Mapping[str, Any] | str) -> bool:
-        key = arch_or_key if isinstance(arch_or_key, str) else arch_key(arch_or_key)
+        key = arch_or_key if isinstance(arch_or_key, str) else self._key(arch_or_key)
         return key in self._asked
 
     @property

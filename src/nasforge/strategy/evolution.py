@@ -82,10 +82,11 @@ class RegularizedEvolution(HistoryStrategy):
         return self._asked[pop[best][0]]
 
     def _mutate(self, parent: Arch) -> Arch:
-        labels = [label for label in self.space.labels if len(self.space[label]) > 1]
-        child = dict(parent)
+        # Only labels that matter for the parent mutate; labels a mutation activates are drawn at random.
+        labels = [label for label in self.space.active_labels(parent) if len(self.space[label]) > 1]
+        child = self.space.complete(parent, self.rng) if self.space.conditional else dict(parent)
         if not labels:
-            return child
+            return self._canonical(child)
         forced = labels[int(self.rng.integers(len(labels)))]
         for label in labels:
             if label == forced or self.rng.random() < self.mutation_prob:
@@ -93,7 +94,7 @@ class RegularizedEvolution(HistoryStrategy):
                 current = choice.index(parent[label])
                 offset = int(self.rng.integers(1, len(choice)))
                 child[label] = choice.key_at((current + offset) % len(choice))
-        return child
+        return self._canonical(child)
 
     def ask(self) -> Arch | None:
         if self.dedup and self._exhausted():

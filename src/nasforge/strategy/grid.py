@@ -18,7 +18,9 @@ class GridSearch(Strategy):
     """Enumerate the space; ``ask`` returns None once every arch has been proposed.
 
     The order is :meth:`Space.grid`'s (last label varies fastest), or a seeded random
-    permutation with ``shuffle=True`` (spaces up to 50 million archs). Example::
+    permutation with ``shuffle=True`` (spaces up to 50 million archs). In a conditional space
+    only canonical archs are proposed (every network once; labels of unused branches are left
+    out). Example::
 
         strategy = GridSearch(shuffle=True)
     """
@@ -28,9 +30,10 @@ class GridSearch(Strategy):
 
     def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
-        if self.shuffle and space.size > _MAX_SHUFFLE:
+        limit = _MAX_SHUFFLE if not space.conditional else _MAX_SHUFFLE // 10
+        if self.shuffle and space.size > limit:
             raise ValueError(
-                f"GridSearch(shuffle=True) needs a space of at most {_MAX_SHUFFLE} archs to permute; "
+                f"GridSearch(shuffle=True) needs a space of at most {limit} archs to permute; "
                 f"this one has {space.size}; use shuffle=False or the Random strategy"
             )
         self._sizes = [len(space[label]) for label in space.labels]
@@ -44,11 +47,29 @@ class GridSearch(Strategy):
         return self._perm
 
     def _arch_at(self, index: int) -> Arch:
+        if self.space.conditional:
+            if self.shuffle:
+                return self._canonical_archs()[index]
+            it = getattr(self, "_iter", None)
+            if it is None or self._iter_pos > index:
+                it, self._iter_pos = self.space.grid(), 0
+                self._iter = it
+            while True:  # canonical archs in grid order, generated lazily
+                arch = next(it)
+                self._iter_pos += 1
+                if self._iter_pos - 1 == index:
+                    return arch
         indices = []
         for size in reversed(self._sizes):
             index, r = divmod(index, size)
             indices.append(r)
         return self.space.from_indices(indices[::-1])
+
+    def _canonical_archs(self) -> list[Arch]:
+        archs = getattr(self, "_archs", None)
+        if archs is None:
+            archs = self._archs = list(self.space.grid())
+        return archs
 
     def ask(self) -> Arch | None:
         if self._position >= self.space.size:

@@ -258,6 +258,8 @@ class Progressive(_SurrogateMixin):
             for label in labels:
                 combos = [{**c, label: v} for c in combos for v in self.space[label].values]
             for c in combos:
+                if self.space.conditional:  # labels the expansion activates are drawn at random
+                    c = self._canonical(self.space.complete(c, self.rng))
                 k = arch_key(c)
                 if k not in self._asked:
                     out.setdefault(k, c)
@@ -288,6 +290,8 @@ class Progressive(_SurrogateMixin):
                 chosen = [] if arch is None else [arch]
         self._queue = chosen
         self._stage_keys = [arch_key(a) for a in chosen]
+        if not chosen and nxt < len(self._stages):  # nothing new in this stage (e.g. a one-value label)
+            return self._issue_stage()
         return bool(chosen)
 
     def _rank(self, cands: list[Arch]) -> list[Arch]:

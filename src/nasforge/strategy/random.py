@@ -14,13 +14,14 @@ __all__ = ["Random"]
 class Random(Strategy):
     """Uniform random sampling of the space.
 
-    With ``dedup=True`` an arch is never proposed twice (``ask`` returns None once the whole
-    space has been proposed). Example::
+    With ``dedup=True`` (the default) a network is never proposed twice: archs are canonical
+    (inactive labels dropped), and ``ask`` returns None once every network has been proposed.
+    ``dedup=False`` samples with replacement (the textbook baseline). Example::
 
-        strategy = Random(dedup=True)
+        strategy = Random()
     """
 
-    def __init__(self, dedup: bool = False, max_retries: int = 1000):
+    def __init__(self, dedup: bool = True, max_retries: int = 1000):
         self.dedup = dedup
         self.max_retries = max_retries
         self._seen: set[str] = set()

@@ -223,6 +223,8 @@ class PolicyBasedRL(HistoryStrategy):
         epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
         for _ in range(epochs):
             _, logp, ent = self._controller.run(actions=acts)
+            if not logp.requires_grad:  # every choice has a single candidate: no decision to learn
+                break
             if self.algorithm == "ppo":
                 ratio = torch.exp(logp - old)
                 surr = torch.minimum(ratio * advs, torch.clamp(ratio, 1 - self.clip, 1 + self.clip) * advs)
@@ -259,6 +261,8 @@ class PolicyBasedRL(HistoryStrategy):
         old = self._old_logp.pop(key, None) if key not in self._pending else self._old_logp.get(key)
         if score is None:
             return
+        if self.space.conditional:
+            old = None  # the canonical arch's indices (inactive labels at 0) differ from what was sampled
         self._learn(self.space.to_indices(trial.arch), score, old)
 
     # -- state --------------------------------------------------------------------------------------

@@ -73,11 +73,12 @@ class TPE(HistoryStrategy):
 
         self._optuna = optuna
         self._labels = space.labels
+        self._order = [label for label in space._order()] if space.conditional else self._labels
         self._dists = {
             label: optuna.distributions.CategoricalDistribution(tuple(range(len(space[label]))))
             for label in self._labels
         }
-        # entries in ask order: [indices, state ("pending"|"done"|"fail"), value]
+        # entries in ask order: [params {label: index} of the active labels, state ("pending"|"done"|"fail"), value]
         self._entries: list[list[Any]] = []
         self._new_study()
 
@@ -91,11 +92,36 @@ class TPE(HistoryStrategy):
         )
 
     # -- ask/tell ------------------------------------------------------------------------------
-    def _optuna_ask(self, params: dict[str, int] | None = None):
+    def _optuna_ask(self, params: dict[str, int] | None = None, reseed: bool = True):
+        """An Optuna trial and the candidate index of each *active* label.
+
+        In a conditional space the parameters are suggested one by one, only for the labels
+        active given the values already drawn, so TPE never learns from a label that did not
+        shape the network (Optuna models each parameter from the trials that used it).
+        """
         if params is not None:
             self._study.enqueue_trial(params)
-        self._reseed(int(self.rng.integers(2**31 - 1)))
-        return self._study.ask(self._dists)
+        if reseed:
+            self._reseed(int(self.rng.integers(2**31 - 1)))
+        if not self.space.conditional:
+            t = self._study.ask(self._dists)
+            return t, {label: int(t.params[label]) for label in self._labels}
+        t = self._study.ask()
+        partial: dict[str, Any] = {}
+        chosen: dict[str, int] = {}
+        for label in self._order:
+            if not self.space.is_active(label, partial):
+                continue
+            i = int(t.suggest_categorical(label, self._dists[label].choices))
+            chosen[label] = i
+            partial[label] = self.space[label].key_at(i)
+        return t, chosen
+
+    def _params(self, arch: dict[str, Any]) -> dict[str, int]:
+        return {label: self.space[label].index(v) for label, v in self.space.canonical(arch).items()}
+
+    def _arch(self, params: dict[str, int]) -> Arch:
+        return self.space.canonical({label: self.space[label].key_at(i) for label, i in params.items()})
 
     def _reseed(self, seed: int) -> None:
         """Seed the sampler's generators for this ask, keeping its (deterministic) caches."""
@@ -112,39 +138,38 @@ class TPE(HistoryStrategy):
         tt = self._optuna.trial.TrialState
         with _quiet_optuna():
             for _ in range(self.max_retries):
-                t = self._optuna_ask()
-                indices = [int(t.params[label]) for label in self._labels]
-                arch = self.space.from_indices(indices)
+                t, params = self._optuna_ask()
+                arch = self._arch(params)
                 key = arch_key(arch)
                 if not self.dedup or key not in self._asked:
-                    self._entries.append([indices, "pending", None])
+                    self._entries.append([params, "pending", None])
                     return self._propose(arch)
                 if key in self._scores:  # a repeat of a known result: tell it, costs nothing
                     self._study.tell(t, self._scores[key])
-                    self._entries.append([indices, "done", self._scores[key]])
+                    self._entries.append([params, "done", self._scores[key]])
                 else:
                     self._study.tell(t, state=tt.FAIL)
-                    self._entries.append([indices, "fail", None])
+                    self._entries.append([params, "fail", None])
             arch = self._random_unseen()
             if arch is None:
                 return None
             _log.debug("TPE repeated known archs %d times; proposing a random unseen one", self.max_retries)
-            indices = self.space.to_indices(arch)
-            self._optuna_ask(dict(zip(self._labels, indices)))
-            self._entries.append([indices, "pending", None])
+            params = self._params(arch)
+            self._optuna_ask(params)
+            self._entries.append([params, "pending", None])
             return self._propose(arch)
 
     def tell(self, trial: Trial) -> None:
         key, score = self._record(trial)
-        indices = self.space.to_indices(trial.arch)
+        params = self._params(trial.arch)
         tt = self._optuna.trial.TrialState
         number = next(
-            (i for i, e in enumerate(self._entries) if e[1] == "pending" and e[0] == indices), None
+            (i for i, e in enumerate(self._entries) if e[1] == "pending" and e[0] == params), None
         )
         with _quiet_optuna():
             if number is None:  # told about a trial this strategy did not propose: learn from it
-                self._study.add_trial(self._frozen(indices, score))
-                self._entries.append([indices, "done" if score is not None else "fail", score])
+                self._study.add_trial(self._frozen(params, score))
+                self._entries.append([params, "done" if score is not None else "fail", score])
                 return
             if score is None:
                 self._study.tell(number, state=tt.FAIL)
@@ -153,11 +178,11 @@ class TPE(HistoryStrategy):
                 self._study.tell(number, score)
                 self._entries[number][1:] = ["done", score]
 
-    def _frozen(self, indices: list[int], score: float | None):
+    def _frozen(self, params: dict[str, int], score: float | None):
         tt = self._optuna.trial.TrialState
         return self._optuna.trial.create_trial(
-            params=dict(zip(self._labels, indices)),
-            distributions=self._dists,
+            params=dict(params),
+            distributions={label: self._dists[label] for label in params},
             value=score,
             state=tt.COMPLETE if score is not None else tt.FAIL,
         )
@@ -169,17 +194,23 @@ class TPE(HistoryStrategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         rng = self.rng
-        self._entries = [[list(map(int, e[0])), e[1], e[2]] for e in state["entries"]]
+        self._entries = [[_as_params(e[0], self._labels), e[1], e[2]] for e in state["entries"]]
         self._new_study()
         with _quiet_optuna():
-            for indices, status, value in self._entries:
+            for params, status, value in self._entries:
                 if status == "pending":  # re-open it as a running trial (same number)
-                    self._study.enqueue_trial(dict(zip(self._labels, indices)))
-                    self._study.ask(self._dists)
+                    self._optuna_ask(params, reseed=False)
                 else:
-                    self._study.add_trial(self._frozen(indices, value if status == "done" else None))
+                    self._study.add_trial(self._frozen(params, value if status == "done" else None))
         self.rng = rng
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.sampler_options.items())
         return f"TPE(n_startup_trials={self.n_startup_trials}{opts})"
+
+
+def _as_params(saved: Any, labels: list[str]) -> dict[str, int]:
+    """Entries' parameters from a saved state (a dict; states before conditions held a list)."""
+    if isinstance(saved, dict):
+        return {str(k): int(v) for k, v in saved.items()}
+    return {label: int(i) for label, i in zip(labels, saved)}
