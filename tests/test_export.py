@@ -41,7 +41,7 @@ def mnist1d_archs(n_per_family: int = 2) -> list[dict]:
 
 
 def networks():
-    """(id, frozen net, example input): the seed model's 8 archs, the main job's families, NAS-Bench-201 cells."""
+    """(id, frozen net, example input): the seed model's 8 archs, the main job's families, NAS-Bench-201 and DARTS cells."""
     out = []
     seed = Net()
     for arch in seed.space.grid():
@@ -53,6 +53,13 @@ def networks():
     rng = np.random.default_rng(1)
     for i in range(2):
         out.append((f"nb201-{i}", nb.freeze(nb.space.sample(rng)), torch.randn(2, 3, 8, 8)))
+    try:
+        from nasforge.hub.darts import DartsSpace
+    except ImportError:  # the hub is another part of the project; without it these cases are skipped
+        return out
+    darts = DartsSpace(C=4, layers=3, num_classes=10)
+    for i in range(2):
+        out.append((f"darts-{i}", darts.freeze(darts.space.sample(rng)), torch.randn(2, 3, 16, 16)))
     return out
 
 
