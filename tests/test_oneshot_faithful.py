@@ -148,6 +148,8 @@ def test_thread_count_default_argument_and_restore(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")
     assert default_threads() == 1
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    torch.set_num_threads(1)
+    assert default_threads() == 1  # never above torch's current setting (OMP_NUM_THREADS, set_num_threads)
     seen = []
 
     def metrics(out, y):

@@ -55,9 +55,10 @@ def default_threads() -> int:
 
     The number of *physical* cores this process may run on (its CPU affinity, hyper-threads of one
     core counted once, capped by a cgroup CPU quota), divided among the processes of this machine
-    that train together (``LOCAL_WORLD_SIZE`` set by ``torchrun`` / Ray Train), at least 1. Torch's own
-    default counts the machine's cores, not the process's share, and oversubscribes when several
-    trainers or ranks share a machine.
+    that train together (``LOCAL_WORLD_SIZE`` set by ``torchrun`` / Ray Train), and never more than
+    torch's current setting (so ``OMP_NUM_THREADS`` or an earlier ``torch.set_num_threads`` lowers
+    it); at least 1. Torch's own default counts the machine's cores, not the process's share, and
+    oversubscribes when several trainers or ranks share a machine.
     """
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -81,7 +82,7 @@ def default_threads() -> int:
         local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
         local = 1
-    return max(1, n // local)
+    return max(1, min(n // local, torch.get_num_threads()))
 
 
 @dataclass
