@@ -1,6 +1,7 @@
 """Per-trial framework overhead and parallel throughput of the experiment loop.
 
     .venv/bin/python benchmarks/trial_overhead.py [--quick]
+    .venv/bin/python benchmarks/trial_overhead.py --ray-only [--quick]   # only the Ray table (4)
     .venv/bin/python benchmarks/trial_overhead.py --history [--trials 2000]   # only measure 3
 
 1. Overhead: an evaluator that returns immediately, run through the whole loop (strategy ask/tell,
@@ -14,7 +15,12 @@
    and ``TPE``; split into the strategy's own ask/tell time and the rest (the loop, the store,
    the executor round trip). The framework part must not grow with the number of trials.
 
-Prints a table; no assertion (tests never time anything).
+4. The Ray executor (when Ray is installed), in its own table: a private local Ray instance with
+   one CPU per core; per-trial overhead through the whole loop on warm actors (1 and 2), and the
+   CPU-bound throughput of 2 warm actors vs 1, next to the local pool's and to two bare
+   processes measured in the same run (the machine is shared: only same-run ratios compare).
+
+Prints tables; no assertion (tests never time anything).
 """
 
 from __future__ import annotations
@@ -102,6 +108,68 @@ def local_overhead(n: int, workers: int, store: str) -> float:
         return best_of(3, run, n, instant, ex, workers, store) / n
 
 
+def ray_table(quick: bool) -> list[tuple[str, str, str]]:
+    """Section 4: the Ray executor next to the local pool, measured in the same run."""
+    from nasforge.execution.ray import RayExecutor, ray_available, start_local_ray
+
+    if not ray_available():
+        return [("ray", "skipped", "Ray is not installed (pip install 'nasforge[ray]')")]
+    import ray
+
+    cores = available_cores()
+    n = 100 if quick else 300
+    rows = []
+    t = time.perf_counter()
+    start_local_ray(num_cpus=cores, object_store_memory=200 * 2**20)
+    rows.append(("ray: start a local instance", f"{time.perf_counter() - t:.2f} s", f"ray.init, {cores} CPUs, loopback only"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "bench.db")
+            t = time.perf_counter()
+            with RayExecutor(max_concurrency=2) as ex:
+                run(2, instant, ex, 2, db)
+            rows.append(("ray: 2 actors, cold start + 2 trials", f"{time.perf_counter() - t:.2f} s",
+                         "actors and their worker processes started, used, stopped"))
+            for workers in (1, 2):
+                with RayExecutor(max_concurrency=workers) as ex:
+                    run(20, instant, ex, workers, db)  # warm-up: actors and their workers up
+                    per = best_of(3, run, n, instant, ex, workers, db) / n
+                with LocalExecutor(workers) as ex:
+                    run(20, instant, ex, workers, db)
+                    local_per = best_of(3, run, n, instant, ex, workers, db) / n
+                rows.append((f"ray: overhead, {workers} warm actor(s)", f"{1000 * per:.2f} ms/trial",
+                             f"{n} instant trials, best of 3; local pool in the same run: {1000 * local_per:.2f} ms"))
+            n_busy = 8 if quick else 12
+            results: dict[tuple[str, int], float] = {}
+            ceilings = []
+            factories = (("ray", lambda w: RayExecutor(max_concurrency=w)), ("local", LocalExecutor))
+            for _ in range(2 if quick else 3):  # interleaved rounds, best of each: load comes and goes
+                for label, factory in factories:
+                    for workers in (1, 2):
+                        with factory(workers) as ex:
+                            run(workers, busy, ex, workers, db)  # warm-up
+                            took = run(n_busy, busy, ex, workers, db)
+                        results[label, workers] = min(took, results.get((label, workers), took))
+                ceilings.append(machine_ceiling())
+            seq, par = min(c[0] for c in ceilings), min(c[1] for c in ceilings)
+            for label in ("ray", "local"):
+                one, two = results[label, 1], results[label, 2]
+                rows.append((f"{label}: throughput, CPU-bound trials", f"{one / two:.2f}x with 2 workers",
+                             f"{n_busy} trials: 1 worker {one:.2f} s, 2 workers {two:.2f} s"))
+            rows.append(("same run: 2 bare processes vs 1", f"{2 * seq / par:.2f}x",
+                         f"the same Python loop alone {seq:.2f} s, two at once {par:.2f} s"))
+    finally:
+        ray.shutdown()
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(title)
+    print(f"{'case':<{width}}  {'result':<22}  detail")
+    print("-" * (width + 2 + 22 + 2 + 40))
+    for case, result, detail in rows:
+        print(f"{case:<{width}}  {result:<22}  {detail}")
 class Timed(Strategy):
     """Wraps a strategy and adds up the time spent in its ask / tell / on_report (per call)."""
 
@@ -180,7 +248,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer trials")
     parser.add_argument("--history", action="store_true", help="only the history-growth measure (3)")
     parser.add_argument("--trials", type=int, default=2000, help="trials of the history-growth measure (default 2000)")
+    parser.add_argument("--ray-only", action="store_true", help="only the Ray executor's table (4)")
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray executor's table (4)")
     args = parser.parse_args()
+    if args.ray_only:
+        print_table(f"Ray executor vs local pool on {available_cores()} CPU cores", ray_table(args.quick))
+        return
     if args.history:
         with tempfile.TemporaryDirectory() as tmp:
             print_history(history_growth(args.trials, tmp), args.trials)
@@ -217,6 +290,9 @@ def main() -> None:
     print("-" * (width + 2 + 22 + 2 + 40))
     for case, result, detail in rows:
         print(f"{case:<{width}}  {result:<22}  {detail}")
+    if not args.no_ray:
+        print()
+        print_table(f"Ray executor vs local pool on {available_cores()} CPU cores", ray_table(args.quick))
     n_hist = 500 if args.quick else args.trials
     with tempfile.TemporaryDirectory() as tmp:
         print_history(history_growth(n_hist, tmp), n_hist)

@@ -103,10 +103,16 @@ def _array_like(value: Any) -> bool:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: the trial's GPU when its worker has one, else the CPU.
+
+    Executors hand GPUs out per worker through ``CUDA_VISIBLE_DEVICES``
+    (``LocalExecutor(gpus=[...])``, ``RayExecutor(num_gpus_per_trial=...)``, which hides every GPU
+    from a trial that asked for none), so the first visible device is the assigned one.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     try:
         return torch.device(device)
     except RuntimeError:
@@ -127,6 +133,9 @@ class Classification(Evaluator):
     During search each epoch reports ``{"val_acc", "val_loss", "loss"}`` through ``ctx.report``
     (so a strategy can stop a poor trial early) and the trial returns ``val_acc`` (main metric,
     maximised), ``val_loss``, ``loss``, ``best_val_acc``, ``params`` and ``train_time``.
+
+    ``device="auto"`` trains on the GPU the executor assigned to the trial's worker (see
+    ``LocalExecutor(gpus=...)`` and ``RayExecutor(num_gpus_per_trial=...)``), else on the CPU.
 
     :meth:`test` (used by ``Experiment.test``) retrains a fresh network for ``final_epochs``
     (default: ``epochs``) on train+val (``retrain=True``) or on train alone and returns

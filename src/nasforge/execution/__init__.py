@@ -2,7 +2,12 @@
 
 * ``"inline"`` — :class:`InlineExecutor`, in the calling process (debugging, look-up evaluators);
 * ``"local"`` — :class:`LocalExecutor`, a pool of warm worker processes on this machine with
-  per-trial time limits and crash isolation.
+  per-trial time limits and crash isolation (``gpus=[0, 1]``: one worker per GPU);
+* ``"ray"`` — :class:`RayExecutor`, warm Ray actors on a cluster (or a private local Ray
+  instance), each trial with its own CPU / GPU request; needs ``pip install 'nasforge[ray]'``.
+
+Every executor implements the abstract :class:`Executor` and passes the conformance suite in
+:mod:`nasforge.execution.testing`.
 
 The experiment creates one with :func:`make_executor`; an :class:`Executor` instance may also be
 passed to ``Experiment(executor=...)``.
@@ -11,12 +16,14 @@ passed to ``Experiment(executor=...)``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from nasforge.execution.base import (
     Completion,
     Executor,
     ExecutorError,
     ResultError,
+    TrialCancelled,
     TrialContext,
     TrialStopped,
     normalize_metrics,
@@ -30,7 +37,9 @@ __all__ = [
     "ExecutorError",
     "InlineExecutor",
     "LocalExecutor",
+    "RayExecutor",
     "ResultError",
+    "TrialCancelled",
     "TrialContext",
     "TrialStopped",
     "available_cores",
@@ -41,8 +50,21 @@ __all__ = [
 EXECUTORS = ("inline", "local", "ray")
 
 
+def __getattr__(name: str) -> Any:
+    if name == "RayExecutor":  # imported on first use: Ray is an optional dependency
+        from nasforge.execution.ray import RayExecutor
+
+        return RayExecutor
+    raise AttributeError(f"module 'nasforge.execution' has no attribute {name!r}")
+
+
 def make_executor(kind: str | Executor, concurrency: int = 1, preload: Iterable[str] = ()) -> Executor:
-    """An executor from its name (``"inline"``, ``"local"``) or an :class:`Executor` as is."""
+    """An executor from its name (``"inline"``, ``"local"``, ``"ray"``) or an :class:`Executor` as is.
+
+    ``"ray"`` runs ``concurrency`` trials at a time on a private local Ray instance, or on the
+    cluster this process is connected to (``ray.init(address=...)`` first); pass a
+    :class:`RayExecutor` for anything else (an address, GPUs per trial, a runtime environment).
+    """
     if isinstance(kind, Executor):
         return kind
     if kind == "inline":
@@ -50,5 +72,7 @@ def make_executor(kind: str | Executor, concurrency: int = 1, preload: Iterable[
     if kind == "local":
         return LocalExecutor(concurrency, preload=preload)
     if kind == "ray":
-        raise NotImplementedError("executor='ray' is planned; use 'local' (worker processes) or 'inline' for now")
-    raise ValueError(f"unknown executor {kind!r}; valid: 'inline', 'local' (or an Executor instance)")
+        from nasforge.execution.ray import RayExecutor
+
+        return RayExecutor(max_concurrency=concurrency, preload=preload)
+    raise ValueError(f"unknown executor {kind!r}; valid: 'inline', 'local', 'ray' (or an Executor instance)")

@@ -14,6 +14,7 @@ strategies or the store.
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "ExecutorError",
     "ReportCallback",
     "ResultError",
+    "TrialCancelled",
     "TrialContext",
     "TrialStopped",
     "TrialTimeout",
@@ -56,6 +58,10 @@ class TrialTimeout(BaseException):
     """Raised inside an inline trial that ran past its time limit (checked at each report)."""
 
 
+class TrialCancelled(BaseException):
+    """Raised inside an inline trial that was cancelled while it ran (checked at each report)."""
+
+
 class ResultError(NasforgeError, ValueError):
     """An evaluator returned something that is not a valid result (wrong type, NaN, …)."""
 
@@ -65,8 +71,9 @@ class Completion:
     """How a task ended.
 
     ``status`` is ``"ok"`` (``value`` is the runner's return value), ``"stopped"`` (``value``
-    holds the last reported metrics, or None) or ``"error"`` (``error`` holds the reason:
-    exception and traceback, ``"timeout after N s"``, ``"worker died with signal 11 (SIGSEGV)"``).
+    holds the last reported metrics, or None), ``"error"`` (``error`` holds the reason:
+    exception and traceback, ``"timeout after N s"``, ``"worker died with signal 11 (SIGSEGV)"``)
+    or ``"cancelled"`` (:meth:`Executor.cancel`; ``error`` says so).
     ``started`` / ``finished`` are wall-clock times (``time.time()``) seen by the parent.
     """
 
@@ -187,43 +194,76 @@ class TrialContext:
         return f"TrialContext(trial_id={self.trial_id}, arch={self.arch})"
 
 
-class Executor:
-    """Runs tasks somewhere (this process, worker processes, a cluster).
+class Executor(abc.ABC):
+    """Runs tasks somewhere (this process, worker processes, a cluster): the executor contract.
 
     The parent registers runners once, submits tasks while :meth:`idle_slots` is positive and
     collects :class:`Completion` records from :meth:`poll`. Reports from running tasks are
     handed to the ``on_report`` callback given to :meth:`poll`; its return value (stop?) goes
-    back to the task.
+    back to the task as the return value of that very report.
+
+    What every executor guarantees (checked by the conformance suite
+    :class:`nasforge.execution.testing.ExecutorContract`, which ``inline``, ``local`` and
+    ``ray`` all pass):
+
+    * every submitted task ends in exactly one :class:`Completion` (``ok``, ``stopped``,
+      ``error`` with its reason, or ``cancelled``), and is never run twice silently: a task is
+      only re-sent when it provably had not started (its worker died before taking it);
+    * reports reach ``on_report`` while the task runs, and a True answer stops it at that report;
+    * ``timeout`` (seconds, counted from when the task really starts) fails the task with
+      ``"timeout after N s"``; an exception, a NaN / inf result and (where the executor
+      isolates trials) a dead worker — ``os._exit``, a segfault, a SIGKILL — fail only that task,
+      with the reason, and the executor keeps its capacity;
+    * :meth:`shutdown` leaves no process behind.
+
+    Subclasses implement the abstract methods; :meth:`start` and :meth:`shutdown` default to
+    doing nothing (an executor without resources).
     """
 
     name = "base"
 
     @property
-    def capacity(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many tasks may run at the same time."""
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook, no resources by default
         """Start resources (idempotent)."""
 
-    def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
+        """Make ``runner(args, channel)`` available to tasks under ``key`` (re-registering replaces it).
 
-    def idle_slots(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+        Executors that run tasks in other processes raise ``TypeError`` when it cannot be pickled.
+        """
 
-    def running(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def idle_slots(self) -> int:
+        """How many more tasks :meth:`submit` accepts now."""
 
-    def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:  # pragma: no cover
-        """Start a task; returns its start time (``time.time()``)."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def running(self) -> int:
+        """How many submitted tasks have not been returned by :meth:`poll` yet."""
 
-    def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:  # pragma: no cover
-        """Wait up to ``timeout`` seconds for at least one task to finish; return those that did."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
+        """Start a task; returns its start time (``time.time()``).
 
-    def shutdown(self) -> None:
-        """Stop workers and free resources (idempotent)."""
+        Raises ``KeyError`` for a ``key`` nobody registered and :class:`ExecutorError` when no
+        slot is idle.
+        """
+
+    @abc.abstractmethod
+    def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
+        """Wait up to ``timeout`` seconds (None: until one finishes) for tasks to finish; return those that did."""
+
+    @abc.abstractmethod
+    def cancel(self, task_id: int) -> bool:
+        """Stop a submitted task: its worker is stopped (and replaced) and :meth:`poll` returns it
+        with status ``"cancelled"``. False when the task is unknown or already finished."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook, no resources by default
+        """Stop workers and free resources (idempotent); no process is left behind."""
 
     def __enter__(self) -> Executor:
         self.start()

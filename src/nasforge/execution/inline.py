@@ -7,23 +7,34 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.execution.base import Completion, Executor, ReportCallback, TrialTimeout, now
+from nasforge.execution.base import (
+    Completion,
+    Executor,
+    ExecutorError,
+    ReportCallback,
+    TrialCancelled,
+    TrialTimeout,
+    now,
+)
 from nasforge.execution.worker import run_task
 
 __all__ = ["InlineExecutor"]
 
 
 class _InlineChannel:
-    def __init__(self, task_id: int, on_report: ReportCallback, deadline: float | None):
+    def __init__(self, task_id: int, on_report: ReportCallback, deadline: float | None, cancelled: set[int]):
         self.task_id = task_id
         self.on_report = on_report
         self.deadline = deadline
+        self.cancelled = cancelled
         self.worker = "inline"
         self.last_metrics: dict[str, float] | None = None
 
     def report(self, step: int, metrics: dict[str, float]) -> bool:
         self.last_metrics = metrics
         stop = bool(self.on_report(self.task_id, step, metrics))
+        if self.task_id in self.cancelled:
+            raise TrialCancelled()
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise TrialTimeout()
         return stop
@@ -33,9 +44,9 @@ class InlineExecutor(Executor):
     """Runs each task in this process when :meth:`poll` is called; no pickling, no isolation.
 
     Exceptions raised by a task are recorded like in worker processes, but a crash of the
-    interpreter ends the experiment, and a ``timeout`` can only be enforced at the task's
-    reports (``ctx.report``) and when it returns. Use it for debugging (breakpoints work) and for
-    evaluators that are cheap look-ups.
+    interpreter ends the experiment, and a ``timeout`` or a :meth:`cancel` of a running task
+    can only take effect at the task's reports (``ctx.report``) and when it returns. Use it
+    for debugging (breakpoints work) and for evaluators that are cheap look-ups.
 
     Example::
 
@@ -50,6 +61,8 @@ class InlineExecutor(Executor):
     def __init__(self) -> None:
         self._runners: dict[str, Callable[[Any, Any], Any]] = {}
         self._queue: deque[tuple[int, str, Any, float | None, float]] = deque()
+        self._current: int | None = None
+        self._cancelled: set[int] = set()
 
     @property
     def capacity(self) -> int:
@@ -66,23 +79,45 @@ class InlineExecutor(Executor):
 
     def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
         if key not in self._runners:
-            raise KeyError(f"no runner registered under {key!r}")
+            raise KeyError(f"no runner registered under {key!r}; registered: {sorted(self._runners)}")
+        if self._queue:
+            raise ExecutorError("submit() called with no idle slot; check idle_slots() first")
         started = now()
         self._queue.append((task_id, key, args, timeout, started))
         return started
+
+    def cancel(self, task_id: int) -> bool:
+        if task_id == self._current:  # running (cancel called from a report callback)
+            self._cancelled.add(task_id)
+            return True
+        if any(entry[0] == task_id for entry in self._queue):
+            self._cancelled.add(task_id)
+            return True
+        return False
 
     def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
         if not self._queue:
             if timeout:
                 time.sleep(timeout)
             return []
-        task_id, key, args, limit, started = self._queue.popleft()
+        task_id, key, args, limit, started = self._queue[0]
+        if task_id in self._cancelled:
+            self._queue.popleft()
+            self._cancelled.discard(task_id)
+            return [Completion(task_id, "cancelled", None, "cancelled", "inline", started, now())]
         t0 = time.monotonic()
-        channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None)
+        channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None, self._cancelled)
+        self._current = task_id
         try:
             status, value, error = run_task(self._runners[key], task_id, args, channel)
         except TrialTimeout:
             status, value, error = "error", None, f"timeout after {limit:g} s"
-        if limit and status != "error" and time.monotonic() - t0 > limit:
+        except TrialCancelled:
+            status, value, error = "cancelled", None, "cancelled"
+        finally:
+            self._current = None
+            self._queue.popleft()
+        if limit and status not in ("error", "cancelled") and time.monotonic() - t0 > limit:
             status, value, error = "error", None, f"timeout after {limit:g} s"
+        self._cancelled.discard(task_id)
         return [Completion(task_id, status, value, error, "inline", started, now())]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -18,6 +18,7 @@ import cloudpickle
 
 import nasforge
 from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.gpus import cuda_visible_devices_for
 
 __all__ = ["LocalExecutor", "available_cores"]
 
@@ -129,6 +130,10 @@ class LocalExecutor(Executor):
     Ctrl-C in the terminal reaches only the driver. Workers import with the driver's
     ``sys.path`` (never the current directory's files).
 
+    ``gpus=[0, 1, …]`` runs one worker per entry, each seeing only its GPU (its own
+    ``CUDA_VISIBLE_DEVICES``, kept by its replacements), so ``device="auto"`` trains each trial
+    on its worker's GPU; see :func:`~nasforge.execution.gpus.cuda_visible_devices_for`.
+
     Example::
 
         with LocalExecutor(2) as ex:
@@ -141,11 +146,20 @@ class LocalExecutor(Executor):
 
     def __init__(
         self,
-        n_workers: int = 2,
+        n_workers: int | None = None,
         threads_per_worker: int | None = None,
         preload: Iterable[str] = (),
         env: dict[str, str] | None = None,
+        gpus: Sequence[int | str] | None = None,
     ):
+        self._gpu_env = cuda_visible_devices_for(gpus) if gpus is not None else None
+        if n_workers is None:
+            n_workers = len(self._gpu_env) if self._gpu_env is not None else 2
+        elif self._gpu_env is not None and n_workers != len(self._gpu_env):
+            raise ValueError(
+                f"n_workers={n_workers!r} but gpus has {len(self._gpu_env)} entries: one worker per entry "
+                f"(repeat an index, e.g. gpus=[0, 0, 1, 1], to share a GPU)"
+            )
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
         if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
@@ -160,7 +174,7 @@ class LocalExecutor(Executor):
         self._start_failures = 0
         self._started = False
         self._resends: dict[int, int] = {}  # task id -> times given to a replacement worker
-        self._pending_done: list[Completion] = []  # failures found while submitting, reported by poll
+        self._pending_done: list[Completion] = []  # failures / cancellations found outside poll, reported by it
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -171,10 +185,10 @@ class LocalExecutor(Executor):
         if self._started:
             return
         self._started = True
-        for _ in range(self.n_workers):
-            self._workers.append(self._spawn())
+        for index in range(self.n_workers):
+            self._workers.append(self._spawn(index))
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, index: int) -> _Worker:
         name = f"local-{self._counter}"
         self._counter += 1
         parent_conn, child_conn = Pipe(duplex=True)
@@ -183,6 +197,8 @@ class LocalExecutor(Executor):
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(self.threads)
         env.update(self.env)
+        if self._gpu_env is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self._gpu_env[index]
         # The worker imports exactly what the driver would: its sys.path (with "" made absolute),
         # set before the first import; `-P` (3.11+) keeps the current directory out at start-up.
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(nasforge.__file__)))
@@ -252,7 +268,7 @@ class LocalExecutor(Executor):
         return sum(1 for w in self._workers if w.task is None)
 
     def running(self) -> int:
-        return sum(1 for w in self._workers if w.task is not None)
+        return sum(1 for w in self._workers if w.task is not None) + len(self._pending_done)
 
     def submit(self, task_id: int, key: str, args: Any, timeout: float | None = None) -> float:
         if key not in self._runners:
@@ -284,6 +300,19 @@ class LocalExecutor(Executor):
         # The time limit starts when the worker is ready (process start is not the trial's fault).
         worker.deadline = time.monotonic() + timeout if (timeout and worker.ready) else None
         return worker.started
+
+    def cancel(self, task_id: int) -> bool:
+        worker = next((w for w in self._workers if w.task == task_id), None)
+        if worker is None:
+            return False
+        logger.info("cancelling trial %s on %s", task_id, worker.name)
+        _kill_group(worker.proc)
+        _reap(worker.proc)
+        self._pending_done.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, now()))
+        self._resends.pop(task_id, None)
+        worker.task = None
+        self._replace(worker)
+        return True
 
     def poll(self, timeout: float | None, on_report: ReportCallback) -> list[Completion]:
         done, self._pending_done = self._pending_done, []
@@ -396,5 +425,5 @@ class LocalExecutor(Executor):
     def _replace(self, w: _Worker) -> _Worker:
         w.conn.close()
         index = self._workers.index(w)
-        self._workers[index] = new = self._spawn()
+        self._workers[index] = new = self._spawn(index)
         return new

@@ -31,7 +31,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from nasforge.execution.base import ResultError, TrialStopped, TrialTimeout
+from nasforge.execution.base import ResultError, TrialCancelled, TrialStopped, TrialTimeout
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -113,7 +113,7 @@ def run_task(runner: Any, task_id: int, args: Any, channel: Any) -> tuple[str, A
         return "ok", runner(args, channel), None
     except TrialStopped:
         return "stopped", getattr(channel, "last_metrics", None), None
-    except (KeyboardInterrupt, TrialTimeout):
+    except (KeyboardInterrupt, TrialTimeout, TrialCancelled):
         raise
     except SystemExit as exc:
         return "error", None, f"SystemExit: the evaluator called sys.exit({exc.code!r})"

@@ -171,9 +171,9 @@ class Experiment:
                     f"strategy must be a nasforge.strategy.Strategy (e.g. nasforge.strategy.Random()), got {type(strategy).__name__}"
                 )
         if isinstance(executor, str) and executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {executor!r}; valid: 'inline', 'local', or an Executor instance")
+            raise ValueError(f"unknown executor {executor!r}; valid: 'inline', 'local', 'ray', or an Executor instance")
         if not isinstance(executor, (str, Executor)):
-            raise TypeError(f"executor must be 'inline', 'local' or an Executor instance, got {type(executor).__name__}")
+            raise TypeError(f"executor must be 'inline', 'local', 'ray' or an Executor instance, got {type(executor).__name__}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
