@@ -10,8 +10,20 @@ after 200 epochs) and printed next to the benchmark paper's numbers.
     .venv/bin/python benchmarks/oneshot_nb201.py --seeds 0 1 2 --epochs 15 --size 8 --C 16   # docs/oneshot.md table
 
 Methods: ``darts`` (plain argmax), ``darts_ez`` (DARTS' "strongest non-zero op" derivation rule;
-also prints the same search's plain argmax), ``darts_beta``, ``darts_pt``, ``gdas``, ``gdas_ez``,
-``gdas_ref`` (GDAS with the authors' code gradient), ``enas``, ``spos``, ``proxyless``.
+also prints the same search's plain argmax), ``darts_beta``, ``darts_pt``, ``drnas`` (DrNAS: Dirichlet
+KL anchor 1e-3, progressive pruning to 3 ops per edge after half the epochs, DARTS' derivation rule),
+``gdas``, ``gdas_ez``, ``gdas_ref`` (GDAS with the authors' code gradient), ``enas``, ``spos``,
+``proxyless`` (5 weight-only warm-up epochs, as the paper warms the supernet up), ``drnas_paper``
+(``drnas`` with the papers' α learning rate 3e-4), ``darts_guard`` (``darts_ez`` with DARTS+ early
+stopping: after an epoch whose export has more than 2 parameter-free edges of 6, stop and export
+the previous epoch's arch), ``darts_pdarts`` (``darts_ez`` with P-DARTS' architecture refinement: at
+most 2 of the 6 edges may export a parameter-free op; also prints the same search's uncapped
+``darts_ez`` export as ``(no cap)``).
+
+Protocol of the 10-seed table (docs/oneshot.md): ``--seeds 0 1 2 3 4 5 6 7 8 9`` with every other
+setting at its default, fixed before any table score of the run is seen; the summary prints
+mean ± standard deviation (ddof=1), worst and best per method. Every search is deterministic for a
+seed on one machine (trainer-owned generators, 1 thread).
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from sklearn.datasets import load_digits
 from nasforge.benchmarks.nasbench201 import NasBench201Space, NasBench201Table, arch_to_string
 from nasforge.oneshot import (
     DartsTrainer,
+    DrNasTrainer,
     EnasTrainer,
     GumbelDartsTrainer,
     ProxylessTrainer,
@@ -40,6 +53,10 @@ PAPER = {  # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), Table 5, CIFAR-10 tes
     "darts_beta": "—",
     "darts_pt": "— (DARTS-PT paper: 88.11)",
     "darts_ez": "54.30 (DARTS-V1 / V2)",
+    "drnas": "94.36 (DrNAS paper)",
+    "drnas_paper": "94.36 (DrNAS paper)",
+    "darts_guard": "—",
+    "darts_pdarts": "— (P-DARTS paper, DARTS space)",
     "gdas": "93.51 (GDAS)",
     "gdas_ez": "93.51 (GDAS)",
     "gdas_ref": "93.51 (GDAS)",
@@ -82,7 +99,7 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     lr = args.lr if args is not None else 0.05
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4)
     loss = torch.nn.CrossEntropyLoss()
-    common = dict(batch_size=batch_size, seed=seed)
+    common = dict(batch_size=batch_size, seed=seed, threads=args.threads if args is not None else 1)
     if args is not None and args.cosine:
         common["lr_scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1), eta_min=1e-3)
     arc_lr = args.arc_lr if args is not None else 3e-3
@@ -96,6 +113,18 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
                                     population_size=args.spos_population, top_k=args.spos_top_k,
                                     eval_batches=None if args.spos_eval_all else 4, score=args.spos_score,
                                     calib_batches=args.spos_calib, **common)
+    if method == "drnas":  # DrNAS: KL anchor 1e-3 (authors' code), progressive pruning, DARTS' derivation rule
+        return DrNasTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, reg_scale=1e-3,
+                            progressive=True, exclude_zero=True, **common)
+    if method == "drnas_paper":  # the same with the papers' α learning rate 3e-4 instead of the table's 3e-3
+        return DrNasTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-4, reg_scale=1e-3,
+                            progressive=True, exclude_zero=True, **common)
+    if method == "darts_pdarts":  # darts_ez + P-DARTS' refinement: at most 2 parameter-free edges at export
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
+                            export_max_param_free=2, **common)
+    if method == "darts_guard":  # darts_ez + DARTS+ collapse guard: stop when > 2 of the 6 edges are parameter-free
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
+                            max_param_free=2, **common)
     if method == "darts":
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, **common)
     if method == "darts_beta":
@@ -109,14 +138,15 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     if method == "spos":
         return RandomOneShotTrainer(model, loss, None, opt, epochs, data, search_samples=60, **common)
     if method == "proxyless":
-        return ProxylessTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3, **common)
+        return ProxylessTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=3e-3,
+                                warmup_epochs=min(5, epochs // 3), **common)
     raise ValueError(method)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["darts", "darts_ez", "darts_beta", "darts_pt", "gdas", "gdas_ez",
-                                                         "enas", "spos", "proxyless"])
+    parser.add_argument("--methods", nargs="+", default=["darts", "darts_ez", "darts_beta", "darts_pt", "drnas", "gdas",
+                                                         "gdas_ez", "enas", "spos", "proxyless"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--C", type=int, default=16)
@@ -152,10 +182,11 @@ def main() -> None:
     print(f"{'method':<11} {'seed':>4} {'time s':>7} {'CIFAR-10':>8}  {'paper':<36} arch")
     for method in args.methods:
         for seed in args.seeds:
-            torch.manual_seed(seed)
             if isinstance(data, ShiftedDigits):
                 data.gen.manual_seed(seed)
-            model = NasBench201Space(C=args.C, N=args.N, num_classes=10)
+            with torch.random.fork_rng(devices=[]):  # the network's initial weights: fixed by the seed
+                torch.manual_seed(seed)
+                model = NasBench201Space(C=args.C, N=args.N, num_classes=10)
             trainer = make_trainer(method, model, data, args.epochs, seed, args.batch_size, args)
             start = time.perf_counter()
             trainer.fit()
@@ -165,7 +196,16 @@ def main() -> None:
             s = arch_to_string(arch)
             rows.append({"method": method, "seed": seed, "seconds": round(elapsed, 1), "cifar10": acc, "arch": s,
                          "epochs_run": trainer.epoch})
+            try:  # the final architecture distribution, so other export rules can be checked offline
+                rows[-1]["arch_probabilities"] = trainer.arch_probabilities()
+            except Exception:  # noqa: BLE001 - SPOS has no distribution
+                pass
             print(f"{method:<11} {seed:>4} {elapsed:>7.1f} {acc:>8.2f}  {PAPER[method]:<36} {s}", flush=True)
+            if getattr(trainer, "export_max_param_free", None) is not None and trainer._exported is None:
+                nocap = trainer.supernet.export_from_alphas(True)
+                rows[-1]["no_cap"] = {"cifar10": table.lookup(nocap), "arch": arch_to_string(nocap)}
+                print(f"{'  (no cap)':<11} {seed:>4} {'':>7} {table.lookup(nocap):>8.2f}  {'':<36} {arch_to_string(nocap)}",
+                      flush=True)
             if getattr(trainer, "exclude_zero", False) and trainer._exported is None:
                 # the same search exported by plain argmax (zero op allowed), for comparison
                 plain = trainer.supernet.export_from_alphas()
@@ -173,10 +213,12 @@ def main() -> None:
                 print(f"{'  (argmax)':<11} {seed:>4} {'':>7} {table.lookup(plain):>8.2f}  {'':<36} {arch_to_string(plain)}",
                       flush=True)
     print()
-    print(f"{'method':<11} {'mean CIFAR-10':>13} {'best':>6}  runs")
+    print(f"{'method':<11} {'mean ± std CIFAR-10':>20} {'worst':>6} {'best':>6}  runs  seeds")
     for method in args.methods:
         accs = [r["cifar10"] for r in rows if r["method"] == method]
-        print(f"{method:<11} {np.mean(accs):>13.2f} {max(accs):>6.2f}  {len(accs)}")
+        std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+        print(f"{method:<11} {np.mean(accs):>12.2f} ± {std:<5.2f} {min(accs):>6.2f} {max(accs):>6.2f}  {len(accs):>4}  "
+              f"{' '.join(str(r['seed']) for r in rows if r['method'] == method)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "rows": rows}, f, indent=1)

@@ -12,6 +12,12 @@ model, one epoch) is compared the same way.
 
     .venv/bin/python benchmarks/oneshot_overhead.py                # 7 interleaved epochs, 3 processes each
     .venv/bin/python benchmarks/oneshot_overhead.py --rounds 11 --procs 5
+    .venv/bin/python benchmarks/oneshot_overhead.py --only-gloo       # 2 gloo ranks on half the data vs 1 rank
+
+The data-parallel measurement runs the seed model's DARTS search in fresh processes: 1 rank on
+all the data (batch 64) against 2 gloo ranks (``torch.distributed``, one process each) on half
+the data each (batch 32 per rank, the same global batches), 1 thread per rank; the epoch times
+(from the trainer's per-epoch log, rank 0) after the first epoch are compared (ideal ratio 0.5).
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ def make_ours(x, y, batch_size=64, seed=0):
     model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     return DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, 0, torch.utils.data.TensorDataset(x, y),
-                        batch_size=batch_size, arc_learning_rate=3e-4, seed=seed)
+                        batch_size=batch_size, arc_learning_rate=3e-4, seed=seed, threads=0)
 '''
 
 SCRIPT_OURS = COMMON + r'''
@@ -128,7 +134,8 @@ x, y = digits({n})
 torch.manual_seed(0)
 model = Net()
 opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, 1, torch.utils.data.TensorDataset(x, y), batch_size=64, seed=0).fit()
+DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, 1, torch.utils.data.TensorDataset(x, y), batch_size=64, seed=0,
+             threads=0).fit()
 print(time.perf_counter() - T0)
 '''
 
@@ -137,6 +144,71 @@ x, y = digits({n})
 HandLoop(x, y).epoch()
 print(time.perf_counter() - T0)
 '''
+
+
+SCRIPT_GLOO = COMMON + r'''
+import logging, os, statistics, socket
+import torch.distributed as dist
+sys.path.insert(0, {root!r})
+from tests.seed_model import Net
+from nasforge.oneshot import DartsTrainer
+
+class Stamps(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+    def emit(self, record):
+        if "done" in record.getMessage():
+            self.times.append(time.perf_counter())
+
+def run(rank, world, port, epochs, n, out):
+    os.environ["LOCAL_WORLD_SIZE"] = str(world)
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{{port}}", rank=rank, world_size=world)
+    x, y = digits(n)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    stamps = Stamps()
+    log = logging.getLogger("nasforge.oneshot.darts")
+    log.addHandler(stamps)
+    log.setLevel(logging.INFO)
+    trainer = DartsTrainer(model, torch.nn.CrossEntropyLoss(), None, opt, epochs, torch.utils.data.TensorDataset(x, y),
+                           batch_size=64 // world, seed=0, threads={threads})
+    start = time.perf_counter()
+    trainer.fit()
+    if rank == 0:
+        t = [start] + stamps.times
+        with open(out, "w") as f:
+            f.write(" ".join(str(b - a) for a, b in zip(t, t[1:])))
+    if world > 1:
+        dist.destroy_process_group()
+
+if __name__ == "__main__":
+    world, epochs, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    if world == 1:
+        run(0, 1, port, epochs, {n}, out)
+    else:
+        torch.multiprocessing.start_processes(run, args=(world, port, epochs, {n}, out), nprocs=world, start_method="spawn")
+'''
+
+
+def gloo(epochs: int, n: int, threads: int, repeats: int) -> dict[str, list[float]]:
+    """Median epoch time (after the first) of 1 rank on all the data and 2 gloo ranks on half each, alternated."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out: dict[str, list[float]] = {"1 rank": [], "2 ranks": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "gloo.py")
+        script.write_text(SCRIPT_GLOO.format(threads=threads, root=str(ROOT), n=n))
+        for r in range(repeats):
+            for world in ((1, 2) if r % 2 == 0 else (2, 1)):
+                res = Path(tmp, f"w{world}.txt")
+                subprocess.run([sys.executable, str(script), str(world), str(epochs), str(res)], check=True, env=env,
+                               capture_output=True, text=True)
+                times = [float(v) for v in res.read_text().split()]
+                out[f"{world} rank" + ("s" if world > 1 else "")].append(statistics.median(times[1:] or times))
+    return out
 
 
 def in_process(rounds: int, n: int, threads: int) -> tuple[list[float], list[float]]:
@@ -186,7 +258,22 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=3, help="fresh processes of each")
     parser.add_argument("--samples", type=int, default=1024, help="digits used (half train, half val)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gloo-epochs", type=int, default=4, help="epochs per gloo run (the first is not timed)")
+    parser.add_argument("--gloo-repeats", type=int, default=3, help="alternated runs of 1 and 2 ranks")
+    parser.add_argument("--only-gloo", action="store_true", help="only the data-parallel measurement")
     args = parser.parse_args()
+    if not args.only_gloo:
+        overhead(args)
+    g = gloo(args.gloo_epochs, args.samples, args.threads, args.gloo_repeats)
+    one, two = statistics.median(g["1 rank"]), statistics.median(g["2 ranks"])
+    print(f"data-parallel DARTS on the seed model (gloo, {args.threads} thread(s) per rank, {args.samples} digits, "
+          f"global batch 64), median epoch time over {args.gloo_repeats} runs of {args.gloo_epochs} epochs")
+    print(f"  1 rank, all the data        {one * 1000:8.1f} ms/epoch  (runs: {', '.join(f'{v * 1000:.0f}' for v in g['1 rank'])})")
+    print(f"  2 ranks, half the data each {two * 1000:8.1f} ms/epoch  (runs: {', '.join(f'{v * 1000:.0f}' for v in g['2 ranks'])})")
+    print(f"  ratio 2 ranks / 1 rank      {two / one:.3f}   (ideal 0.5)")
+
+
+def overhead(args: argparse.Namespace) -> None:
     t_ours, t_hand = in_process(args.rounds, args.samples, args.threads)
     mo, mh = statistics.median(t_ours), statistics.median(t_hand)
     steps = (args.samples // 2 + 63) // 64

@@ -12,9 +12,9 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 # The ray extra lets the suite run the Ray executor against a local Ray instance; where Ray has no
 # wheel for this platform, install without it (the Ray tests then skip and say why).
-if ! .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,dashboard,ray]"; then
+if ! .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,dashboard,export,ray]"; then
   echo "WARNING: could not install the 'ray' extra here; the Ray executor tests will be skipped" >&2
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,dashboard]"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,dashboard,export]"
 fi
 # The dashboard's browser test drives Debian's chromium with chromium-driver (offline; no browser download).
 # Installed when missing and possible (root or passwordless sudo); otherwise that test skips with the reason.

@@ -327,6 +327,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     hyper = hyperparameter_labels(records[0].config)  # the network's choices only, for fixed_arch
     archs = [{k: v for k, v in t.arch.items() if k not in hyper} for t in ranked[: args.top]]
     top = ranked[: args.top]
+    if getattr(args, "onnx", None) or getattr(args, "torchscript", None):
+        return _export_network(args, store, records[0], top[0])
     payload: Any = archs[0] if args.top == 1 else archs
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
@@ -338,6 +340,72 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRecord, best: Trial) -> int:
+    """``export --onnx/--torchscript``: the best arch's network with its saved weights (see nasforge.export)."""
+    from nasforge import export as ex
+
+    try:
+        if not args.model or not args.input_shape:
+            raise ex.ExportError("--onnx / --torchscript need --model FILE.py:ClassName (the model space) and "
+                                 "--input-shape 1,C,H,W (an example input's shape, batch first)")
+        shape = ex.parse_shape(args.input_shape)
+        weights = None
+        for r in reversed(store.tests(record.id)):
+            if r.weights and r.arch == best.arch and r.status == "SUCCEEDED":
+                options = [r.weights, os.path.join(os.path.dirname(os.path.abspath(args.store)), r.weights)]
+                weights = next((p for p in options if os.path.isfile(p)), None)
+                if weights is None:
+                    raise ex.ExportError(f"the saved weights of trial {best.id} ({r.weights!r}) are missing")
+                break
+        if weights is None:
+            weights = _kept_search_weights(record, best)
+        if weights is None and not args.init_weights:
+            raise ex.ExportError(
+                f"experiment {record.name!r} has no saved weights for its best arch (trial {best.id}); save them with "
+                f"exp.test(..., weights_dir=...) or Experiment(..., save_weights='best'), or pass --init-weights to export "
+                f"freshly initialised weights")
+        from nasforge.experiment.results import hyperparameter_labels
+
+        hyper = hyperparameter_labels(record.config)  # training-recipe choices are not part of the network
+        arch = {k: v for k, v in best.arch.items() if k not in hyper}
+        net = ex.build_network(ex.load_model_space(args.model), arch, weights)
+        example = _example_input(shape)
+        if args.onnx:
+            ex.to_onnx(net, example, args.onnx)
+            print(f"wrote {args.onnx} (trial {best.id}, {'saved weights ' + weights if weights else 'fresh weights'}; "
+                  f"onnxruntime matches PyTorch within 1e-4)", file=sys.stderr)
+        if args.torchscript:
+            ex.to_torchscript(net, example, args.torchscript)
+            print(f"wrote {args.torchscript} (TorchScript, trial {best.id})", file=sys.stderr)
+    except (ex.ExportError, ex.ExportCheckError) as exc:
+        print(f"nasforge export: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _kept_search_weights(record: ExperimentRecord, best: Trial) -> str | None:
+    """The weights kept during the search (``Experiment(save_weights=...)``) for ``best``, if any."""
+    folder = record.config.get("weights_dir")
+    if not folder:
+        return None
+    per_trial = os.path.join(folder, f"trial_{best.id}.pt")
+    if os.path.isfile(per_trial):
+        return per_trial
+    try:
+        with open(os.path.join(folder, "best.json"), encoding="utf-8") as f:
+            kept = json.load(f)
+    except (OSError, ValueError):
+        return None
+    path = os.path.join(folder, "best.pt")
+    return path if isinstance(kept, dict) and kept.get("trial") == best.id and os.path.isfile(path) else None
+
+
+def _example_input(shape: tuple[int, ...]) -> Any:
+    import torch
+
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -399,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="same as the positional experiment name")
     export.add_argument("--top", type=int, default=1, help="how many archs (default: 1, a single JSON object; more: a list)")
     export.add_argument("-o", "--output", help="output file (default: standard output)")
+    export.add_argument("--onnx", metavar="FILE", help="write the best arch's network (saved weights) as ONNX, checked with onnxruntime")
+    export.add_argument("--torchscript", metavar="FILE", help="write the best arch's network as TorchScript")
+    export.add_argument("--model", metavar="FILE.py:NAME", help="the model space (with --onnx/--torchscript), e.g. examples/mnist1d_space.py:Mnist1dSpace")
+    export.add_argument("--input-shape", metavar="N,C,...", help="example input shape, batch first (with --onnx/--torchscript)")
+    export.add_argument("--init-weights", action="store_true", help="export freshly initialised weights when none were saved")
     export.set_defaults(func=cmd_export)
 
     run = sub.add_parser(

@@ -12,17 +12,24 @@ arch dict valid for ``model.space``::
 
 * :class:`DartsTrainer`: DARTS (softmax mixtures; first or second order); collapse remedies
   ``regularization="beta"`` (β-DARTS) and ``max_param_free`` (DARTS+ early stopping).
+* :class:`DrNasTrainer`: DrNAS (Dirichlet-distributed mixture weights, KL anchor, progressive pruning).
 * :class:`GumbelDartsTrainer`: GDAS (Gumbel-softmax hard samples, temperature annealing).
 * :class:`EnasTrainer`: ENAS (LSTM controller, REINFORCE, shared weights).
 * :class:`ProxylessTrainer`: ProxylessNAS (binary gates, two-path sampling, latency loss).
 * :class:`RandomOneShotTrainer`: SPOS (uniform single-path training, evolution over
   sub-networks with batch-norm recalibration).
 * :class:`OneShotStrategy`: run any of them inside an ``Experiment``.
+
+Every trainer trains data-parallel when built inside a ``torch.distributed`` process group of
+more than one rank (``torchrun``; Ray Train's ``TorchTrainer``: :func:`nasforge.oneshot.ray.fit_on_ray`);
+see :mod:`nasforge.oneshot.parallel`.
 """
 
 from nasforge.oneshot.base import OneShotTrainer, accuracy_metrics
 from nasforge.oneshot.darts import DartsTrainer, GumbelDartsTrainer
-from nasforge.oneshot.proxyless import ProxylessTrainer, measure_latency_table
+from nasforge.oneshot.drnas import DrNasTrainer
+from nasforge.oneshot.parallel import default_threads
+from nasforge.oneshot.proxyless import ProxylessTrainer, measure_cost_table, measure_latency_table
 from nasforge.oneshot.sampling import EnasController, EnasTrainer, RandomOneShotTrainer
 from nasforge.oneshot.strategy import OneShotStrategy
 from nasforge.oneshot.supernet import ArchSlot, Supernet, UnsupportedOneShotError
@@ -30,6 +37,7 @@ from nasforge.oneshot.supernet import ArchSlot, Supernet, UnsupportedOneShotErro
 __all__ = [
     "ArchSlot",
     "DartsTrainer",
+    "DrNasTrainer",
     "EnasController",
     "EnasTrainer",
     "GumbelDartsTrainer",
@@ -40,5 +48,7 @@ __all__ = [
     "Supernet",
     "UnsupportedOneShotError",
     "accuracy_metrics",
+    "default_threads",
+    "measure_cost_table",
     "measure_latency_table",
 ]

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 
+from nasforge.oneshot.parallel import (
+    DistContext,
+    allreduce_mean_,
+    allreduce_sum,
+    broadcast_,
+    broadcast_object,
+    default_threads,
+)
 from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
 
@@ -37,11 +47,11 @@ class _TensorBatches:
     def __len__(self) -> int:
         return len(self.x)
 
-    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[Batch]:
-        n = len(self.x)
-        perm = torch.randperm(n, generator=generator)
+    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device,
+                rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        perm = torch.tensor(list(_sampler(len(self.x), generator, rank, world_size)), dtype=torch.long)
         x, y = self.x, self.y
-        for start in range(0, n, batch_size):
+        for start in range(0, len(perm), batch_size):
             idx = perm[start:start + batch_size]
             yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
 
@@ -55,11 +65,23 @@ class _LoaderBatches:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[Batch]:
-        sampler = torch.utils.data.SubsetRandomSampler(self.indices, generator=generator)
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.workers)
+    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device,
+                rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        subset = torch.utils.data.Subset(self.dataset, self.indices)
+        sampler = _sampler(len(self.indices), generator, rank, world_size)
+        # the loader's own generator: DataLoader would otherwise draw its base seed from the global RNG
+        loader_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=self.workers,
+                                             generator=loader_gen)
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _sampler(n: int, generator: torch.Generator, rank: int, world_size: int) -> DistributedSampler:
+    """This rank's shard of one shuffled order of ``range(n)``: the same order on every rank (seeded by the
+    trainer's generator, which advances identically everywhere); padded so every rank gets as many items."""
+    seed = int(torch.randint(0, 2**62, (), generator=generator))
+    return DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
 
 def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5):
@@ -77,6 +99,32 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
     return _LoaderBatches(dataset, train_idx.tolist(), workers), _LoaderBatches(dataset, val_idx.tolist(), workers)
 
 
+class _EpochMeter:
+    """Averages the loss and ``metrics(output, target)`` over every weight step of an epoch."""
+
+    def __init__(self, metrics: Callable[[torch.Tensor, torch.Tensor], Mapping[str, float]], device: torch.device):
+        self.metrics = metrics
+        self.loss_sum = torch.zeros((), device=device)
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        self.loss_sum += loss.detach()
+        self.steps += 1
+        values = self.metrics(output.detach(), target)
+        if not isinstance(values, Mapping):
+            raise TypeError(f"metrics must return a dict of name -> float, got {type(values).__name__}")
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        return dict(values)
+
+    def result(self) -> dict[str, float]:
+        n = max(self.steps, 1)
+        record = {"loss": float(self.loss_sum) / n}
+        record.update({k: v / n for k, v in self.sums.items()})
+        return record
+
+
 class OneShotTrainer:
     """Base class of the one-shot trainers (see :class:`~nasforge.oneshot.DartsTrainer` for the arguments).
 
@@ -85,9 +133,30 @@ class OneShotTrainer:
     and a validation half (architecture), and restores the original choice modules when
     :meth:`fit` returns so ``model.freeze(trainer.export())`` works on the same object.
 
-    ``history`` holds one dict of averaged metrics per epoch. ``lr_scheduler`` (optional, any
-    ``torch.optim.lr_scheduler`` over the weight optimizer) is stepped once after every epoch, e.g.
-    ``CosineAnnealingLR(optimizer, num_epochs)`` as in the DARTS / GDAS papers.
+    Arguments every trainer takes:
+
+    * ``metrics``: ``metrics(output, target) -> {name: float}`` (default: ``{"acc": top-1 accuracy}``),
+      computed on every weight step's training batch and averaged over the epoch into
+      ``trainer.history`` (one dict per epoch, with ``loss``, ``epoch`` and the epoch's
+      ``arch_probabilities`` where the method has a distribution); ``log_frequency``
+      only controls how often a step is also logged.
+    * ``seed``: seeds the trainer's own ``torch.Generator`` (data split, data order, α
+      initialisation, sampled paths, controller initialisation); the global torch RNG is never
+      seeded or advanced by a trainer with a seed. Same seed, same initial weights, same machine
+      and thread count: same arch.
+    * ``lr_scheduler``: any ``torch.optim.lr_scheduler`` over the weight optimizer, stepped once
+      after every epoch (e.g. ``CosineAnnealingLR(optimizer, num_epochs)`` as in DARTS / GDAS).
+    * ``threads``: torch's intra-op thread count while :meth:`fit` runs (restored afterwards);
+      default (None) :func:`~nasforge.oneshot.parallel.default_threads`, the physical cores this
+      process may use divided by the ranks on this machine; ``0`` leaves torch's setting alone.
+    * ``distributed``: data-parallel training over the default ``torch.distributed`` process group
+      (see :mod:`nasforge.oneshot.parallel`); None (default) turns it on when a group with more
+      than one rank is initialised. ``batch_size`` is then per rank.
+    * ``cost_table`` / ``cost_weight``: a per-candidate cost (label -> one number per candidate:
+      FLOPs, parameters or latency, e.g. from :func:`measure_cost_table`) and its weight λ; gradient
+      methods add the differentiable expected cost ``λ · E[cost] / ref_cost`` to the architecture loss
+      (``ref_cost``: the sum over labels of the mean candidate cost, so λ is scale-free); sampling
+      methods subtract ``λ · cost(path) / ref_cost`` from the reward or score of a path.
     """
 
     style = "sampled"
@@ -108,6 +177,11 @@ class OneShotTrainer:
         grad_clip: float | None = 5.0,
         seed: int | None = None,
         lr_scheduler: Any = None,
+        *,
+        threads: int | None = None,
+        distributed: bool | None = None,
+        cost_table: Mapping[str, list[float]] | None = None,
+        cost_weight: float = 0.0,
     ):
         if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 0:
             raise ValueError(f"num_epochs must be an int >= 0, got {num_epochs!r}")
@@ -115,7 +189,12 @@ class OneShotTrainer:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if dataset is None or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"dataset must be a map-style torch Dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+            raise ValueError(f"threads must be None (default), 0 (leave torch's setting) or an int >= 1, got {threads!r}")
+        if metrics is not None and not callable(metrics):
+            raise TypeError(f"metrics must be a callable (output, target) -> dict of floats, got {type(metrics).__name__}")
         self.logger = logging.getLogger(self.logger_name)
+        self.dist = DistContext.detect(distributed)
         self.model = model
         self.loss = loss if loss is not None else torch.nn.CrossEntropyLoss()
         self.metrics = metrics if metrics is not None else accuracy_metrics
@@ -125,9 +204,16 @@ class OneShotTrainer:
         self.device = resolve_device(device)
         self.log_frequency = log_frequency
         self.grad_clip = grad_clip
-        self.seed = seed
+        self.threads = default_threads() if threads is None else threads
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            if self.dist.enabled:
+                seed = int(broadcast_object(seed))
+            self.seed: int | None = None
+        else:
+            self.seed = seed
         self.generator = torch.Generator()
-        self.generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+        self.generator.manual_seed(seed)
         self.model.to(self.device)
         self.supernet = Supernet(model, self.style)
         self.optimizer = optimizer if optimizer is not None else torch.optim.SGD(
@@ -137,6 +223,26 @@ class OneShotTrainer:
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.lr_scheduler = lr_scheduler
+        self._ddp: torch.nn.Module | None = None
+        self._final_arch: Arch | None = None
+        self.cost_weight = float(cost_weight)
+        self.cost_table = self._check_cost_table(cost_table, "cost_table")
+        self._cost = {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.cost_table.items()}
+        self.ref_cost = float(sum(t.mean() for t in self._cost.values())) if self._cost else 1.0
+        if self.cost_weight and not self._cost:
+            raise ValueError("cost_weight > 0 needs a cost_table (label -> one cost per candidate; see measure_cost_table)")
+
+    def _check_cost_table(self, table: Mapping[str, Any] | None, name: str) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for label, values in (table or {}).items():
+            slot = self.supernet.slots.get(label)
+            if slot is None:
+                raise ValueError(f"{name} has label {label!r}, which is not a choice of the space; labels are {list(self.supernet.slots)[:8]}")
+            values = [float(v) for v in values]
+            if len(values) != slot.n:
+                raise ValueError(f"{name}[{label!r}] lists {len(values)} costs; the choice has {slot.n} candidates")
+            out[label] = values
+        return out
 
     # -- helpers -------------------------------------------------------------------------------
     def _exclude_from_weight_optimizer(self, params: list[torch.nn.Parameter]) -> None:
@@ -158,38 +264,111 @@ class OneShotTrainer:
 
     def _batches(self, which: str) -> Iterator[Batch]:
         data = self.train_data if which == "train" else self.val_data
-        return data.batches(self.batch_size, self.generator, self.device)
+        return data.batches(self.batch_size, self.generator, self.device, self.dist.rank, self.dist.world_size)
 
     def _steps_per_epoch(self) -> int:
-        return math.ceil(min(len(self.train_data), len(self.val_data)) / self.batch_size)
+        per_rank = math.ceil(min(len(self.train_data), len(self.val_data)) / self.dist.world_size)
+        return math.ceil(per_rank / self.batch_size)
 
     def _log_step(self, epoch: int, step: int, total: int, values: dict[str, float]) -> None:
-        if self.log_frequency and (step % self.log_frequency == 0 or step == total):
+        if self.log_frequency and self.dist.is_main and (step % self.log_frequency == 0 or step == total):
             text = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
             self.logger.info("epoch [%d/%d] step [%d/%d]  %s", epoch + 1, self.num_epochs, step, total, text)
+
+    def _meter(self) -> _EpochMeter:
+        return _EpochMeter(self.metrics, self.device)
+
+    def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward of a weight step: through DistributedDataParallel when data-parallel."""
+        return self._ddp(x) if self._ddp is not None else self.model(x)
+
+    def _arch_tensors(self) -> list[torch.Tensor]:
+        """The architecture parameters (α, concentrations, controller weights): kept identical on every rank."""
+        return [s.alpha for s in self.supernet.slots.values() if s.alpha is not None]
+
+    def _sync_grads(self, params: list[torch.Tensor]) -> None:
+        """Average the gradients of architecture parameters over ranks (no-op in a single process)."""
+        if not self.dist.enabled:
+            return
+        grads = []
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
+        allreduce_mean_(grads)
+
+    def _sum_over_ranks(self, values: list[float]) -> list[float]:
+        return allreduce_sum(values, self.device) if self.dist.enabled else list(values)
+
+    def _reduce_record(self, record: dict[str, float]) -> dict[str, float]:
+        if not self.dist.enabled:
+            return record
+        keys = sorted(record)
+        sums = allreduce_sum([record[k] for k in keys], self.device)
+        return {k: v / self.dist.world_size for k, v in zip(keys, sums)}
+
+    def arch_distribution(self, slot: Any) -> torch.Tensor:
+        """The architecture's probabilities over a slot's candidates (differentiable): softmax(α) here."""
+        return F.softmax(slot.alpha, -1)
+
+    def expected_cost(self) -> torch.Tensor:
+        """E[cost] under :meth:`arch_distribution`, summed over the labels of ``cost_table``."""
+        total = torch.zeros((), device=self.device)
+        for label, cost in self._cost.items():
+            total = total + (self.arch_distribution(self.supernet.slots[label]) * cost).sum()
+        return total
+
+    def cost_penalty(self) -> torch.Tensor | float:
+        """``cost_weight · E[cost] / ref_cost`` (0 without a cost table)."""
+        if not self.cost_weight or not self._cost:
+            return 0.0
+        return self.cost_weight * self.expected_cost() / self.ref_cost
+
+    def path_cost(self, indices: Mapping[str, int]) -> float:
+        """The cost of one path (label -> candidate index) under ``cost_table``."""
+        return sum(self.cost_table[label][int(indices[label])] for label in self.cost_table if label in indices)
 
     # -- the public API --------------------------------------------------------------------------
     def fit(self) -> OneShotTrainer:
         """Train the supernet (and the architecture) for ``num_epochs``; returns ``self``."""
+        old_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self.supernet.install()
         self.model.train()
+        self._final_arch = None
         try:
+            if self.dist.enabled:
+                broadcast_(self._arch_tensors())
+                ids = [self.device.index] if self.device.type == "cuda" and self.device.index is not None else None
+                self._ddp = torch.nn.parallel.DistributedDataParallel(
+                    self.model, device_ids=ids, find_unused_parameters=self.style == "sampled")
             self._before_fit()
             while self.epoch < self.num_epochs:
-                record = self._train_epoch(self.epoch)
+                record: dict[str, Any] = self._reduce_record(self._train_epoch(self.epoch))
                 record["epoch"] = self.epoch + 1
+                if self.dist.is_main:
+                    self.logger.info("epoch %d/%d done: %s", self.epoch + 1, self.num_epochs,
+                                     ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+                probs = self.arch_probabilities()  # identical on every rank
+                if probs:
+                    record["arch_probabilities"] = probs
                 self.history.append(record)
-                self.logger.info("epoch %d/%d done: %s", self.epoch + 1, self.num_epochs,
-                                 ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
                 self.epoch += 1
                 if self.lr_scheduler is not None:
                     self.lr_scheduler.step()
                 if self._should_stop():
-                    self.logger.info("stopping early after epoch %d", self.epoch)
+                    if self.dist.is_main:
+                        self.logger.info("stopping early after epoch %d", self.epoch)
                     break
             self._after_fit()
+            if self.dist.enabled:  # rank 0 decides; every rank returns the same arch
+                self._final_arch = broadcast_object(self._export() if self.dist.is_main else None)
         finally:
+            self._ddp = None
             self.supernet.restore()
+            if self.threads:
+                torch.set_num_threads(old_threads)
         return self
 
     def _before_fit(self) -> None:
@@ -204,20 +383,46 @@ class OneShotTrainer:
     def _train_epoch(self, epoch: int) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def export(self) -> Arch:  # pragma: no cover - abstract
-        """The chosen architecture: a dict valid for ``model.space`` (freeze it with ``model.freeze``)."""
+    def export(self) -> Arch:
+        """The chosen architecture: a dict valid for ``model.space`` (freeze it with ``model.freeze``).
+
+        After a data-parallel :meth:`fit` this is rank 0's export on every rank.
+        """
+        if self._final_arch is not None:
+            return dict(self._final_arch)
+        return self._export()
+
+    def _export(self) -> Arch:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def arch_parameters(self) -> dict[str, torch.Tensor]:
         """Label -> the current architecture logits α (detached copies)."""
         return self.supernet.alphas()
 
-    def arch_probabilities(self) -> dict[str, list[float]]:
-        """Label -> softmax(α): how much each candidate currently weighs."""
-        return self.supernet.probabilities()
+    def arch_probabilities(self) -> dict[str, dict[Any, float]]:
+        """Label -> {candidate: probability} under the current architecture distribution.
+
+        Candidates are keyed as the arch writes them: the op names of a ``LayerChoice`` with named
+        candidates (a dict, or NAS-Bench-201's op names), else indices (input indices for a DARTS
+        multi-input ``InputChoice``).
+        """
+        out: dict[str, dict[Any, float]] = {}
+        with torch.no_grad():
+            for label, slot in self.supernet.slots.items():
+                if slot.alpha is None:
+                    continue
+                p = self.arch_distribution(slot).detach().cpu().tolist()
+                named = slot.n == len(slot.categorical)
+                out[label] = {(_plain_key(slot.key(k)) if named else k): p[k] for k in range(slot.n)}
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_epochs={self.num_epochs}, device={str(self.device)!r}, labels={len(self.supernet.slots)})"
+
+
+def _plain_key(key: Any) -> Any:
+    """A dict key that survives JSON (names and indices stay; a combination of inputs becomes its string)."""
+    return key if isinstance(key, (str, int, float, bool)) or key is None else str(list(key) if isinstance(key, tuple) else key)
 
 
 def clip(params: list[torch.nn.Parameter], grad_clip: float | None) -> None:

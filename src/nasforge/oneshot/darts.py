@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -42,6 +42,11 @@ class DartsTrainer(OneShotTrainer):
       operation" (Liu et al. 2019, §2.4): export never picks the zero op (``none``) unless it is a
       choice's only candidate. Off by default so that plain argmax stays available;
       perturbation-based selection likewise never removes into a zero op when it is set;
+    * ``export_max_param_free=M``: P-DARTS' architecture refinement (Chen et al., ICCV 2019, which
+      keeps at most M = 2 skip connections per cell): at export, at most ``M`` layer choices may take a
+      parameter-free, non-zero candidate (skip, pooling); those with the largest weight on it keep
+      it, the others take their strongest candidate with parameters. It guards the export against
+      the late skip-connection collapse without changing the search;
     * ``max_param_free=k``: DARTS+-style early stopping: after an epoch whose argmax
       architecture uses more than ``k`` parameter-free candidates (skip, pooling, zero), stop
       and export the architecture of the previous epoch.
@@ -86,11 +91,17 @@ class DartsTrainer(OneShotTrainer):
         pt_tune_epochs: int = 1,
         pt_eval_batches: int = 4,
         exclude_zero: bool = False,
+        export_max_param_free: int | None = None,
         seed: int | None = None,
         lr_scheduler: Any = None,
+        threads: int | None = None,
+        distributed: bool | None = None,
+        cost_table: Mapping[str, list[float]] | None = None,
+        cost_weight: float = 0.0,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler)
+                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
+                         cost_table=cost_table, cost_weight=cost_weight)
         if regularization not in (None, "beta"):
             raise ValueError(f"regularization must be None or 'beta', got {regularization!r}")
         self.learning_rate = learning_rate
@@ -107,6 +118,9 @@ class DartsTrainer(OneShotTrainer):
         self.pt_eval_batches = pt_eval_batches
         self.pt_log: list[dict[str, Any]] = []
         self.exclude_zero = exclude_zero
+        if export_max_param_free is not None and (not isinstance(export_max_param_free, int) or export_max_param_free < 0):
+            raise ValueError(f"export_max_param_free must be None or an int >= 0, got {export_max_param_free!r}")
+        self.export_max_param_free = export_max_param_free
         self.alpha_list = self.supernet.init_alphas(self.device, generator=self.generator)
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -127,16 +141,17 @@ class DartsTrainer(OneShotTrainer):
         loss = self.loss(self.model(x), y)
         if reg:
             loss = loss + reg * self._regularizer()
-        return loss
+        return loss + self.cost_penalty()
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         alphas = self.alpha_list
         if self.unrolled:
             grads = self._unrolled_grads(tx, ty, vx, vy, reg)
         else:
-            grads = torch.autograd.grad(self._val_loss(vx, vy, reg), alphas)
+            grads = torch.autograd.grad(self._val_loss(vx, vy, reg), alphas, allow_unused=True)
         for a, g in zip(alphas, grads):
-            a.grad = g
+            a.grad = g if g is not None else torch.zeros_like(a)
+        self._sync_grads(alphas)
         self.arch_optimizer.step()
 
     def _unrolled_grads(self, tx, ty, vx, vy, reg: float) -> list[torch.Tensor]:
@@ -173,14 +188,11 @@ class DartsTrainer(OneShotTrainer):
 
     # -- the epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        loss_fn, optimizer = self.loss, self.optimizer
         params = self._weight_params()
         reg = self._reg_factor(epoch)
         total = self._steps_per_epoch()
-        loss_sum = torch.zeros((), device=self.device)
-        metric_sums: dict[str, float] = {}
-        n_metric = 0
-        step = 0
+        meter = self._meter()
         search = epoch >= self.warmup_epochs
         for step, ((tx, ty), (vx, vy)) in enumerate(zip(self._batches("train"), self._batches("val")), 1):
             if search:
@@ -188,22 +200,14 @@ class DartsTrainer(OneShotTrainer):
             else:
                 self._weight_only()
             optimizer.zero_grad(set_to_none=True)
-            out = model(tx)
+            out = self._train_forward(tx)
             loss = loss_fn(out, ty)
             loss.backward()
             clip(params, self.grad_clip)
             optimizer.step()
-            loss_sum += loss.detach()
-            if self.log_frequency and (step % self.log_frequency == 0 or step == total):
-                values = {"loss": float(loss.detach()), **self.metrics(out.detach(), ty)}
-                for k, v in values.items():
-                    if k != "loss":
-                        metric_sums[k] = metric_sums.get(k, 0.0) + v
-                n_metric += 1
-                self._log_step(epoch, step, total, values)
-        record = {"loss": float(loss_sum) / max(step, 1)}
-        record.update({k: v / n_metric for k, v in metric_sums.items()})
-        return record
+            values = meter.add(loss, out, ty)
+            self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values} if self.log_frequency else values)
+        return meter.result()
 
     # -- early stopping, export --------------------------------------------------------------------
     def param_free_count(self, arch: Arch | None = None) -> int:
@@ -244,13 +248,14 @@ class DartsTrainer(OneShotTrainer):
             for x, y in batches:
                 correct += int((self.model(x).argmax(1) == y).sum())
                 total += len(y)
+        correct, total = self._sum_over_ranks([correct, total])
         return correct / max(total, 1)
 
     def _perturbation_select(self) -> Arch:
         """DARTS-PT (Wang et al., ICLR 2021): decide each layer choice by the accuracy drop of removing a candidate."""
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
         batches = []
-        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device)):
+        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device, self.dist.rank, self.dist.world_size)):
             if i >= self.pt_eval_batches:
                 break
             batches.append(b)
@@ -286,18 +291,45 @@ class DartsTrainer(OneShotTrainer):
         params = self._weight_params()
         for x, y in self._batches("train"):
             self.optimizer.zero_grad(set_to_none=True)
-            self.loss(self.model(x), y).backward()
+            self.loss(self._train_forward(x), y).backward()
             clip(params, self.grad_clip)
             self.optimizer.step()
 
-    def export(self) -> Arch:
+    def _export(self) -> Arch:
         """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``.
 
         With ``exclude_zero=True`` the zero op (``none``) is skipped, as in DARTS' derivation rule.
         """
         if self._exported is not None:
             return dict(self._exported)
-        return self.supernet.export_from_alphas(self.exclude_zero)
+        return self.cap_param_free(self.supernet.export_from_alphas(self.exclude_zero), self.arch_scores())
+
+    def arch_scores(self) -> dict[str, torch.Tensor]:
+        """Label -> the per-candidate score export ranks by (softmax(α) here)."""
+        return {label: F.softmax(s.alpha.detach(), -1) for label, s in self.supernet.slots.items() if s.alpha is not None}
+
+    def cap_param_free(self, arch: Arch, scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]] | None = None) -> Arch:
+        """P-DARTS' refinement: at most ``export_max_param_free`` layer choices keep a parameter-free, non-zero pick."""
+        cap = self.export_max_param_free
+        if cap is None:
+            return arch
+        free = []
+        for label, slot in self.supernet.slots.items():
+            if slot.kind != "layer" or label not in scores:
+                continue
+            k = slot.categorical.index(arch[label])
+            if slot.param_free[k] and not slot.zero[k]:
+                free.append((float(scores[label][k]), label))
+        if len(free) <= cap:
+            return arch
+        arch = dict(arch)
+        for _, label in sorted(free, reverse=True)[cap:]:
+            slot = self.supernet.slots[label]
+            options = [k for k in (allowed[label] if allowed else range(slot.n)) if not slot.param_free[k]]
+            if options:
+                best = max(options, key=lambda k: float(scores[label][k]))
+                arch[label] = slot.key(best)
+        return arch
 
 
 class GumbelDartsTrainer(DartsTrainer):
@@ -363,6 +395,7 @@ class GumbelDartsTrainer(DartsTrainer):
         grads = torch.autograd.grad(self._val_loss(vx, vy, reg), self.alpha_list, allow_unused=True)
         for a, g in zip(self.alpha_list, grads):
             a.grad = g if g is not None else torch.zeros_like(a)
+        self._sync_grads(self.alpha_list)
         self.arch_optimizer.step()
         self._sample(gated=False)  # the weight step trains a fresh sample (gate value 1, no α gradient)
 

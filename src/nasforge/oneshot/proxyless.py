@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.oneshot.base import OneShotTrainer, clip
-from nasforge.oneshot.supernet import SampledLayerChoice, Supernet
-from nasforge.profile import measure_latency
+from nasforge.oneshot.supernet import Supernet, _LayerChoiceWrapper
+from nasforge.profile import count_flops, count_params, measure_latency
 from nasforge.space import Arch
 
-__all__ = ["ProxylessTrainer", "measure_latency_table"]
+__all__ = ["ProxylessTrainer", "measure_cost_table", "measure_latency_table"]
 
 
 def measure_latency_table(
@@ -25,17 +25,32 @@ def measure_latency_table(
     layer choice's input, then times each candidate on it with :func:`nasforge.profile.measure_latency`.
     Labels tied across several modules add up their modules' latencies.
     """
-    captured: dict[int, tuple[SampledLayerChoice, torch.Tensor]] = {}
+    return measure_cost_table(supernet, dummy_input, "latency", repeats=repeats, warmup=warmup)
+
+
+def measure_cost_table(
+    supernet: Supernet | Any, dummy_input: torch.Tensor, metric: str = "flops", repeats: int = 20, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Per-candidate cost of every layer choice: ``metric`` is ``"flops"`` (:func:`nasforge.profile.count_flops`
+    on the candidate's captured input), ``"params"`` (:func:`nasforge.profile.count_params`) or ``"latency"``
+    (milliseconds, :func:`nasforge.profile.measure_latency`). ``supernet``: a :class:`Supernet` or a trainer.
+    Labels tied across several modules add up their modules' costs. Pass the result as ``cost_table``
+    (or ``latency_table`` to :class:`ProxylessTrainer`).
+    """
+    if metric not in ("flops", "params", "latency"):
+        raise ValueError(f"metric must be 'flops', 'params' or 'latency', got {metric!r}")
+    supernet = getattr(supernet, "supernet", supernet)
+    was_installed = supernet.installed
+    supernet.install()
+    captured: dict[int, tuple[_LayerChoiceWrapper, torch.Tensor]] = {}
     hooks = []
     for m in supernet.model.modules():
-        if isinstance(m, SampledLayerChoice):
+        if isinstance(m, _LayerChoiceWrapper):
             def hook(mod, args, _out):
                 if id(mod) not in captured and args and isinstance(args[0], torch.Tensor):
                     captured[id(mod)] = (mod, args[0].detach())
             hooks.append(m.register_forward_hook(hook))
     saved = {label: (s.index, s.gate, s.paths) for label, s in supernet.slots.items()}
-    was_installed = supernet.installed
-    supernet.install()
     try:
         for s in supernet.slots.values():
             s.index, s.gate, s.paths = 0, None, None
@@ -53,7 +68,12 @@ def measure_latency_table(
             supernet.restore()
     table: dict[str, list[float]] = {}
     for mod, x in captured.values():
-        lat = [1000.0 * measure_latency(op, x, repeats=repeats, warmup=warmup) for op in mod.ops]
+        if metric == "latency":
+            lat = [1000.0 * measure_latency(op, x, repeats=repeats, warmup=warmup) for op in mod.ops]
+        elif metric == "flops":
+            lat = [float(count_flops(op, x)) for op in mod.ops]
+        else:
+            lat = [float(count_params(op)) for op in mod.ops]
         prev = table.get(mod.label)
         table[mod.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
     return table
@@ -68,10 +88,18 @@ class ProxylessTrainer(OneShotTrainer):
     ``∂L/∂α_i = Σ_j ∂L/∂g_j p_j (δ_ij - p_i)``), take an Adam step on α, then rescale the two
     logits so the other candidates' probabilities are unchanged.
 
-    Latency: pass ``latency_table`` (label -> per-candidate milliseconds) or ``dummy_input`` (a
-    batch-shaped example input: the table is measured with :func:`measure_latency_table`), and
-    ``latency_weight`` λ > 0 to add ``λ · E[latency] / ref_latency`` to the architecture loss.
-    ``warmup_epochs`` train weights only.
+    Latency: pass ``latency_table`` (label -> per-candidate milliseconds, e.g. from
+    :func:`measure_latency_table`, built on :func:`nasforge.profile.measure_latency`) or
+    ``dummy_input`` (a batch-shaped example input: the table is measured here), and either
+
+    * ``latency_weight`` λ > 0: ``λ · E[latency] / ref_latency`` is added to the architecture loss
+      (the paper's additive form), or
+    * ``latency_target`` T (ms): the architecture loss is multiplied by ``max(1, E[latency] / T) ** latency_beta``
+      (a soft constraint in the spirit of MnasNet / the ProxylessNAS code's multiplicative loss, with
+      β = 0.6 as there): no pressure once the expected latency is under the target.
+
+    ``E[latency]`` is under softmax(α), summed over the labels of the table (differentiable).
+    ``warmup_epochs`` train weights only (the paper warms the supernet up before any α update).
 
     Example::
 
@@ -103,24 +131,33 @@ class ProxylessTrainer(OneShotTrainer):
         dummy_input: torch.Tensor | None = None,
         latency_weight: float = 0.0,
         ref_latency: float | None = None,
+        latency_target: float | None = None,
+        latency_beta: float = 0.6,
         seed: int | None = None,
         lr_scheduler: Any = None,
+        threads: int | None = None,
+        distributed: bool | None = None,
+        cost_table: Mapping[str, list[float]] | None = None,
+        cost_weight: float = 0.0,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler)
+                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
+                         cost_table=cost_table, cost_weight=cost_weight)
+        if latency_target is not None and not latency_target > 0:
+            raise ValueError(f"latency_target must be a positive number of milliseconds, got {latency_target!r}")
+        self.latency_target = latency_target
+        self.latency_beta = latency_beta
         self.warmup_epochs = warmup_epochs
-        self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0)
+        self.alpha_list = self.supernet.init_alphas(self.device, scale=0.0, generator=self.generator)
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.0, 0.999), eps=1e-8)
         self.latency_weight = latency_weight
         if latency_table is None and dummy_input is not None:
             latency_table = measure_latency_table(self.supernet, dummy_input.to(self.device))
             self.supernet.install()
-        self.latency_table = {k: list(v) for k, v in (latency_table or {}).items()}
-        for label, lat in self.latency_table.items():
-            slot = self.supernet.slots.get(label)
-            if slot is None or len(lat) != slot.n:
-                raise ValueError(f"latency_table[{label!r}] must list one latency per candidate of a choice of the space")
+        self.latency_table = self._check_cost_table(latency_table, "latency_table")
+        if latency_target is not None and not self.latency_table:
+            raise ValueError("latency_target needs a latency_table or a dummy_input to measure one")
         self._lat = {k: torch.tensor(v, device=self.device) for k, v in self.latency_table.items()}
         if ref_latency is None and self._lat:
             ref_latency = float(sum(t.mean() for t in self._lat.values()))
@@ -156,15 +193,22 @@ class ProxylessTrainer(OneShotTrainer):
             chosen[label] = paths
         return chosen
 
+    def _arch_loss(self, vx: torch.Tensor, vy: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(self.model(vx), vy)
+        if self._lat and self.latency_target is not None:
+            ratio = self.expected_latency() / self.latency_target
+            loss = loss * torch.clamp(ratio, min=1.0) ** self.latency_beta
+        elif self.latency_weight and self._lat:
+            loss = loss + self.latency_weight * self.expected_latency() / self.ref_latency
+        return loss + self.cost_penalty()
+
     def _arch_step(self, vx: torch.Tensor, vy: torch.Tensor) -> None:
         paths = self._sample_two()
         old = {label: self.supernet.slots[label].alpha.detach()[p].clone() for label, p in paths.items()}
-        loss = self.loss(self.model(vx), vy)
-        if self.latency_weight and self._lat:
-            loss = loss + self.latency_weight * self.expected_latency() / self.ref_latency
-        grads = torch.autograd.grad(loss, self.alpha_list, allow_unused=True)
+        grads = torch.autograd.grad(self._arch_loss(vx, vy), self.alpha_list, allow_unused=True)
         for a, g in zip(self.alpha_list, grads):
             a.grad = g if g is not None else torch.zeros_like(a)
+        self._sync_grads(self.alpha_list)
         self.arch_optimizer.step()
         with torch.no_grad():  # keep the unsampled candidates' probabilities unchanged
             for label, p in paths.items():
@@ -173,30 +217,29 @@ class ProxylessTrainer(OneShotTrainer):
                 a[p] = new + (torch.logsumexp(old[label], 0) - torch.logsumexp(new, 0))
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        loss_fn, optimizer = self.loss, self.optimizer
         params = self._weight_params()
         arch = epoch >= self.warmup_epochs
         total = self._steps_per_epoch()
-        loss_sum = torch.zeros((), device=self.device)
-        step = 0
+        meter = self._meter()
         for step, ((tx, ty), (vx, vy)) in enumerate(zip(self._batches("train"), self._batches("val")), 1):
             self._sample_single()
             optimizer.zero_grad(set_to_none=True)
-            out = model(tx)
+            out = self._train_forward(tx)
             loss = loss_fn(out, ty)
             loss.backward()
             clip(params, self.grad_clip)
             optimizer.step()
-            loss_sum += loss.detach()
+            values = meter.add(loss, out, ty)
             if arch:
                 self._arch_step(vx, vy)
-            if self.log_frequency and (step % self.log_frequency == 0 or step == total):
-                self._log_step(epoch, step, total, {"loss": float(loss.detach()), **self.metrics(out.detach(), ty)})
-        record = {"loss": float(loss_sum) / max(step, 1)}
+            if self.log_frequency:
+                self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values})
+        record = meter.result()
         if self._lat:
             record["expected_latency_ms"] = float(self.expected_latency().detach())
         return record
 
-    def export(self) -> Arch:
+    def _export(self) -> Arch:
         """The most probable candidate per label (argmax α)."""
         return self.supernet.export_from_alphas()

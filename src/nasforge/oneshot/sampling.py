@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, accuracy_metrics, clip
+from nasforge.oneshot.base import OneShotTrainer, _plain_key, accuracy_metrics, clip
+from nasforge.oneshot.parallel import allreduce_mean_
 from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
 
@@ -39,16 +40,21 @@ class EnasController(torch.nn.Module):
         self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, n) for n in sizes)
 
     def sample(self, generator: torch.Generator | None = None, greedy: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """Indices per label, the summed log-probability and the summed entropy."""
+        """Indices per label, the summed log-probability and the summed entropy.
+
+        ``self.last_probs`` keeps each decision's probability vector (with gradients) for penalties.
+        """
         h = torch.zeros(1, self.hidden, device=self.start.device)
         c = torch.zeros_like(h)
         inp = self.start
         log_probs, entropies, indices = [], [], []
+        self.last_probs: list[torch.Tensor] = []
         for k in range(len(self.sizes)):
             h, c = self.lstm(inp, (h, c))
             logits = self.tanh_constant * torch.tanh(self.heads[k](h) / self.temperature)
             logp = F.log_softmax(logits, -1)[0]
             p = logp.exp()
+            self.last_probs.append(p)
             if greedy:
                 idx = int(torch.argmax(p))
             else:
@@ -64,11 +70,17 @@ class EnasTrainer(OneShotTrainer):
     """ENAS: an LSTM controller samples paths of a weight-sharing supernet, trained by REINFORCE.
 
     Each epoch first trains the shared weights on the training half, one controller-sampled path
-    per batch; then trains the controller on the validation half: the reward of a sampled path is
-    ``reward_function(output, target)`` on a validation batch (accuracy by default), the loss
-    ``-(reward - baseline) · log p(path) - entropy_weight · H``, the baseline a moving average
-    (``baseline_decay``), gradients summed over ``ctrl_steps_aggregate`` samples before an Adam step
-    (``ctrl_lr``). :meth:`export` decodes the controller greedily.
+    per batch; then trains the controller on the validation half. As in the ENAS reference code,
+    the reward of a sampled path is ``reward_function(output, target)`` on a validation batch
+    (accuracy by default) **plus** ``entropy_weight · H(path)`` (the entropy bonus; minus
+    ``cost_weight · cost(path) / ref_cost`` with a cost table); the baseline is a moving average
+    ``b ← baseline_decay · b + (1 - baseline_decay) · reward`` (started at the first reward); the loss
+    is ``-(reward - b) · log p(path) + skip_weight · KL(q_skip ‖ skip_target)``, where ``q_skip`` is
+    the controller's mean probability of a parameter-free, non-zero candidate (skip / pooling) over
+    the layer choices that have one (ENAS' skip penalty; 0 = off). Gradients are summed over
+    ``ctrl_steps_aggregate`` samples before an Adam step (``ctrl_lr``); ``ctrl_train_steps`` such
+    steps per epoch (None: one sample per validation batch, one pass). :meth:`export` decodes the
+    controller greedily. Data-parallel: every rank samples the same path; rewards are averaged.
 
     Example::
 
@@ -99,63 +111,129 @@ class EnasTrainer(OneShotTrainer):
         ctrl_steps_aggregate: int = 4,
         ctrl_kwargs: dict[str, Any] | None = None,
         *,
+        ctrl_train_steps: int | None = None,
+        skip_weight: float = 0.0,
+        skip_target: float = 0.4,
         seed: int | None = None,
         lr_scheduler: Any = None,
+        threads: int | None = None,
+        distributed: bool | None = None,
+        cost_table: Mapping[str, list[float]] | None = None,
+        cost_weight: float = 0.0,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler)
+                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
+                         cost_table=cost_table, cost_weight=cost_weight)
+        if not 0.0 < skip_target < 1.0:
+            raise ValueError(f"skip_target must be a probability in (0, 1), got {skip_target!r}")
+        if ctrl_train_steps is not None and (not isinstance(ctrl_train_steps, int) or ctrl_train_steps < 1):
+            raise ValueError(f"ctrl_train_steps must be None or an int >= 1, got {ctrl_train_steps!r}")
         self.reward_function = reward_function or (lambda out, y: accuracy_metrics(out, y)["acc"])
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.ctrl_steps_aggregate = ctrl_steps_aggregate
+        self.ctrl_train_steps = ctrl_train_steps
+        self.skip_weight = skip_weight
+        self.skip_target = skip_target
         self.labels = list(self.supernet.slots)
-        if seed is not None:
-            torch.manual_seed(seed)
-        self.controller = EnasController([s.n for s in self.supernet.slots.values()], **(ctrl_kwargs or {})).to(self.device)
+        # the controller's initial weights come from the trainer's generator, not the global RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)))
+            self.controller = EnasController([s.n for s in self.supernet.slots.values()], **(ctrl_kwargs or {}))
+        self.controller.to(self.device)
         self.ctrl_optimizer = torch.optim.Adam(self.controller.parameters(), ctrl_lr)
         self.baseline: float | None = None
+        self._skip_mask = [
+            [free and not zero for free, zero in zip(s.param_free, s.zero)] if s.kind == "layer" else [False] * s.n
+            for s in self.supernet.slots.values()
+        ]
+
+    def _arch_tensors(self) -> list[torch.Tensor]:
+        return list(self.controller.parameters())
+
+    def _skip_penalty(self) -> torch.Tensor | float:
+        """KL(Bernoulli(q) ‖ Bernoulli(skip_target)), q the mean skip probability of the last sample's decisions."""
+        probs = [p[torch.tensor(m, device=p.device)].sum() for p, m in zip(self.controller.last_probs, self._skip_mask)
+                 if any(m) and not all(m)]
+        if not probs or not self.skip_weight:
+            return 0.0
+        q = torch.stack(probs).mean().clamp(1e-6, 1 - 1e-6)
+        t = self.skip_target
+        return q * torch.log(q / t) + (1 - q) * torch.log((1 - q) / (1 - t))
+
+    def _val_stream(self):
+        """Validation batches for the controller: one pass, or cycled for ``ctrl_train_steps`` updates."""
+        if self.ctrl_train_steps is None:
+            yield from self._batches("val")
+            return
+        needed = self.ctrl_train_steps * self.ctrl_steps_aggregate
+        while needed > 0:
+            for b in self._batches("val"):
+                yield b
+                needed -= 1
+                if needed == 0:
+                    return
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
         params = self._weight_params()
-        n = -(-len(self.train_data) // self.batch_size)
-        loss_sum = torch.zeros((), device=self.device)
-        step = 0
+        n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
+        meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
             with torch.no_grad():
                 indices, _, _ = self.controller.sample(self.generator)
             apply_single_path(self.supernet, indices)
             optimizer.zero_grad(set_to_none=True)
-            out = model(x)
+            out = self._train_forward(x)
             loss = loss_fn(out, y)
             loss.backward()
             clip(params, self.grad_clip)
             optimizer.step()
-            loss_sum += loss.detach()
-            if self.log_frequency and (step % self.log_frequency == 0 or step == n):
-                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **self.metrics(out.detach(), y)})
+            values = meter.add(loss, out, y)
+            if self.log_frequency:
+                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **values})
         rewards = []
+        ctrl_params = list(self.controller.parameters())
         self.ctrl_optimizer.zero_grad(set_to_none=True)
         k = 0
-        for k, (x, y) in enumerate(self._batches("val"), 1):
+        for k, (x, y) in enumerate(self._val_stream(), 1):
             indices, log_prob, entropy = self.controller.sample(self.generator)
             apply_single_path(self.supernet, indices)
             with torch.no_grad():
-                reward = float(self.reward_function(model(x), y))
-            rewards.append(reward)
+                acc = float(self.reward_function(model(x), y))
+            acc = self._sum_over_ranks([acc])[0] / self.dist.world_size
+            reward = acc + self.entropy_weight * float(entropy.detach())
+            if self._cost and self.cost_weight:
+                reward -= self.cost_weight * self.path_cost(dict(zip(self.labels, indices))) / self.ref_cost
+            rewards.append(acc)
             self.baseline = reward if self.baseline is None else self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
-            ctrl_loss = -(reward - self.baseline) * log_prob - self.entropy_weight * entropy
+            ctrl_loss = -(reward - self.baseline) * log_prob + self.skip_weight * self._skip_penalty()
             (ctrl_loss / self.ctrl_steps_aggregate).backward()
             if k % self.ctrl_steps_aggregate == 0:
-                clip(list(self.controller.parameters()), self.grad_clip)
+                self._sync_grads(ctrl_params)
+                clip(ctrl_params, self.grad_clip)
                 self.ctrl_optimizer.step()
                 self.ctrl_optimizer.zero_grad(set_to_none=True)
         if k % self.ctrl_steps_aggregate:
+            self._sync_grads(ctrl_params)
             self.ctrl_optimizer.step()
             self.ctrl_optimizer.zero_grad(set_to_none=True)
-        return {"loss": float(loss_sum) / max(step, 1), "reward": sum(rewards) / max(len(rewards), 1)}
+        record = meter.result()
+        record["reward"] = sum(rewards) / max(len(rewards), 1)
+        return record
 
-    def export(self) -> Arch:
+    def arch_probabilities(self) -> dict[str, dict[Any, float]]:
+        """Label -> {candidate: probability} of each decision along the controller's greedy path (conditional)."""
+        with torch.no_grad():
+            self.controller.sample(greedy=True)
+            probs = [p.cpu().tolist() for p in self.controller.last_probs]
+        out = {}
+        for label, p in zip(self.labels, probs):
+            slot = self.supernet.slots[label]
+            out[label] = {_plain_key(slot.key(i)): v for i, v in enumerate(p)}
+        return out
+
+    def _export(self) -> Arch:
         """The controller's most probable path (greedy decoding)."""
         with torch.no_grad():
             indices, _, _ = self.controller.sample(greedy=True)
@@ -214,9 +292,16 @@ class RandomOneShotTrainer(OneShotTrainer):
         score: str = "accuracy",
         seed: int | None = None,
         lr_scheduler: Any = None,
+        threads: int | None = None,
+        distributed: bool | None = None,
+        cost_table: Mapping[str, list[float]] | None = None,
+        cost_weight: float = 0.0,
     ):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler)
+                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
+                         cost_table=cost_table, cost_weight=cost_weight)
+        # the calibration / evaluation batches of the sub-network search: fixed per trainer, from its seed
+        self._eval_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
         self.search_samples = search_samples
         self.population_size = population_size
         self.top_k = top_k
@@ -233,35 +318,35 @@ class RandomOneShotTrainer(OneShotTrainer):
         return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        loss_fn, optimizer = self.loss, self.optimizer
         params = self._weight_params()
-        n = -(-len(self.train_data) // self.batch_size)
-        loss_sum = torch.zeros((), device=self.device)
-        step = 0
+        n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
+        meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
             apply_single_path(self.supernet, self._sample_uniform())
             optimizer.zero_grad(set_to_none=True)
-            out = model(x)
+            out = self._train_forward(x)
             loss = loss_fn(out, y)
             loss.backward()
             clip(params, self.grad_clip)
             optimizer.step()
-            loss_sum += loss.detach()
-            if self.log_frequency and (step % self.log_frequency == 0 or step == n):
-                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **self.metrics(out.detach(), y)})
-        return {"loss": float(loss_sum) / max(step, 1)}
+            values = meter.add(loss, out, y)
+            if self.log_frequency:
+                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **values})
+        return meter.result()
 
     # -- sub-network evaluation ---------------------------------------------------------------
     def _fixed_batches(self) -> tuple[list, list]:
         gen = torch.Generator()
-        gen.manual_seed(12345)
+        gen.manual_seed(self._eval_seed)
+        rank, world = self.dist.rank, self.dist.world_size
         calib = []
-        for i, b in enumerate(self.train_data.batches(self.batch_size, gen, self.device)):
+        for i, b in enumerate(self.train_data.batches(self.batch_size, gen, self.device, rank, world)):
             if i >= self.calib_batches:
                 break
             calib.append(b)
         evals = []
-        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device)):
+        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device, rank, world)):
             if self.eval_batches is not None and i >= self.eval_batches:
                 break
             evals.append(b)
@@ -282,6 +367,8 @@ class RandomOneShotTrainer(OneShotTrainer):
                     model(x)
                 for bn, m in zip(bns, momenta):
                     bn.momentum = m
+                if self.dist.enabled:  # every rank scores with the statistics of all ranks' batches
+                    allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var)])
             model.eval()
             correct = total = 0
             loss_sum = 0.0
@@ -292,9 +379,13 @@ class RandomOneShotTrainer(OneShotTrainer):
                     loss_sum += float(self.loss(out, y)) * len(y)
                 total += len(y)
         model.train()
+        correct, loss_sum, total = self._sum_over_ranks([correct, loss_sum, total])
+        penalty = 0.0
+        if self._cost and self.cost_weight:
+            penalty = self.cost_weight * self.path_cost(dict(zip(self.supernet.slots, indices))) / self.ref_cost
         if self.score == "loss":
-            return -loss_sum / max(total, 1)
-        return correct / max(total, 1)
+            return -loss_sum / max(total, 1) - penalty
+        return correct / max(total, 1) - penalty
 
     def evaluate_arch(self, arch: Arch) -> float:
         """Validation accuracy of ``arch`` with inherited supernet weights (batch norm recalibrated)."""
@@ -374,7 +465,7 @@ class RandomOneShotTrainer(OneShotTrainer):
     def _after_fit(self) -> None:
         self.search()
 
-    def export(self) -> Arch:
+    def _export(self) -> Arch:
         """The best arch of the sub-network search (run now if :meth:`fit` has not run it)."""
         if self._best is None:
             self.search()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
-
-import torch
 
 from nasforge.errors import InvalidSpaceError
 from nasforge.space import Arch, Space
@@ -47,7 +46,9 @@ class OneShotStrategy(Strategy):
                 f"pass the same model object to the trainer and to Experiment"
             )
         if seed is not None and getattr(self.trainer, "seed", None) is None:
-            torch.manual_seed(seed)
+            # the trainer drew its generator's seed when it was built; the global RNG is not touched here
+            logging.getLogger("nasforge.oneshot").info("the trainer has no seed of its own: the experiment's seed %d does not fix its search; "
+                                     "pass seed= to the trainer for a reproducible arch", seed)
 
     def ask(self) -> Arch | None:
         if self.arch is not None:

@@ -97,6 +97,10 @@ class ArchSlot:
     def key(self, index: int) -> Any:
         return self.categorical.key_at(index)
 
+    def weights(self) -> torch.Tensor:
+        """The mixture weights of a mixed module: ``fixed`` when set (DrNAS samples, DARTS-PT masks), else softmax(α)."""
+        return F.softmax(self.alpha, -1) if self.fixed is None else self.fixed
+
     def export_from_alpha(self, exclude_zero: bool = False) -> Any:
         """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice).
 
@@ -138,8 +142,7 @@ class MixedLayerChoice(_LayerChoiceWrapper):
     """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
 
     def forward(self, *args: Any, **kwargs: Any):
-        slot = self.slot
-        w = F.softmax(slot.alpha, -1) if slot.fixed is None else slot.fixed
+        w = self.slot.weights()
         ops = self.ops
         out = ops[0](*args, **kwargs) * w[0]
         for k in range(1, len(ops)):
@@ -164,7 +167,7 @@ class MixedInputChoice(torch.nn.Module):
         self.reduction = original.reduction
 
     def weights(self) -> torch.Tensor:
-        return F.softmax(self.slot.alpha, -1)
+        return self.slot.weights()
 
     def forward(self, inputs: Sequence[torch.Tensor]):
         w = self.weights()
@@ -207,7 +210,7 @@ class MixedRepeat(_RepeatWrapper):
     """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
 
     def forward(self, x):
-        w = F.softmax(self.slot.alpha, -1)
+        w = self.slot.weights()
         outs = {}
         depths = self.depth_values
         deepest = max(depths)
