@@ -196,6 +196,8 @@ class OneShotTrainer:
         self.logger = logging.getLogger(self.logger_name)
         self.dist = DistContext.detect(distributed)
         self.model = model
+        # the plain-data space, read before the choices become supernet modules: exports are canonical
+        self._space = getattr(model, "space", None)
         self.loss = loss if loss is not None else torch.nn.CrossEntropyLoss()
         self.metrics = metrics if metrics is not None else accuracy_metrics
         self.num_epochs = num_epochs
@@ -388,9 +390,9 @@ class OneShotTrainer:
 
         After a data-parallel :meth:`fit` this is rank 0's export on every rank.
         """
-        if self._final_arch is not None:
-            return dict(self._final_arch)
-        return self._export()
+        arch = dict(self._final_arch) if self._final_arch is not None else self._export()
+        # one arch, one network: labels inside branches the arch does not take are left out
+        return self._space.canonical(arch) if self._space is not None else arch
 
     def _export(self) -> Arch:  # pragma: no cover - abstract
         raise NotImplementedError
