@@ -224,3 +224,38 @@ def test_cli_export_errors_name_the_problem(seed_store, tmp_path, capsys, extra,
 
     assert main(["export", str(seed_store), "--onnx", str(tmp_path / "x.onnx"), "--init-weights", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_export_onnx_uses_the_weights_kept_during_the_search(tmp_path, capsys):
+    """Weights kept by ``Experiment(save_weights="best")`` are found when no test run saved any."""
+    from nasforge import Experiment
+    from nasforge.cli import main
+    from nasforge.evaluate import FunctionEvaluator
+    from nasforge.strategy import GridSearch
+
+    def score(model, ctx):
+        return {"score": float(sum(p.numel() for p in model.parameters()))}
+
+    db, kept = tmp_path / "kept.db", tmp_path / "kept"
+    exp = Experiment(Net(), GridSearch(), FunctionEvaluator(score), max_trials=8, executor="inline", store=db,
+                     name="kept", seed=0, save_weights="best", weights_dir=kept)
+    exp.run()
+    best = exp.best(1)[0]
+    trained = Net().freeze(best.arch)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.1)
+    kept.mkdir(exist_ok=True)
+    torch.save(trained.state_dict(), kept / "best.pt")
+    (kept / "best.json").write_text(json.dumps({"experiment": "kept", "trial": best.id, "arch": best.arch}))
+    out = tmp_path / "kept.onnx"
+    assert main(["export", str(db), "--onnx", str(out), "--model", SPEC, "--input-shape", "1,3,32,32"]) == 0
+    assert f"saved weights {kept / 'best.pt'}" in capsys.readouterr().err
+    x = torch.randn(2, 3, 32, 32)
+    trained.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(ort_run(out, x), trained(x).numpy(), atol=1e-4, rtol=1e-4)
+    # weights kept for another trial are not used for this one
+    (kept / "best.json").write_text(json.dumps({"experiment": "kept", "trial": best.id + 100, "arch": {}}))
+    assert main(["export", str(db), "--onnx", str(out), "--model", SPEC, "--input-shape", "1,3,32,32"]) == 2
+    assert "no saved weights" in capsys.readouterr().err
