@@ -204,8 +204,10 @@ def gloo(epochs: int, n: int, threads: int, repeats: int) -> dict[str, list[floa
         for r in range(repeats):
             for world in ((1, 2) if r % 2 == 0 else (2, 1)):
                 res = Path(tmp, f"w{world}.txt")
-                subprocess.run([sys.executable, str(script), str(world), str(epochs), str(res)], check=True, env=env,
-                               capture_output=True, text=True)
+                done = subprocess.run([sys.executable, str(script), str(world), str(epochs), str(res)], env=env,
+                                      capture_output=True, text=True)
+                if done.returncode != 0:  # show why the run failed, not just that it did
+                    raise RuntimeError(f"the {world}-rank run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
                 times = [float(v) for v in res.read_text().split()]
                 out[f"{world} rank" + ("s" if world > 1 else "")].append(statistics.median(times[1:] or times))
     return out
