@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 from torch.utils.data import TensorDataset
+
+
+def oneshot_parser(description: str, epochs: int, retrain_epochs: int) -> argparse.ArgumentParser:
+    """The options every one-shot hub example takes: ``--quick`` (for the tests), search epochs and
+    retraining epochs of the exported network."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--retrain-epochs", type=int, default=retrain_epochs)
+    return parser
 
 
 def digits(size: int = 8, channels: int = 3, limit: int | None = None, seed: int = 0):

@@ -7,10 +7,8 @@ export the cell as a DARTS genotype, retrain it from scratch, compare with the p
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from _hub_data import accuracy, digits, train
+from _hub_data import accuracy, digits, oneshot_parser, train
 
 from nasforge.hub import DartsSpace, archs
 from nasforge.oneshot import DartsTrainer
@@ -18,10 +16,7 @@ from nasforge.profile import count_params
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="DARTS on DartsSpace (digits)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--retrain-epochs", type=int, default=20)
+    parser = oneshot_parser("DARTS on DartsSpace (digits)", epochs=4, retrain_epochs=20)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     C, layers, limit = (4, 3, 64) if args.quick else (4, 4, None)

@@ -7,21 +7,17 @@ an LSTM controller samples layer ops and skip connections of a weight-sharing ne
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _hub_data import accuracy, digits, train
+from _hub_data import accuracy, digits, oneshot_parser, train
 
 from nasforge.hub import EnasMacroSpace
 from nasforge.oneshot import EnasTrainer
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="ENAS on EnasMacroSpace (digits)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--retrain-epochs", type=int, default=20)
+    parser = oneshot_parser("ENAS on EnasMacroSpace (digits)", epochs=10, retrain_epochs=20)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     layers, filters, limit = (3, 4, 64) if args.quick else (6, 16, None)

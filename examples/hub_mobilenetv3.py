@@ -8,11 +8,10 @@ MobileNetV3-Large/Small are presets of the same space.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _hub_data import accuracy, digits, train
+from _hub_data import accuracy, digits, oneshot_parser, train
 
 from nasforge.hub import MobileNetV3Space
 from nasforge.oneshot import RandomOneShotTrainer
@@ -20,10 +19,7 @@ from nasforge.profile import count_flops, count_params
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="SPOS on MobileNetV3Space (digits)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--retrain-epochs", type=int, default=15)
+    parser = oneshot_parser("SPOS on MobileNetV3Space (digits)", epochs=6, retrain_epochs=15)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     width, size, limit = (0.1, 16, 64) if args.quick else (0.35, 32, None)

@@ -7,11 +7,10 @@ latency term, on scikit-learn's digits; MobileNetV2-1.0 is a preset of the same 
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _hub_data import accuracy, digits, train
+from _hub_data import accuracy, digits, oneshot_parser, train
 
 from nasforge.hub import ProxylessSpace
 from nasforge.oneshot import ProxylessTrainer
@@ -19,10 +18,7 @@ from nasforge.profile import count_flops, count_params
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="ProxylessNAS on ProxylessSpace (digits)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--retrain-epochs", type=int, default=15)
+    parser = oneshot_parser("ProxylessNAS on ProxylessSpace (digits)", epochs=6, retrain_epochs=15)
     parser.add_argument("--latency-weight", type=float, default=0.1)
     args = parser.parse_args(argv)
     torch.manual_seed(0)

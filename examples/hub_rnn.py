@@ -7,20 +7,15 @@ of 40 values: ENAS searches the cell, the exported cell is printed as a DARTS ge
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from _hub_data import accuracy, mnist1d, train
+from _hub_data import accuracy, mnist1d, oneshot_parser, train
 
 from nasforge.hub import RnnCellSpace
 from nasforge.oneshot import EnasTrainer
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="ENAS on RnnCellSpace (MNIST-1D)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--retrain-epochs", type=int, default=30)
+    parser = oneshot_parser("ENAS on RnnCellSpace (MNIST-1D)", epochs=10, retrain_epochs=30)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     hidden, nodes, limit = (8, 3, 64) if args.quick else (48, 8, None)

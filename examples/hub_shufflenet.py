@@ -7,11 +7,10 @@ then evolution over sub-networks with batch-norm recalibration, on scikit-learn'
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _hub_data import accuracy, digits, train
+from _hub_data import accuracy, digits, oneshot_parser, train
 
 from nasforge.hub import ShuffleNetSpace
 from nasforge.oneshot import RandomOneShotTrainer
@@ -19,10 +18,7 @@ from nasforge.profile import count_params
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="SPOS on ShuffleNetSpace (digits)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (for the tests)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--retrain-epochs", type=int, default=15)
+    parser = oneshot_parser("SPOS on ShuffleNetSpace (digits)", epochs=8, retrain_epochs=15)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     size, limit = (16, 64) if args.quick else (32, None)
