@@ -1,6 +1,6 @@
 """Overhead of ``DartsTrainer`` against a minimal hand-written DARTS loop for the same network.
 
-The network is the seed model (``tests/seed_model.py``: NNI's doc model, two conv LayerChoices
+The network is the seed model (``nasforge.benchmarks.seed_model``: NNI's doc model, two conv LayerChoices
 and an InputChoice, 3×32×32 input, 10 classes). The hand-written version defines the same
 mixed network with its own α tensors and runs the same first-order DARTS step (an α step with
 Adam(3e-4, betas (0.5, 0.999), wd 1e-3) on a validation batch, then an SGD weight step with
@@ -116,8 +116,7 @@ class HandLoop:
 
 OURS = r'''
 def make_ours(x, y, batch_size=64, seed=0):
-    sys.path.insert(0, {root!r})
-    from tests.seed_model import Net
+    from nasforge.benchmarks.seed_model import Net
     from nasforge.oneshot import DartsTrainer
     torch.manual_seed(seed)
     model = Net()
@@ -128,8 +127,7 @@ def make_ours(x, y, batch_size=64, seed=0):
 
 SCRIPT_OURS = COMMON + r'''
 from nasforge.oneshot import DartsTrainer
-sys.path.insert(0, {root!r})
-from tests.seed_model import Net
+from nasforge.benchmarks.seed_model import Net
 x, y = digits({n})
 torch.manual_seed(0)
 model = Net()
@@ -149,8 +147,7 @@ print(time.perf_counter() - T0)
 SCRIPT_GLOO = COMMON + r'''
 import logging, os, statistics, socket
 import torch.distributed as dist
-sys.path.insert(0, {root!r})
-from tests.seed_model import Net
+from nasforge.benchmarks.seed_model import Net
 from nasforge.oneshot import DartsTrainer
 
 class Stamps(logging.Handler):
@@ -200,7 +197,7 @@ def gloo(epochs: int, n: int, threads: int, repeats: int) -> dict[str, list[floa
     out: dict[str, list[float]] = {"1 rank": [], "2 ranks": []}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "gloo.py")
-        script.write_text(SCRIPT_GLOO.format(threads=threads, root=str(ROOT), n=n))
+        script.write_text(SCRIPT_GLOO.format(threads=threads, n=n))
         for r in range(repeats):
             for world in ((1, 2) if r % 2 == 0 else (2, 1)):
                 res = Path(tmp, f"w{world}.txt")
@@ -215,7 +212,7 @@ def gloo(epochs: int, n: int, threads: int, repeats: int) -> dict[str, list[floa
 
 def in_process(rounds: int, n: int, threads: int) -> tuple[list[float], list[float]]:
     ns: dict = {}
-    exec(COMMON.format(threads=threads) + HAND + OURS.format(root=str(ROOT)), ns)  # noqa: S102 - our own code
+    exec(COMMON.format(threads=threads) + HAND + OURS, ns)  # noqa: S102 - our own code
     x, y = ns["digits"](n)
     hand = ns["HandLoop"](x, y)
     trainer = ns["make_ours"](x, y)
@@ -242,7 +239,7 @@ def fresh_processes(procs: int, n: int, threads: int) -> tuple[list[float], list
     with tempfile.TemporaryDirectory() as tmp:
         ours = Path(tmp, "ours.py")
         hand = Path(tmp, "hand.py")
-        ours.write_text(SCRIPT_OURS.format(threads=threads, root=str(ROOT), n=n))
+        ours.write_text(SCRIPT_OURS.format(threads=threads, n=n))
         hand.write_text(SCRIPT_HAND.format(threads=threads, n=n))
         t_ours, t_hand = [], []
         for r in range(procs):

@@ -8,19 +8,16 @@ Both run in the same process, interleaved, on one thread; medians are printed as
 from __future__ import annotations
 
 import argparse
-import pathlib
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as tnn
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import nasforge  # noqa: E402
-from tests.seed_model import Net  # noqa: E402
+import nasforge
+from nasforge.benchmarks.seed_model import Net
 
 
 class HandWritten(tnn.Module):

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nasforge.oneshot import DartsTrainer  # noqa: E402
-from tests.seed_model import Net  # noqa: E402  (the model of NNI's documentation)
+from nasforge.benchmarks.seed_model import Net  # the model of NNI's documentation
+from nasforge.oneshot import DartsTrainer
 
 
 def digits32() -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import nasforge.nn as nn
-from tests.seed_model import Net
+from nasforge.benchmarks.seed_model import Net
 
 TRAINERS = ["darts", "gdas", "drnas", "enas", "proxyless", "spos"]
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from mnist1d_space import Mnist1dSpace  # noqa: E402
 
 from nasforge.benchmarks.nasbench201 import NasBench201Space  # noqa: E402
-from tests.seed_model import Net  # noqa: E402
+from nasforge.benchmarks.seed_model import Net  # noqa: E402
 from tests.test_arch_defects import Deep, Values  # noqa: E402
 from tests.test_evaluate import Tiny  # noqa: E402
 from tests.test_expressiveness import FreeStanding  # noqa: E402

@@ -281,10 +281,10 @@ def test_cells_of_every_cell_form():
 
 def test_arch_weights_of_a_real_one_shot_run_and_per_epoch_records(tmp_path):
     torch = pytest.importorskip("torch")
+    from nasforge.benchmarks.seed_model import Net
     from nasforge.evaluate.function import FunctionEvaluator
     from nasforge.experiment import Experiment
     from nasforge.oneshot import DartsTrainer, OneShotStrategy
-    from tests.seed_model import Net
 
     torch.manual_seed(0)
     model = Net()

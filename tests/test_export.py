@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from nasforge.benchmarks import seed_model
 from nasforge.benchmarks.nasbench201 import NasBench201Space
+from nasforge.benchmarks.seed_model import Net
 from nasforge.export import ExportCheckError, check_frozen, to_onnx, to_torchscript
-from tests.seed_model import Net
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
 
@@ -163,7 +164,7 @@ def seed_store(tmp_path):
 
 
 BEST = {"conv1": 1, "conv2": 1, "skipconnect": 1}
-SPEC = f"{ROOT / 'tests' / 'seed_model.py'}:Net"
+SPEC = f"{seed_model.__file__}:Net"
 
 
 def test_cli_export_onnx_uses_the_saved_weights(seed_store, tmp_path, capsys):
@@ -214,7 +215,7 @@ def test_cli_export_without_weights_needs_the_flag(seed_store, tmp_path, capsys)
 @pytest.mark.parametrize(("extra", "message"), [
     (["--input-shape", "1,3,32,32"], "--model"),
     (["--model", "tests/nope.py:Net", "--input-shape", "1,3,32,32"], "does not exist"),
-    (["--model", f"{ROOT / 'tests' / 'seed_model.py'}:Nope", "--input-shape", "1,3,32,32"], "no callable 'Nope'"),
+    (["--model", f"{seed_model.__file__}:Nope", "--input-shape", "1,3,32,32"], "no callable 'Nope'"),
     (["--model", "nasforge_no_such_module:Net", "--input-shape", "1,3,32,32"], "cannot be imported"),
     (["--model", SPEC, "--input-shape", "1,x,32"], "--input-shape"),
     (["--model", "seed_model.py", "--input-shape", "1,3,32,32"], "ClassName"),

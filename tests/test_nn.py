@@ -7,8 +7,8 @@ import torch
 
 import nasforge
 import nasforge.nn as nn
+from nasforge.benchmarks.seed_model import Net
 from nasforge.nn import ChoiceModule
-from tests.seed_model import Net
 
 X = torch.randn(2, 3, 32, 32)
 

@@ -5,8 +5,8 @@ import torch
 
 import nasforge
 import nasforge.nn as nn
+from nasforge.benchmarks.seed_model import Net
 from nasforge.errors import InvalidArchError, InvalidSpaceError
-from tests.seed_model import Net
 
 
 def test_empty_candidate_lists_name_the_label():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import nasforge.nn as nn
+from nasforge.benchmarks.seed_model import Net
 from nasforge.oneshot import (
     DartsTrainer,
     EnasTrainer,
@@ -18,7 +19,6 @@ from nasforge.oneshot import (
     UnsupportedOneShotError,
 )
 from nasforge.oneshot.supernet import MixedLayerChoice, SampledLayerChoice, Supernet
-from tests.seed_model import Net
 
 torch.set_num_threads(1)
 

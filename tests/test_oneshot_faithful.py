@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from nasforge.benchmarks.seed_model import Net
 from nasforge.oneshot import (
     DartsTrainer,
     DrNasTrainer,
@@ -19,7 +20,6 @@ from nasforge.oneshot import (
     measure_cost_table,
 )
 from tests.oneshot_dist_worker import Small, tiny_data
-from tests.seed_model import Net
 
 torch.set_num_threads(1)
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from nasforge.benchmarks.seed_model import Net
 from nasforge.profile import count_flops, count_params, measure_latency
-from tests.seed_model import Net
 
 
 def test_params_and_flops_of_a_known_network():

@@ -3,6 +3,8 @@
 ``nasforge.benchmarks.nasbench201``: the NAS-Bench-201 cell space (:class:`NasBench201Space`,
 torch), its torch-free arch space (:func:`nasbench201_space`), arch-string conversions and the
 results table (:class:`NasBench201Table`, also a tabular evaluator).
+``nasforge.benchmarks.seed_model``: NNI's documentation model (:class:`~nasforge.benchmarks.seed_model.Net`,
+torch), the reference space of the tests, examples and overhead benchmarks.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,18 @@
-"""The model from NNI's documentation, with only its import line changed (our first acceptance test)."""
+"""The seed model: the example network of NNI's documentation, written against ``nasforge.nn``.
+
+The class is NNI's code with only its import line changed (``import nasforge.nn as nn``): the
+project's first acceptance test, so keep it verbatim. Two convolution
+``LayerChoice``s (3×3 or 5×5 kernels) and one ``InputChoice`` (skip connection or not), for
+3×32×32 inputs and 10 classes: a 2×2×2 = 8-architecture space. The tests, examples and
+benchmarks use it as the reference space (``benchmarks/space_overhead.py``,
+``benchmarks/oneshot_overhead.py``, ``examples/darts_seed_model.py``)::
+
+    from nasforge.benchmarks.seed_model import Net
+
+    model = Net()
+    arch = model.space.sample(numpy.random.default_rng(0))
+    net = model.freeze(arch)          # a plain torch.nn.Module
+"""
 
 import torch.nn.functional as F
 

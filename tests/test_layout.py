@@ -1,0 +1,57 @@
+"""Nothing outside ``tests/`` imports from ``tests/``: examples, benchmarks and the package use
+only the installed package (the seed model lives in ``nasforge.benchmarks.seed_model``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# an import statement of the ``tests`` package, also inside scripts embedded as strings
+TESTS_IMPORT = re.compile(r"^[ \t]*(from[ \t]+tests(\.[\w.]+)?[ \t]+import\b|import[ \t]+tests(\.|\b))", re.M)
+
+
+def imports_of_tests(text: str) -> list[str]:
+    return [m.group(0).strip() for m in TESTS_IMPORT.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    ("line", "hit"),
+    [
+        ("from tests.seed_model import Net", True),
+        ("    from tests.seed_model import Net  # noqa", True),
+        ("from tests import seed_model", True),
+        ("import tests.seed_model as sm", True),
+        ("import tests", True),
+        ("\timport tests, os", True),
+        ("from testsuite import x", False),
+        ("import tests_helpers", False),
+        ("# the seed model used to be in tests/seed_model.py", False),
+        ("x = 'see tests/test_nn.py'", False),
+        ("from nasforge.benchmarks.seed_model import Net", False),
+    ],
+)
+def test_detector(line: str, hit: bool) -> None:
+    assert bool(imports_of_tests(f"import os\n{line}\n")) is hit
+
+
+@pytest.mark.parametrize("folder", ["examples", "benchmarks", "src"])
+def test_nothing_outside_tests_imports_tests(folder: str) -> None:
+    files = sorted((ROOT / folder).rglob("*.py"))
+    assert files, f"no Python files under {folder}/"
+    found = {
+        str(f.relative_to(ROOT)): hits
+        for f in files
+        if (hits := imports_of_tests(f.read_text(encoding="utf-8")))
+    }
+    assert not found, f"these files import from tests/ (use the package instead): {found}"
+
+
+def test_seed_model_is_in_the_package() -> None:
+    from nasforge.benchmarks.seed_model import Net
+
+    space = Net().space
+    assert sorted(space) == ["conv1", "conv2", "skipconnect"]
+    assert space.size == 8
