@@ -55,3 +55,24 @@ def test_seed_model_is_in_the_package() -> None:
     space = Net().space
     assert sorted(space) == ["conv1", "conv2", "skipconnect"]
     assert space.size == 8
+
+
+def test_type_checker_runs_in_ci_with_teeth() -> None:
+    """``scripts/test.sh`` (what ``.ci/run`` calls) runs mypy on the package; the config checks
+    everything: no global ``ignore_errors`` / ``ignore_missing_imports`` / disabled error codes,
+    missing imports are ignored only per named third-party module."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    mypy = config["tool"]["mypy"]
+    assert mypy["files"] == ["src/nasforge"]
+    assert mypy["python_version"] == "3.10"
+    for toothless in ("ignore_errors", "ignore_missing_imports", "disable_error_code", "follow_imports", "exclude"):
+        assert toothless not in mypy, f"[tool.mypy] must not set {toothless} globally"
+    for override in mypy.get("overrides", []):
+        modules = override["module"] if isinstance(override["module"], list) else [override["module"]]
+        assert set(override) == {"module", "ignore_missing_imports"}, override
+        assert not any(m.startswith("nasforge") for m in modules), f"our own modules are checked: {modules}"
+    assert any(dep.startswith("mypy") for dep in config["project"]["optional-dependencies"]["dev"])
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert re.search(r"^\.venv/bin/python -m mypy\b", script, re.M), "scripts/test.sh must run mypy"
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -142,8 +142,8 @@ def to_onnx(
             kwargs["opset_version"] = opset_version
         if dynamo:
             if dynamic_batch:
-                batch = torch.export.Dim("batch", min=1)
-                kwargs["dynamic_shapes"] = tuple({0: batch} if t.dim() else {} for t in inputs)
+                batch_dim = torch.export.Dim("batch", min=1)
+                kwargs["dynamic_shapes"] = tuple({0: batch_dim} if t.dim() else {} for t in inputs)
             torch.onnx.export(net, inputs, path, dynamo=True, external_data=False, **kwargs)
         else:
             if dynamic_batch:
@@ -244,6 +244,8 @@ def load_model_space(spec: str) -> torch.nn.Module:
             sys.path.insert(0, folder)  # so the file can import its neighbours, as `python file.py` would
         mod_name = f"_nasforge_export_{os.path.splitext(os.path.basename(where))[0]}"
         module_spec = importlib.util.spec_from_file_location(mod_name, where)
+        if module_spec is None or module_spec.loader is None:
+            raise ExportError(f"--model file {where!r} cannot be loaded as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
         module_spec.loader.exec_module(module)

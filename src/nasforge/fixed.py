@@ -52,9 +52,10 @@ def fixed_arch(arch: Mapping[str, Any] | str | os.PathLike) -> Iterator[dict[str
         with nasforge.fixed_arch("best.json"):
             net = Net()          # a plain torch module; no choice left in it
     """
-    token = _FIXED.set(load_arch(arch))
+    fixed = load_arch(arch)
+    token = _FIXED.set(fixed)
     try:
-        yield _FIXED.get()
+        yield fixed
     finally:
         _FIXED.reset(token)
 

@@ -234,6 +234,7 @@ class EnasConvBranch(torch.nn.Module):
         super().__init__()
         self.preproc = ConvBNReLU(C_in, C_out, 1)
         pad = kernel_size // 2
+        conv: torch.nn.Module
         if separable:
             conv = torch.nn.Sequential(
                 nn.Conv2d(C_out, C_out, kernel_size, padding=pad, groups=C_out, bias=False),
@@ -255,6 +256,7 @@ class EnasPoolBranch(torch.nn.Module):
     def __init__(self, C_in: Any, C_out: Any, pool: str):
         super().__init__()
         self.preproc = ConvBNReLU(C_in, C_out, 1)
+        self.pool: torch.nn.Module
         if pool == "max":
             self.pool = torch.nn.MaxPool2d(3, stride=1, padding=1)
         elif pool == "avg":

@@ -408,14 +408,15 @@ class Space(Mapping[str, Categorical]):
 
     def _order(self) -> list[str]:
         """Labels ordered so that every label comes after the labels its condition reads."""
-        order = self._cache.get("order")
-        if order is not None:
-            return order
+        cached = self._cache.get("order")
+        if cached is not None:
+            return cached
         deps = {
             label: {lab for conj in (cond or []) for lab, _ in conj if lab != label}
             for label, cond in self._conditions.items()
         }
-        order, state = [], {}
+        order: list[str] = []
+        state: dict[str, int] = {}
 
         def visit(label: str, stack: tuple[str, ...]) -> None:
             if state.get(label) == 2:

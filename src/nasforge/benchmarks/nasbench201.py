@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -167,12 +166,12 @@ def _locate(path: str | os.PathLike | None) -> Path:
     )
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_text(path: Path) -> TextIO:
     """Open a CSV, transparently decompressing a gzip file (by its magic bytes, not its name)."""
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
+        return gzip.open(path, "rt", newline="")
     return open(path, newline="")
 
 

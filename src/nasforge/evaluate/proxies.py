@@ -73,11 +73,12 @@ _WEIGHTED = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
 _BN = torch.nn.modules.batchnorm._BatchNorm
 
 
-def _weighted_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    layers = [m for m in model.modules() if isinstance(m, _WEIGHTED) and isinstance(getattr(m, "weight", None), torch.Tensor)]
-    if not layers:
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The weights of the Conv/Linear layers: what the gradient-based proxies score."""
+    weights = [m.weight for m in model.modules() if isinstance(m, _WEIGHTED) and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    if not weights:
         raise ValueError(f"{type(model).__name__} has no Conv/Linear layer with a weight: the proxy has nothing to score")
-    return layers
+    return weights
 
 
 def _default_loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -143,9 +144,9 @@ def synflow(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], target
         torch.sum(out).backward()
     total = 0.0
     with torch.no_grad():
-        for layer in _weighted_layers(net):
-            if layer.weight.grad is not None:
-                total += float((layer.weight * layer.weight.grad).abs().sum())
+        for w in _weights(net):
+            if w.grad is not None:
+                total += float((w * w.grad).abs().sum())
     return total
 
 
@@ -192,15 +193,15 @@ def jacob_cov(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targ
     return float(-np.sum(np.log(np.abs(eig) + k) + 1.0 / (np.abs(eig) + k)))
 
 
-def _loss_backward(model: torch.nn.Module, name: str, inputs: Any, targets: Any, loss_fn: Any) -> list[torch.nn.Module]:
+def _loss_backward(model: torch.nn.Module, name: str, inputs: Any, targets: Any, loss_fn: Any) -> list[torch.Tensor]:
     x = _as_tensor(inputs)
     y = _need_targets(name, targets)
-    layers = _weighted_layers(model)
+    weights = _weights(model)
     model.zero_grad(set_to_none=True)
     with _Mode(model, train=True):
         loss = (loss_fn or _default_loss)(model(x), y)
         loss.backward()
-    return layers
+    return weights
 
 
 def _restore(model: torch.nn.Module, saved: list[torch.Tensor | None]) -> None:
@@ -212,9 +213,9 @@ def snip(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets: 
     """SNIP (Lee et al. 2019): connection sensitivity ``Σ |θ ⊙ ∂L/∂θ|`` over Conv/Linear weights."""
     saved = [p.grad for p in model.parameters()]
     try:
-        layers = _loss_backward(model, "snip", inputs, targets, loss_fn)
+        weights = _loss_backward(model, "snip", inputs, targets, loss_fn)
         with torch.no_grad():
-            return float(sum(float((m.weight * m.weight.grad).abs().sum()) for m in layers if m.weight.grad is not None))
+            return float(sum(float((w * w.grad).abs().sum()) for w in weights if w.grad is not None))
     finally:
         _restore(model, saved)
 
@@ -223,8 +224,8 @@ def grad_norm(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targ
     """Gradient norm (Abdelfattah et al. 2021): ``Σ_layers ‖∂L/∂W‖₂`` over Conv/Linear weights."""
     saved = [p.grad for p in model.parameters()]
     try:
-        layers = _loss_backward(model, "grad_norm", inputs, targets, loss_fn)
-        return float(sum(float(m.weight.grad.norm()) for m in layers if m.weight.grad is not None))
+        weights = _loss_backward(model, "grad_norm", inputs, targets, loss_fn)
+        return float(sum(float(w.grad.norm()) for w in weights if w.grad is not None))
     finally:
         _restore(model, saved)
 
@@ -234,7 +235,7 @@ def _gaussian_init(net: torch.nn.Module) -> None:
         for m in net.modules():
             if isinstance(m, _WEIGHTED):
                 torch.nn.init.normal_(m.weight)
-                if getattr(m, "bias", None) is not None:
+                if m.bias is not None:
                     torch.nn.init.zeros_(m.bias)
             elif isinstance(m, (_BN, torch.nn.GroupNorm)) and getattr(m, "weight", None) is not None:
                 torch.nn.init.ones_(m.weight)
@@ -331,7 +332,7 @@ def _reinit(model: torch.nn.Module) -> None:
             reset()
 
 
-def _resolve(proxy: str | Callable[..., float]) -> tuple[str, Callable[..., float]]:
+def _resolve(proxy: object) -> tuple[str, Callable[..., float]]:
     if callable(proxy):
         return getattr(proxy, "__name__", "proxy"), proxy
     if not isinstance(proxy, str) or proxy not in PROXIES:
@@ -342,6 +343,7 @@ def _resolve(proxy: str | Callable[..., float]) -> tuple[str, Callable[..., floa
 def _minibatch(data: Any, batch_size: int | None = None) -> tuple[torch.Tensor | tuple[int, ...], torch.Tensor | None]:
     """``(inputs, targets)`` from a minibatch ``(x, y)``, a tensor ``x``, an input shape, or an
     iterable of batches (a DataLoader: its first batch)."""
+    x: torch.Tensor | tuple[int, ...]
     if isinstance(data, torch.Tensor):
         x, y = data, None
     elif isinstance(data, (tuple, list)) and data and all(isinstance(d, int) and not isinstance(d, bool) for d in data):
@@ -395,8 +397,7 @@ def score(
             _reinit(net)
         if not isinstance(x, torch.Tensor) and name not in DATA_FREE:
             x = torch.randn(*x)
-        if y is None and name in _NEEDS_TARGETS:
-            assert isinstance(x, torch.Tensor)
+        if y is None and name in _NEEDS_TARGETS and isinstance(x, torch.Tensor):  # (a shape became a tensor above)
             with torch.no_grad(), _Mode(net, train=False):
                 n_out = int(net(x[:1]).reshape(1, -1).shape[1])
             y = torch.randint(0, n_out, (x.shape[0],))

@@ -8,7 +8,7 @@ it to build cheap placeholders for cell candidates that a fixed arch never takes
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -29,14 +29,14 @@ def fixed_value(label: str) -> Any:
     return fixed[label]
 
 
-def layer_choice(factories: Mapping[str, Callable[[], torch.nn.Module]], label: str) -> torch.nn.Module:
-    """``nn.LayerChoice`` over named candidates built by zero-argument factories.
+def layer_choice(candidates: Mapping[str, torch.nn.Module], label: str) -> torch.nn.Module:
+    """``nn.LayerChoice`` over named candidates, in their order.
 
     Every candidate is built, also under ``fixed_arch``: ``fixed_arch`` builds the whole space and
     then freezes it (one path with ``model.freeze``), so the labels nested inside candidates that
     the arch does not take must exist for the arch to be validated and made canonical.
     """
-    return nn.LayerChoice(OrderedDict((name, f()) for name, f in factories.items()), label=label)
+    return nn.LayerChoice(OrderedDict(candidates), label=label)
 
 
 def check_positive_int(owner: str, **values: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+import nasforge.nn as nn
 from nasforge.hub.darts import DartsSpace, Genotype, genotype_to_arch
 from nasforge.hub.mobilenet import (
     LARGE_STAGES,
@@ -60,7 +61,7 @@ class PublishedArch:
     """A published network as a point of a hub space."""
 
     name: str
-    space: type
+    space: type[nn.ModelSpace]
     arch: Mapping[str, Any]
     space_kwargs: Mapping[str, Any] = field(default_factory=dict)
     setting: Mapping[str, Any] = field(default_factory=dict)
@@ -182,12 +183,12 @@ _V3_SMALL_ROWS = [
 
 def _v3_arch(rows: list[tuple], depths: tuple[int, ...], stages) -> dict[str, Any]:
     arch: dict[str, Any] = {}
-    rows = iter(rows)
+    remaining = iter(rows)
     for i, (_, n, _) in enumerate(stages):
         for j in range(n):
             label = f"s{i}_b{j}"
             if j < depths[i]:
-                c_in, k, expanded, se, act = next(rows)
+                c_in, k, expanded, se, act = next(remaining)
                 ratios = [r for r in V3_EXPAND_RATIOS if (c_in if r == 1 else make_divisible(c_in * r, 8)) == expanded]
                 arch[label] = _ratio_name(ratios[0])
                 arch.update({f"{label}.kernel": f"k{k}", f"{label}.se": "on" if se else "off", f"{label}.act": act})

@@ -118,13 +118,11 @@ class AutoActivation(PresetMixin, nn.ModelSpace):
         if not isinstance(label, str) or not label or "." in label:
             raise ValueError(f"AutoActivation: label must be a non-empty string without '.', got {label!r}")
         self.unaries = torch.nn.ModuleList(
-            layer_choice({name: (lambda name=name: _Unary(name)) for name in UNARY_OPS},
-                         f"{label}.unary_{k}")
+            layer_choice({name: _Unary(name) for name in UNARY_OPS}, f"{label}.unary_{k}")
             for k in range(unit_num + 1)
         )
         self.binaries = torch.nn.ModuleList(
-            layer_choice({name: (lambda name=name: _Binary(name)) for name in BINARY_OPS},
-                         f"{label}.binary_{k}")
+            layer_choice({name: _Binary(name) for name in BINARY_OPS}, f"{label}.binary_{k}")
             for k in range(unit_num)
         )
 

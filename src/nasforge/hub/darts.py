@@ -100,8 +100,8 @@ def arch_to_genotype(arch: Mapping[str, Any], merge_op: str = "all") -> Genotype
         if not cell:
             raise InvalidArchError(f"arch has no {name!r} cell labels (expected {name}.op_2_0, {name}.input_2_0, …)")
         concat = list(range(2, 2 + len(cell) // 2)) if merge_op == "all" else loose_ends(cell)
-        cells += [cell, concat]
-    return Genotype(*cells)
+        cells.append((cell, concat))
+    return Genotype(*cells[0], *cells[1])
 
 
 # -- the network ----------------------------------------------------------------------------------

@@ -53,11 +53,9 @@ class EnasMacroSpace(PresetMixin, nn.ModelSpace):
         self.skips = torch.nn.ModuleList()
         self.bns = torch.nn.ModuleList()
         for i in range(1, num_layers + 1):
-            self.layers.append(layer_choice({name: (lambda name=name: ops.build_op(name, C, C)) for name in op_candidates},
-                                            f"layer_{i}"))
+            self.layers.append(layer_choice({name: ops.build_op(name, C, C) for name in op_candidates}, f"layer_{i}"))
             self.skips.append(torch.nn.ModuleList(
-                layer_choice({"none": lambda: ops.Zero(), "skip_connect": lambda: ops.build_op("skip_connect", C, C)},
-                             f"skip_{i}_{k}")
+                layer_choice({"none": ops.Zero(), "skip_connect": ops.build_op("skip_connect", C, C)}, f"skip_{i}_{k}")
                 for k in range(i - 1)
             ))
             self.bns.append(torch.nn.BatchNorm2d(C))

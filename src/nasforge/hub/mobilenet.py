@@ -105,14 +105,13 @@ class ProxylessSpace(PresetMixin, nn.ModelSpace):
             c_out = width(c_out)
             for j in range(n):
                 s = stride if j == 0 else 1
-                factories = {
-                    f"k{k}_{_ratio_name(e)}": (lambda k=k, e=e, ci=C, co=c_out, s=s:
-                                               ops.InvertedResidual(ci, co, k, s, e, activation="relu6"))
+                candidates: dict[str, torch.nn.Module] = {
+                    f"k{k}_{_ratio_name(e)}": ops.InvertedResidual(C, c_out, k, s, e, activation="relu6")
                     for k in kernel_sizes for e in expand_ratios
                 }
                 if j > 0:
-                    factories["skip"] = _Identity
-                blocks.append(layer_choice(factories, f"s{i}_b{j}"))
+                    candidates["skip"] = _Identity()
+                blocks.append(layer_choice(candidates, f"s{i}_b{j}"))
                 C = c_out
         self.blocks = torch.nn.Sequential(*blocks)
         last = ops.make_divisible(last_channels * max(1.0, width_mult), 8)
@@ -194,11 +193,11 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
             for j in range(n):
                 label = f"s{i}_b{j}"
                 s = stride if j == 0 else 1
-                factories = {_ratio_name(e): self._block_factory(label, C, c_out, s, e, kernel_sizes) for e in expand_ratios}
+                candidates = {_ratio_name(e): self._block(label, C, c_out, s, e, kernel_sizes) for e in expand_ratios}
                 if j > 0:
                     # a skipped block has no kernel / se / act: those labels are inactive then
-                    factories["skip"] = _Identity
-                blocks.append(layer_choice(factories, label))
+                    candidates["skip"] = _Identity()
+                blocks.append(layer_choice(candidates, label))
                 C = c_out
         self.blocks = torch.nn.Sequential(*blocks)
         last = 6 * C
@@ -212,22 +211,20 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
     @staticmethod
     def _nested(label: str, kernel_sizes: Sequence[int]):
         def kernel(channels: int, s: int) -> torch.nn.Module:
-            return layer_choice({f"k{k}": (lambda k=k: _DepthwiseBN(channels, k, s)) for k in kernel_sizes},
-                                f"{label}.kernel")
+            return layer_choice({f"k{k}": _DepthwiseBN(channels, k, s) for k in kernel_sizes}, f"{label}.kernel")
 
         def se(channels: int) -> torch.nn.Module:
-            return layer_choice({"off": _Identity, "on": lambda: ops.SqueezeExcite(channels)}, f"{label}.se")
+            return layer_choice({"off": _Identity(), "on": ops.SqueezeExcite(channels)}, f"{label}.se")
 
         def act() -> torch.nn.Module:
-            return layer_choice({"relu": lambda: torch.nn.ReLU(inplace=False), "hswish": torch.nn.Hardswish},
-                                f"{label}.act")
+            return layer_choice({"relu": torch.nn.ReLU(inplace=False), "hswish": torch.nn.Hardswish()}, f"{label}.act")
 
         return kernel, se, act
 
     @classmethod
-    def _block_factory(cls, label: str, C_in: int, C_out: int, stride: int, ratio: float, kernel_sizes: Sequence[int]):
+    def _block(cls, label: str, C_in: int, C_out: int, stride: int, ratio: float, kernel_sizes: Sequence[int]):
         kernel, se, act = cls._nested(label, kernel_sizes)
-        return lambda: ops.InvertedResidual(C_in, C_out, kernel, stride, ratio, se=se, activation=act)
+        return ops.InvertedResidual(C_in, C_out, kernel, stride, ratio, se=se, activation=act)
 
     def forward(self, x):
         x = self.last_conv(self.blocks(self.stem(x)))

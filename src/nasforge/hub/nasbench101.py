@@ -67,7 +67,7 @@ def spec_to_arch(matrix: Sequence[Sequence[int]], op_list: Sequence[str]) -> dic
     ops_full = ["conv3x3-bn-relu"] * (_N - 2)
     for a in range(1, n - 1):
         ops_full[a - 1] = op_list[a]
-    arch = {f"op_{v}": ops_full[v - 1] for v in range(1, _N - 1)}
+    arch: dict[str, Any] = {f"op_{v}": ops_full[v - 1] for v in range(1, _N - 1)}
     arch.update({f"edge_{i}_{j}": int(full[i, j]) for i in range(_N) for j in range(i + 1, _N)})
     return arch
 
@@ -92,17 +92,18 @@ def prune(matrix: np.ndarray, op_list: list[str]) -> tuple[np.ndarray, list[str]
 
 def is_valid(arch: Mapping[str, Any]) -> bool:
     """NAS-Bench-101's validity rule: the input reaches the output and the pruned cell has ≤ 9 edges."""
-    return _why_invalid(arch) is None
+    return not isinstance(_pruned_or_why(arch), str)
 
 
-def _why_invalid(arch: Mapping[str, Any]) -> str | None:
+def _pruned_or_why(arch: Mapping[str, Any]) -> tuple[np.ndarray, list[str]] | str:
+    """The pruned cell of ``arch`` (matrix, ops), or why NAS-Bench-101 rejects the arch."""
     pruned = prune(*arch_to_spec(arch))
     if pruned is None:
         return "the output cannot be reached from the input"
     edges = int(pruned[0].sum())
     if edges > MAX_EDGES:
         return f"the pruned cell has {edges} edges; NAS-Bench-101 allows at most {MAX_EDGES}"
-    return None
+    return pruned
 
 
 def vertex_channels(in_channels: int, out_channels: int, matrix: np.ndarray) -> list[int]:
@@ -136,10 +137,10 @@ class NasBench101Cell(nn.ModelSpace):
             arch = _FALLBACK  # the space instance itself runs a fixed valid cell
         else:
             arch = dict(zip(OP_LABELS, op_values)) | dict(zip(EDGE_LABELS, edge_values))
-            why = _why_invalid(arch)
-            if why is not None:
-                raise InvalidArchError(f"invalid NAS-Bench-101 cell: {why} (arch {arch})")
-        matrix, op_list = prune(*arch_to_spec(arch))
+        spec = _pruned_or_why(arch)
+        if isinstance(spec, str):
+            raise InvalidArchError(f"invalid NAS-Bench-101 cell: {spec} (arch {arch})")
+        matrix, op_list = spec
         self.matrix = matrix.tolist()
         self.n = len(matrix)
         self.channels = vertex_channels(in_channels, out_channels, matrix)

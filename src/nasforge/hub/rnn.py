@@ -60,7 +60,7 @@ class _Node(torch.nn.Module):
         super().__init__()
         self.pick = nn.InputChoice(n_candidates=i, n_chosen=1, reduction="sum", label=f"input_{i}")
         self.linear = torch.nn.Linear(hidden, 2 * hidden, bias=False)
-        self.act = layer_choice({a: (lambda a=a: ops.activation(a)) for a in activations}, f"act_{i}")
+        self.act = layer_choice({a: ops.activation(a) for a in activations}, f"act_{i}")
 
     def forward(self, states):
         s = self.pick(states)
@@ -124,12 +124,9 @@ class RnnCellSpace(PresetMixin, nn.ModelSpace):
         self.embedding = torch.nn.Embedding(vocab_size, input_size) if vocab_size is not None else None
         self.cell = RnnCell(input_size, hidden_size, num_nodes, activations)
         self.dropout = torch.nn.Dropout(dropout)
-        if task == "lm":
-            self.decoder = torch.nn.Linear(hidden_size, vocab_size)
-            if input_size == hidden_size:
-                self.decoder.weight = self.embedding.weight
-        else:
-            self.decoder = torch.nn.Linear(hidden_size, num_classes)
+        self.decoder = torch.nn.Linear(hidden_size, vocab_size if task == "lm" and vocab_size is not None else num_classes)
+        if task == "lm" and input_size == hidden_size and self.embedding is not None:
+            self.decoder.weight = self.embedding.weight  # tied to the embedding
 
     def forward(self, x):
         if self.embedding is not None:

@@ -58,9 +58,8 @@ class ShuffleNetSpace(PresetMixin, nn.ModelSpace):
         for i, (n, c_out) in enumerate(zip(stage_repeats, stage_channels)):
             for j in range(n):
                 stride = 2 if j == 0 else 1
-                blocks.append(layer_choice(
-                    {name: (lambda name=name, ci=C, co=c_out, s=stride: ops.build_op(name, ci, co, s)) for name in op_candidates},
-                    f"s{i}_b{j}"))
+                blocks.append(layer_choice({name: ops.build_op(name, C, c_out, stride) for name in op_candidates},
+                                           f"s{i}_b{j}"))
                 C = c_out
         self.blocks = torch.nn.Sequential(*blocks)
         self.last_conv = torch.nn.Sequential(torch.nn.Conv2d(C, last_channels, 1, bias=False),

@@ -17,7 +17,7 @@ import inspect
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -75,6 +75,21 @@ class ChoiceModule(torch.nn.Module):
     def _nf_assign_labels(self, path: str) -> None:
         if self.label is None:
             self.label = path or type(self).__name__.lower()
+
+    def _required_label(self) -> str:
+        """The label, which a choice must have to take part in a space or an arch."""
+        if not self.label:
+            raise InvalidSpaceError(
+                f"{type(self).__name__} has no label yet; give it one, or it gets its attribute path when its "
+                f"model space is built"
+            )
+        return self.label
+
+    def _sub(self, name: str) -> torch.nn.Module:
+        module = self._modules[name]
+        if module is None:
+            raise InvalidSpaceError(f"{type(self).__name__} {self.label!r}: its sub-module {name!r} was set to None")
+        return module
 
     def _nf_categoricals(self) -> list[Categorical]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -145,7 +160,7 @@ class LayerChoice(ChoiceModule):
     def __getitem__(self, key: int | str) -> torch.nn.Module:
         if str(key) not in self._modules:
             raise KeyError(f"LayerChoice {self.label!r} has no candidate {key!r}; its candidates are {self.names}")
-        return self._modules[str(key)]
+        return self._sub(str(key))
 
     def __setitem__(self, key: int | str, module: torch.nn.Module) -> None:
         """Replace a candidate (``lc[0] = nn.GELU()``); a key that is not a candidate is a KeyError."""
@@ -164,12 +179,12 @@ class LayerChoice(ChoiceModule):
 
     @property
     def candidates(self) -> list[torch.nn.Module]:
-        return [self._modules[str(k)] for k in self.names]
+        return [self._sub(str(k)) for k in self.names]
 
     def _categorical(self) -> Categorical:
         cat = self.__dict__.get("_nf_cat")
         if cat is None or cat.label != self.label:
-            cat = Categorical(self.candidates, self.label, keys=self.names, signature=module_signature)
+            cat = Categorical(self.candidates, self._required_label(), keys=self.names, signature=module_signature)
             self.__dict__["_nf_cat"] = cat
         return cat
 
@@ -177,19 +192,20 @@ class LayerChoice(ChoiceModule):
         return [self._categorical()]
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
-        return {str(k): [(self.label, [k])] for k in self.names}
+        return {str(k): [(self._required_label(), [k])] for k in self.names}
 
     def _index(self, arch: Mapping[str, Any]) -> int:
-        return self._categorical().index(arch[self.label])
+        cat = self._categorical()
+        return cat.index(arch[cat.label])
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
-        return freeze_child(self._modules[str(self.names[self._index(arch)])])
+        return freeze_child(self._sub(str(self.names[self._index(arch)])))
 
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:
         self._active = self._index(arch)
 
     def forward(self, *args: Any, **kwargs: Any):
-        return self._modules[str(self.names[self._active])](*args, **kwargs)
+        return self._sub(str(self.names[self._active]))(*args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"label={self.label!r}"
@@ -242,7 +258,7 @@ class InputChoice(ChoiceModule):
     def _categorical(self) -> Categorical:
         cat = self.__dict__.get("_nf_cat")
         if cat is None or cat.label != self.label:
-            cat = Categorical(self._keys, self.label, singleton_lists=self.n_chosen == 1)
+            cat = Categorical(self._keys, self._required_label(), singleton_lists=self.n_chosen == 1)
             self.__dict__["_nf_cat"] = cat
         return cat
 
@@ -251,7 +267,7 @@ class InputChoice(ChoiceModule):
 
     def _key(self, arch: Mapping[str, Any]) -> Any:
         cat = self._categorical()
-        return cat.key_at(cat.index(arch[self.label]))
+        return cat.key_at(cat.index(arch[cat.label]))
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
         return ChosenInputs(self._key(arch), self.reduction)
@@ -391,7 +407,7 @@ class Repeat(ChoiceModule):
 
     def _nf_categoricals(self) -> list[Categorical]:
         cat = self._depth_leaf.categorical()
-        blocks = [m for m in self._modules.values()]
+        blocks = [m for m in self._modules.values() if m is not None]
         if blocks:
             sig = ";".join(module_signature(b) for b in blocks)
             cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=_BlocksSignature(sig))
@@ -400,15 +416,15 @@ class Repeat(ChoiceModule):
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
         keys = self._depth_leaf.categorical().values
         return {
-            str(i): [(self.label, [k for k, d in zip(keys, self.depth_values) if d > i])]
+            str(i): [(self._required_label(), [k for k, d in zip(keys, self.depth_values) if d > i])]
             for i in range(len(self._modules))
         }
 
     def _depth(self, arch: Mapping[str, Any]) -> int:
-        return self.depth_values[self._depth_leaf.categorical().index(arch[self.label])]
+        return self.depth_values[self._depth_leaf.categorical().index(arch[self._required_label()])]
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:
-        return torch.nn.Sequential(*(freeze_child(self._modules[str(i)]) for i in range(self._depth(arch))))
+        return torch.nn.Sequential(*(freeze_child(self._sub(str(i))) for i in range(self._depth(arch))))
 
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:
         self._active = self._depth(arch)
@@ -515,7 +531,7 @@ class Cell(ChoiceModule):
         self.input_choices = torch.nn.ModuleDict()  # "i_j" -> InputChoice
         self._slots: list[tuple[int, int]] = []
         for i in range(num_predecessors, num_predecessors + num_nodes):
-            n_ops = i if self.all_inputs else num_ops_per_node
+            n_ops = num_ops_per_node if isinstance(num_ops_per_node, int) else i  # 'all': every earlier state
             for j in range(n_ops):
                 self._slots.append((i, j))
                 if self.all_inputs:
@@ -532,42 +548,46 @@ class Cell(ChoiceModule):
     # labels -----------------------------------------------------------------------------
     def _nf_assign_labels(self, path: str) -> None:
         super()._nf_assign_labels(path)
-        for key, lc in self.edges.items():
+        for key in self.edges:
             i, j = key.split("_")[:2]
-            lc.label = f"{self.label}.op_{i}_{j}"
-        for key, ic in self.input_choices.items():
-            ic.label = f"{self.label}.input_{key}"
+            self._op(key).label = f"{self.label}.op_{i}_{j}"
+        for key in self.input_choices:
+            self._ic(key).label = f"{self.label}.input_{key}"
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
         """A per-input edge ``edges.i_j_inp`` is used when ``input_i_j`` is ``inp``."""
         if not self._per_input:
             return {}
-        out = {}
+        out: dict[str, list[tuple[str, list[Any]]]] = {}
         for key in self.edges:
             i, j, inp = key.split("_")
-            out[f"edges.{key}"] = [(self.input_choices[f"{i}_{j}"].label, [int(inp)])]
+            out[f"edges.{key}"] = [(self._ic(f"{i}_{j}")._required_label(), [int(inp)])]
         return out
 
     def _nf_categoricals(self) -> list[Categorical]:
         cats: dict[str, Categorical] = {}
         for i, j in self._slots:
-            op = self._edge(i, j, 0 if self._per_input else None)
-            cats[op.label] = op._nf_categoricals()[0]
+            found = self._edge(i, j, 0 if self._per_input else None)._nf_categoricals()
             if not self.all_inputs:
-                ic = self.input_choices[f"{i}_{j}"]
-                cats[ic.label] = ic._nf_categoricals()[0]
+                found += self._ic(f"{i}_{j}")._nf_categoricals()
+            cats.update((cat.label, cat) for cat in found)
         return list(cats.values())
 
     # structure ----------------------------------------------------------------------------
+    # (the cell fills ``edges`` with LayerChoices and ``input_choices`` with InputChoices only)
+    def _op(self, key: str) -> LayerChoice:
+        return cast(LayerChoice, self.edges[key])
+
+    def _ic(self, key: str) -> InputChoice:
+        return cast(InputChoice, self.input_choices[key])
+
     def _edge(self, i: int, j: int, inp: int | None) -> LayerChoice:
-        if self._per_input:
-            return self.edges[f"{i}_{j}_{inp}"]
-        return self.edges[f"{i}_{j}"]
+        return self._op(f"{i}_{j}_{inp}" if self._per_input else f"{i}_{j}")
 
     def _input_of(self, i: int, j: int, arch: Mapping[str, Any] | None) -> int:
         if self.all_inputs:
             return j
-        ic = self.input_choices[f"{i}_{j}"]
+        ic = self._ic(f"{i}_{j}")
         return ic._active if arch is None else ic._key(arch)
 
     def _output_nodes(self, used: set[int]) -> list[int]:
@@ -589,9 +609,9 @@ class Cell(ChoiceModule):
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:
         for i, j in self._slots:
             if not self.all_inputs:
-                self.input_choices[f"{i}_{j}"]._nf_activate(arch)
-        for lc in self.edges.values():
-            lc._nf_activate(arch)
+                self._ic(f"{i}_{j}")._nf_activate(arch)
+        for key in self.edges:
+            self._op(key)._nf_activate(arch)
 
     def forward(self, *inputs):
         if len(inputs) == 1 and not isinstance(inputs[0], torch.Tensor):

@@ -30,8 +30,9 @@ class ValueAwareMeta(type):
             return base(*args, **kwargs)
         if not has_choice:
             return super().__call__(*args, **kwargs)
-        obj = cls.__new__(cls)
-        cls.__init__(obj, *resolve_values(args, None), **resolve_values(kwargs, None))
+        # mypy reads ``cls.__new__`` / ``cls.__init__`` as the metaclass's; here ``cls`` is the module class
+        obj = cls.__new__(cls)  # type: ignore[call-overload]
+        cls.__init__(obj, *resolve_values(args, None), **resolve_values(kwargs, None))  # type: ignore[misc]
         record_init(obj, args, kwargs)
         return obj
 
@@ -61,7 +62,8 @@ def init_arg_names(cls: type) -> list[str]:
     names = _ARG_NAMES.get(cls)
     if names is None:
         try:
-            params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+            # the class's own __init__ (mypy flags any access to __init__ of a class object as unsound)
+            params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
             names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         except (TypeError, ValueError):
             names = []

@@ -291,8 +291,9 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
                 children[name] = freeze_child(child)
         state.pop("_nf_space", None)
         object.__setattr__(new, "__dict__", state)
-        if reinit and params and hasattr(new, "reset_parameters"):
-            new.reset_parameters()
+        reset = getattr(new, "reset_parameters", None) if reinit and params else None
+        if callable(reset):
+            reset()
         return new
 
     def rebuild(module: torch.nn.Module) -> torch.nn.Module:

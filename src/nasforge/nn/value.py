@@ -280,7 +280,7 @@ class ValueChoice(ValueExpr):
             )
         self.candidates = unique
         self.label = label
-        self._cat = None
+        self._cat: Categorical | None = None
 
     def leaves(self) -> list[ValueChoice]:
         return [self]
