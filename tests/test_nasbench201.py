@@ -171,6 +171,17 @@ def test_model_space_labels_match_table_space(model_space):
     assert model_space.space.fingerprint(candidates=False) == nasbench201_space().fingerprint(candidates=False)
 
 
+def test_edge_candidates_are_the_table_ops_in_order(model_space):
+    from nasforge.benchmarks._nasbench201_model import ReLUConvBN, Zero
+    from nasforge.nn import LayerChoice
+
+    edges = [m for m in model_space.modules() if isinstance(m, LayerChoice)]
+    assert edges and all(lc.names == list(OPS) for lc in edges)
+    for lc in edges:
+        assert [type(m) for m in lc.candidates] == [Zero, torch.nn.Identity, ReLUConvBN, ReLUConvBN, torch.nn.AvgPool2d]
+        assert lc["nor_conv_1x1"].op[1].kernel_size == (1, 1) and lc["nor_conv_3x3"].op[1].kernel_size == (3, 3)
+
+
 def _params(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
