@@ -21,10 +21,45 @@ __all__ = [
 ]
 
 
-def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list[tuple[int, float]]:
-    """``(trial id, best value of metric up to that trial)`` for every successful trial, in id order."""
+def _check_mode(mode: str) -> None:
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+
+
+def _figure(size: tuple[float, float] = (7, 4), dpi: int = 120):  # noqa: ANN202 - matplotlib types stay lazy
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike, **savefig: Any) -> str:  # noqa: ANN001
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(os.fspath(path), **savefig)
+    return os.fspath(path)
+
+
+def _finish(ax, xlabel: str, ylabel: str, title: str, **legend: Any) -> None:  # noqa: ANN001
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
+
+
+def _integer_x(ax) -> None:  # noqa: ANN001
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list[tuple[int, float]]:
+    """``(trial id, best value of metric up to that trial)`` for every successful trial, in id order."""
+    _check_mode(mode)
     out: list[tuple[int, float]] = []
     best: float | None = None
     for t in sorted(trials, key=lambda t: t.id):
@@ -39,19 +74,14 @@ def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list
 
 def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", title: str | None = None) -> Any:
     """The history plot as a matplotlib ``Figure`` (see :func:`plot_history`)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    _check_mode(mode)
     trials = list(trials)
     ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and metric in t.metrics]
     if not ok:
         raise ValueError(f"no successful trial reports {metric!r}; nothing to plot")
     stopped = [t for t in trials if t.status is TrialStatus.STOPPED and metric in t.metrics]
     failed = [t for t in trials if t.status is TrialStatus.FAILED]
-    fig = Figure(figsize=(8.5, 4), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = _figure((8.5, 4))
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter([t.id for t in ok], [t.metrics[metric] for t in ok], s=14, alpha=0.6, label=f"trial ({len(ok)})")
     if stopped:
@@ -68,11 +98,9 @@ def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", titl
         ax.scatter([t.id for t in failed], [lo - 1.5 * pad] * len(failed), marker="x", color="k", s=22,
                    label=f"failed ({len(failed)})")
     ax.set_ylim(bottom, hi + pad)
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
-    ax.set_title(title or f"{metric}: best so far over {len(trials)} trials")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
+    _finish(ax, "trial", f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)",
+            title or f"{metric}: best so far over {len(trials)} trials",
+            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -92,11 +120,7 @@ def plot_history(
 
         plot_history(exp.trials(), "runs/main/history.png", metric="val_acc")
     """
-    fig = history_figure(trials, metric, mode, title)
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.fspath(path), bbox_inches="tight")
-    return os.fspath(path)
+    return _save(history_figure(trials, metric, mode, title), path, bbox_inches="tight")
 
 
 def plot_pareto(
@@ -116,9 +140,6 @@ def plot_pareto(
 
         plot_pareto(exp.trials(), "docs/pareto.png", [("val_acc", "max"), ("params", "min")], log_x=True)
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from nasforge.experiment.objectives import pareto_trials
 
     if len(objectives) != 2:
@@ -126,8 +147,7 @@ def plot_pareto(
     (ym, _), (xm, _) = objectives
     ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and xm in t.metrics and ym in t.metrics]
     front = pareto_trials(ok, list(objectives))
-    fig = Figure(figsize=(6.4, 4.2), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = _figure((6.4, 4.2), dpi=110)
     ax = fig.add_subplot()
     ax.scatter([t.metrics[xm] for t in ok], [t.metrics[ym] for t in ok], s=14, color="#9aa7b8", label=f"trials ({len(ok)})")
     pts = sorted((t.metrics[xm], t.metrics[ym]) for t in front)
@@ -139,31 +159,8 @@ def plot_pareto(
         ax.plot(rejected, [ax.get_ylim()[0]] * len(rejected), "|", color="k", ms=10, label=f"rejected ({len(rejected)})")
     if log_x:
         ax.set_xscale("log")
-    ax.set_xlabel(xm)
-    ax.set_ylabel(ym)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or f"{ym} vs {xm}")
-    fig.tight_layout()
-    fig.savefig(os.fspath(path))
-    return os.fspath(path)
-
-
-def _figure(size: tuple[float, float] = (7, 4)):  # noqa: ANN202 - matplotlib types stay lazy
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=120)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | os.PathLike) -> str:  # noqa: ANN001
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.fspath(path))
-    return os.fspath(path)
+    _finish(ax, xm, ym, title or f"{ym} vs {xm}", loc="lower right", fontsize=8)
+    return _save(fig, path)
 
 
 def plot_best_over_time(
@@ -177,8 +174,7 @@ def plot_best_over_time(
     """
     from nasforge.dashboard.data import best_over_time
 
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    _check_mode(mode)
     points = best_over_time(list(trials), metric, mode)
     if not points:
         raise ValueError(f"no successful trial reports {metric!r}; nothing to plot")
@@ -187,11 +183,8 @@ def plot_best_over_time(
     minutes = [p["time"] / 60 for p in points]
     ax.scatter(minutes, [p["value"] for p in points], s=14, alpha=0.6, label="trial")
     ax.step(minutes, [p["best"] for p in points], where="post", color="C3", linewidth=2, label="best so far")
-    ax.set_xlabel("minutes since the first trial started")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric}: best so far over time")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    _finish(ax, "minutes since the first trial started", metric, title or f"{metric}: best so far over time",
+            loc="lower right" if mode == "max" else "upper right")
     return _save(fig, path)
 
 
@@ -212,8 +205,7 @@ def plot_metric_vs_cost(
     """
     from nasforge.dashboard.data import metric_vs_cost
 
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    _check_mode(mode)
     data = metric_vs_cost(list(trials), metric, mode, cost)
     if not data["points"]:
         raise ValueError(f"no successful trial reports both {metric!r} and {cost!r}; nothing to plot")
@@ -228,11 +220,7 @@ def plot_metric_vs_cost(
     costs = [p["cost"] for p in data["points"]]
     if min(costs) > 0 and max(costs) / min(costs) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel(cost)
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} vs {cost}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    _finish(ax, cost, metric, title or f"{metric} vs {cost}", loc="lower right" if mode == "max" else "upper right")
     return _save(fig, path)
 
 
@@ -251,14 +239,8 @@ def plot_curves(
     for t in chosen:
         steps = [(s, m[metric]) for s, m in t.reports if metric in m]
         ax.plot([s for s, _ in steps], [v for _, v in steps], marker="o", markersize=3, label=f"trial {t.id}")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step (epoch)")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} during training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    _integer_x(ax)
+    _finish(ax, "step (epoch)", metric, title or f"{metric} during training", fontsize=8, ncol=2)
     return _save(fig, path)
 
 
@@ -328,9 +310,7 @@ def plot_arch_weights(
             xs = [j + 1 for j, e in enumerate(epochs) if label in e and k < len(e[label]) and e[label][k] is not None]
             ys = [e[label][k] for e in epochs if label in e and k < len(e[label]) and e[label][k] is not None]
             ax.plot(xs, ys, marker="o", markersize=2.5, label=str(names[k]) if k < len(names) else str(k))
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_x(ax)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.grid(alpha=0.3)
