@@ -44,7 +44,9 @@ Example::
 from __future__ import annotations
 
 import copy
+import json
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -356,7 +358,7 @@ def _minibatch(data: Any, batch_size: int | None = None) -> tuple[torch.Tensor |
         first = next(iter(data), None)
         if first is None:
             raise ValueError("data is an empty iterable; give a minibatch (inputs, targets), a tensor or an input shape")
-        return _minibatch(first if not isinstance(first, torch.Tensor) else first, batch_size)
+        return _minibatch(first, batch_size)
     else:
         raise TypeError(
             f"data must be a minibatch (inputs, targets), an inputs tensor, an input shape like (8, 3, 32, 32) "
@@ -491,16 +493,9 @@ class ProxyScorer:
         self.seconds = 0.0  # total scoring time, for reports
         self.calls = 0
 
-    def _key(self, arch: Mapping[str, Any]) -> str:
-        import json
-
-        return json.dumps(dict(arch), sort_keys=True, default=str)
-
     def scores(self, arch: Mapping[str, Any]) -> dict[str, float]:
         """Every proxy of the scorer for ``arch`` (transformed)."""
-        import time
-
-        key = self._key(arch)
+        key = json.dumps(dict(arch), sort_keys=True, default=str)
         if key not in self._cache:
             start = time.perf_counter()
             net = self.model_space.freeze(dict(arch))

@@ -289,16 +289,21 @@ class InputChoice(ChoiceModule):
 
 # -- Repeat -----------------------------------------------------------------------------------
 
-def _call_factory(factory: Callable[..., Any], *args: Any) -> Any:
-    """Call ``factory`` with as many leading ``args`` as it accepts positionally."""
+def _positional_arity(factory: Any) -> int | None:
+    """How many positional arguments ``factory`` takes; None: any number (``*args``, or no signature)."""
     try:
         params = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
-        return factory(*args)
+        return None
     if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return factory(*args)
-    n = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-    return factory(*args[:n])
+        return None
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _call_factory(factory: Callable[..., Any], *args: Any) -> Any:
+    """Call ``factory`` with as many leading ``args`` as it accepts positionally."""
+    n = _positional_arity(factory)
+    return factory(*args) if n is None else factory(*args[:n])
 
 
 def _depth_expr(depth: Any, label: str | None) -> tuple[ValueExpr, ValueChoice]:
@@ -643,12 +648,5 @@ class Cell(ChoiceModule):
 
 
 def _wants_input_index(factory: Any) -> bool:
-    if isinstance(factory, torch.nn.Module):
-        return False
-    try:
-        params = list(inspect.signature(factory).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return False
-    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)) >= 3
+    n = None if isinstance(factory, torch.nn.Module) else _positional_arity(factory)
+    return n is not None and n >= 3
