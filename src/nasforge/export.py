@@ -200,15 +200,10 @@ def to_torchscript(
     net.eval()
     try:
         with torch.no_grad():
-            if method == "trace":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-                    warnings.simplefilter("ignore", category=DeprecationWarning)
-                    scripted = torch.jit.trace(net, inputs, check_trace=False)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=DeprecationWarning)
-                    scripted = torch.jit.script(net)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                scripted = torch.jit.trace(net, inputs, check_trace=False) if method == "trace" else torch.jit.script(net)
         scripted.eval()
         loaded = scripted
         if path is not None:
