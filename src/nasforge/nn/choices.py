@@ -77,12 +77,8 @@ class ChoiceModule(torch.nn.Module):
             self.label = path or type(self).__name__.lower()
 
     def _required_label(self) -> str:
-        """The label, which a choice must have to take part in a space or an arch."""
-        if not self.label:
-            raise InvalidSpaceError(
-                f"{type(self).__name__} has no label yet; give it one, or it gets its attribute path when its "
-                f"model space is built"
-            )
+        if not self.label:  # set by the space at the latest (its attribute path)
+            raise InvalidSpaceError(f"{type(self).__name__} has no label yet; it gets one when its model space is built")
         return self.label
 
     def _sub(self, name: str) -> torch.nn.Module:
