@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, clip
+from nasforge.oneshot.base import OneShotTrainer, TrainerOptions
 from nasforge.space import Arch
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DartsTrainer", "GumbelDartsTrainer"]
 
@@ -74,15 +77,10 @@ class DartsTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        grad_clip: float | None = 5.0,
+        *,
         learning_rate: float = 2.5e-3,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
         arc_learning_rate: float = 3e-4,
         unrolled: bool = False,
-        *,
         regularization: str | None = None,
         reg_weight: float = 50.0,
         max_param_free: int | None = None,
@@ -92,16 +90,9 @@ class DartsTrainer(OneShotTrainer):
         pt_eval_batches: int = 4,
         exclude_zero: bool = False,
         export_max_param_free: int | None = None,
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         if regularization not in (None, "beta"):
             raise ValueError(f"regularization must be None or 'beta', got {regularization!r}")
         self.learning_rate = learning_rate
@@ -188,8 +179,6 @@ class DartsTrainer(OneShotTrainer):
 
     # -- the epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self._weight_params()
         reg = self._reg_factor(epoch)
         total = self._steps_per_epoch()
         meter = self._meter()
@@ -199,14 +188,7 @@ class DartsTrainer(OneShotTrainer):
                 self._arch_step(tx, ty, vx, vy, reg)
             else:
                 self._weight_only()
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(tx)
-            loss = loss_fn(out, ty)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, ty)
-            self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values} if self.log_frequency else values)
+            self._weight_step(tx, ty, meter, (epoch, step, total))
         return meter.result()
 
     # -- early stopping, export --------------------------------------------------------------------
@@ -239,7 +221,7 @@ class DartsTrainer(OneShotTrainer):
         return False
 
     def _after_fit(self) -> None:
-        if self.selection == "perturbation" and self.supernet.style == "mixed":
+        if self.selection == "perturbation" and self.supernet.family.mixes:
             self._exported = self._perturbation_select()
 
     def _val_accuracy(self, batches: list) -> float:
@@ -255,7 +237,7 @@ class DartsTrainer(OneShotTrainer):
         """DARTS-PT (Wang et al., ICLR 2021): decide each layer choice by the accuracy drop of removing a candidate."""
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
         batches = []
-        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device, self.dist.rank, self.dist.world_size)):
+        for i, b in enumerate(self._batches("val", gen)):
             if i >= self.pt_eval_batches:
                 break
             batches.append(b)
@@ -288,12 +270,8 @@ class DartsTrainer(OneShotTrainer):
         return arch
 
     def _tune_epoch(self) -> None:
-        params = self._weight_params()
         for x, y in self._batches("train"):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.loss(self._train_forward(x), y).backward()
-            clip(params, self.grad_clip)
-            self.optimizer.step()
+            self._weight_step(x, y)
 
     def _export(self) -> Arch:
         """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``.

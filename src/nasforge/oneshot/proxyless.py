@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, clip
+from nasforge.oneshot.base import OneShotTrainer, TrainerOptions
 from nasforge.oneshot.supernet import Supernet, _LayerChoiceWrapper
 from nasforge.profile import count_flops, count_params, measure_latency
 from nasforge.space import Arch
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["ProxylessTrainer", "measure_cost_table", "measure_latency_table"]
 
@@ -119,30 +122,18 @@ class ProxylessTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        warmup_epochs: int = 0,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
-        arc_learning_rate: float = 1e-3,
-        grad_clip: float | None = 5.0,
         *,
+        warmup_epochs: int = 0,
+        arc_learning_rate: float = 1e-3,
         latency_table: Mapping[str, list[float]] | None = None,
         dummy_input: torch.Tensor | None = None,
         latency_weight: float = 0.0,
         ref_latency: float | None = None,
         latency_target: float | None = None,
         latency_beta: float = 0.6,
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         if latency_target is not None and not latency_target > 0:
             raise ValueError(f"latency_target must be a positive number of milliseconds, got {latency_target!r}")
         self.latency_target = latency_target
@@ -217,24 +208,14 @@ class ProxylessTrainer(OneShotTrainer):
                 a[p] = new + (torch.logsumexp(old[label], 0) - torch.logsumexp(new, 0))
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self._weight_params()
         arch = epoch >= self.warmup_epochs
         total = self._steps_per_epoch()
         meter = self._meter()
         for step, ((tx, ty), (vx, vy)) in enumerate(zip(self._batches("train"), self._batches("val")), 1):
             self._sample_single()
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(tx)
-            loss = loss_fn(out, ty)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, ty)
+            self._weight_step(tx, ty, meter, (epoch, step, total))
             if arch:
                 self._arch_step(vx, vy)
-            if self.log_frequency:
-                self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values})
         record = meter.result()
         if self._lat:
             record["expected_latency_ms"] = float(self.expected_latency().detach())

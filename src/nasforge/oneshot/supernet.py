@@ -22,6 +22,7 @@ Value choices of layer arguments (widths, kernel sizes) are not supported in one
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -372,6 +373,30 @@ class SupernetCell(torch.nn.Module):
         return merge_cell_output(states, self._output_nodes(used), self.concat_dim, self.postprocessor, original)
 
 
+# -- the styles --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SupernetFamily:
+    """What a supernet style swaps in for each kind of choice.
+
+    ``mixes``: every candidate runs and the outputs are mixed by weights (DARTS); a multi-input choice
+    (``n_chosen > 1``) then has one weight per candidate input rather than one per combination. Otherwise
+    only sampled paths run, so a step may leave candidates' parameters unused.
+    """
+
+    layer: type[_LayerChoiceWrapper]
+    input: type[MixedInputChoice] | type[SampledInputChoice]
+    repeat: type[_RepeatWrapper]
+    mixes: bool
+
+
+#: style name -> the modules of that style (a trainer's ``style`` is one of these keys)
+STYLES: dict[str, SupernetFamily] = {
+    "mixed": SupernetFamily(MixedLayerChoice, MixedInputChoice, MixedRepeat, mixes=True),
+    "sampled": SupernetFamily(SampledLayerChoice, SampledInputChoice, SampledRepeat, mixes=False),
+}
+
+
 # -- the conversion ------------------------------------------------------------------------------
 
 def _is_param_free(module: torch.nn.Module) -> bool:
@@ -389,7 +414,7 @@ def is_zero_op(name: Any, module: torch.nn.Module) -> bool:
 class Supernet:
     """The in-place conversion of a model space into a supernet, and its undoing.
 
-    ``style`` is ``"mixed"`` (DARTS) or ``"sampled"``. ``slots`` maps each label to its
+    ``style`` is a key of :data:`STYLES`: ``"mixed"`` (DARTS) or ``"sampled"``. ``slots`` maps each label to its
     :class:`ArchSlot`; trainers set α, indices and gates there. Example::
 
         net = Supernet(model, "mixed")        # model's choices are now DARTS mixed ops
@@ -399,10 +424,11 @@ class Supernet:
     """
 
     def __init__(self, model: torch.nn.Module, style: str):
-        if style not in ("mixed", "sampled"):
-            raise ValueError(f"style must be 'mixed' or 'sampled', got {style!r}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
         self.model = model
         self.style = style
+        self.family = STYLES[style]
         space = model.__dict__.get("_nf_space") or discover(model)
         self.space: Space = space
         _check_value_choices(model)
@@ -441,20 +467,17 @@ class Supernet:
                 slot.zero[k] = True
         for cand in lc.candidates:
             self._convert(cand)
-        return (MixedLayerChoice if self.style == "mixed" else SampledLayerChoice)(lc, slot)
+        return self.family.layer(lc, slot)
 
     def _input(self, ic: InputChoice) -> torch.nn.Module:
-        if self.style == "mixed" and ic.n_chosen > 1:
-            slot = self._slot(ic.label, "input", ic.n_candidates, ic.n_chosen)
-            return MixedInputChoice(ic, slot)
-        slot = self._slot(ic.label, "input", len(self.space[ic.label]), ic.n_chosen)
-        return (MixedInputChoice if self.style == "mixed" else SampledInputChoice)(ic, slot)
+        n = ic.n_candidates if self.family.mixes and ic.n_chosen > 1 else len(self.space[ic.label])
+        return self.family.input(ic, self._slot(ic.label, "input", n, ic.n_chosen))
 
     def _repeat(self, rep: Repeat) -> torch.nn.Module:
         slot = self._slot(rep.label, "repeat", len(rep.depth_values))
         for m in rep._modules.values():
             self._convert(m)
-        return (MixedRepeat if self.style == "mixed" else SampledRepeat)(rep, slot)
+        return self.family.repeat(rep, slot)
 
     def _cell(self, cell: Cell) -> torch.nn.Module:
         edges = {key: self._layer(lc) for key, lc in cell.edges.items()}
