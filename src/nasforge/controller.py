@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -61,13 +62,14 @@ class LstmController(torch.nn.Module):
         for p in self.cell.parameters():
             p.uniform_(-bound, bound, generator=generator)
         for emb in self.embeddings:
-            emb.weight.normal_(generator=generator)
+            cast(torch.nn.Embedding, emb).weight.normal_(generator=generator)
         for head in self.heads:
-            torch.nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=generator)
-            head.bias.uniform_(-bound, bound, generator=generator)
+            linear = cast(torch.nn.Linear, head)
+            torch.nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
+            linear.bias.uniform_(-bound, bound, generator=generator)
 
     def logits(self, step: int, h: torch.Tensor) -> torch.Tensor:
-        z = self.heads[step](h) / self.temperature
+        z = cast(torch.nn.Linear, self.heads[step])(h) / self.temperature
         return z if self.tanh_constant is None else self.tanh_constant * torch.tanh(z)
 
     def forward(self, choose: Callable[[int, torch.Tensor], int] | None = None,

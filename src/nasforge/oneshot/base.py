@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +55,7 @@ def _sampler(n: int, generator: torch.Generator, rank: int, world_size: int) -> 
     """This rank's shard of one shuffled order of ``range(n)``: the same order on every rank (seeded by the
     trainer's generator, which advances identically everywhere); padded so every rank gets as many items."""
     seed = int(torch.randint(0, 2**62, (), generator=generator))
-    return DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    return DistributedSampler(cast(Any, range(n)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
 
 def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5) -> tuple[Data, Data]:
@@ -325,7 +325,16 @@ class OneShotTrainer(ABC):
         """The architecture parameters (α, concentrations, controller weights): kept identical on every rank."""
         return [s.alpha for s in self.supernet.slots.values() if s.alpha is not None]
 
-    def _sync_grads(self, params: list[torch.Tensor]) -> None:
+    def _arch_update(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None],
+                     optimizer: torch.optim.Optimizer) -> None:
+        """Set ``grads`` as the gradients of the architecture ``params`` (zeros where None), average them over
+        ranks and take a step of ``optimizer``."""
+        for p, g in zip(params, grads):
+            p.grad = g if g is not None else torch.zeros_like(p)
+        self._sync_grads(params)
+        optimizer.step()
+
+    def _sync_grads(self, params: Sequence[torch.Tensor]) -> None:
         """Average the gradients of architecture parameters over ranks (no-op in a single process)."""
         if not self.dist.enabled:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -137,13 +137,10 @@ class DartsTrainer(OneShotTrainer):
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         alphas = self.alpha_list
         if self.unrolled:
-            grads = self._unrolled_grads(tx, ty, vx, vy, reg)
+            grads: Sequence[torch.Tensor | None] = self._unrolled_grads(tx, ty, vx, vy, reg)
         else:
             grads = torch.autograd.grad(self._val_loss(vx, vy, reg), alphas, allow_unused=True)
-        for a, g in zip(alphas, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(alphas)
-        self.arch_optimizer.step()
+        self._arch_update(alphas, grads, self.arch_optimizer)
 
     def _unrolled_grads(self, tx, ty, vx, vy, reg: float) -> list[torch.Tensor]:
         """Second-order DARTS: ∇_α L_val(w - ξ∇_w L_train(w, α), α), Hessian term by finite differences."""
@@ -225,7 +222,7 @@ class DartsTrainer(OneShotTrainer):
             self._exported = self._perturbation_select()
 
     def _val_accuracy(self, batches: list) -> float:
-        correct = total = 0
+        correct = total = 0.0
         with torch.no_grad():
             for x, y in batches:
                 correct += int((self.model(x).argmax(1) == y).sum())
@@ -351,13 +348,13 @@ class GumbelDartsTrainer(DartsTrainer):
     def _sample(self, gated: bool) -> None:
         tau = self.temperature
         for slot in self.supernet.slots.values():
-            a = slot.alpha
+            a = slot.logits()
             u = torch.rand(a.shape, generator=self.generator).to(a.device)
             g = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
-            h = F.softmax((a + g) / tau, -1) if gated else None
             idx = int(torch.argmax(a.detach() + g))
             slot.index = idx
             if gated:
+                h = F.softmax((a + g) / tau, -1)
                 hard = torch.zeros_like(h)
                 hard[idx] = 1.0
                 slot.gate = hard - h.detach() + h
@@ -371,10 +368,7 @@ class GumbelDartsTrainer(DartsTrainer):
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample(gated=True)
         grads = torch.autograd.grad(self._val_loss(vx, vy, reg), self.alpha_list, allow_unused=True)
-        for a, g in zip(self.alpha_list, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(self.alpha_list)
-        self.arch_optimizer.step()
+        self._arch_update(self.alpha_list, grads, self.arch_optimizer)
         self._sample(gated=False)  # the weight step trains a fresh sample (gate value 1, no α gradient)
 
     def _weight_only(self) -> None:

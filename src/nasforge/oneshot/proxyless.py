@@ -77,8 +77,8 @@ def measure_cost_table(
             lat = [float(count_flops(op, x)) for op in mod.ops]
         else:
             lat = [float(count_params(op)) for op in mod.ops]
-        prev = table.get(mod.label)
-        table[mod.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
+        prev = table.get(mod.slot.label)
+        table[mod.slot.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
     return table
 
 
@@ -158,12 +158,12 @@ class ProxylessTrainer(OneShotTrainer):
         """E[latency] in ms under softmax(α), summed over the labels of the latency table."""
         total = torch.zeros((), device=self.device)
         for label, lat in self._lat.items():
-            total = total + (F.softmax(self.supernet.slots[label].alpha, -1) * lat).sum()
+            total = total + (F.softmax(self.supernet.slots[label].logits(), -1) * lat).sum()
         return total
 
     def _sample_single(self) -> None:
         for slot in self.supernet.slots.values():
-            p = F.softmax(slot.alpha.detach(), -1).cpu()
+            p = F.softmax(slot.logits().detach(), -1).cpu()
             slot.index = int(torch.multinomial(p, 1, generator=self.generator))
             slot.gate = None
             slot.paths = None
@@ -171,15 +171,16 @@ class ProxylessTrainer(OneShotTrainer):
     def _sample_two(self) -> dict[str, list[int]]:
         chosen = {}
         for label, slot in self.supernet.slots.items():
-            p = F.softmax(slot.alpha.detach(), -1).cpu()
+            alpha = slot.logits()
+            p = F.softmax(alpha.detach(), -1).cpu()
             k = min(2, slot.n)
             paths = sorted(int(i) for i in torch.multinomial(p, k, replacement=False, generator=self.generator))
-            sub = F.softmax(slot.alpha[paths], -1)
+            sub = F.softmax(alpha[paths], -1)
             pick = int(torch.multinomial(sub.detach().cpu(), 1, generator=self.generator))
             hard = torch.zeros_like(sub)
             hard[pick] = 1.0
             gate_sub = hard - sub.detach() + sub
-            gate = torch.zeros(slot.n, device=slot.alpha.device).index_put((torch.tensor(paths, device=slot.alpha.device),), gate_sub)
+            gate = torch.zeros(slot.n, device=alpha.device).index_put((torch.tensor(paths, device=alpha.device),), gate_sub)
             slot.gate, slot.paths, slot.index = gate, paths, paths[pick]
             chosen[label] = paths
         return chosen
@@ -195,15 +196,12 @@ class ProxylessTrainer(OneShotTrainer):
 
     def _arch_step(self, vx: torch.Tensor, vy: torch.Tensor) -> None:
         paths = self._sample_two()
-        old = {label: self.supernet.slots[label].alpha.detach()[p].clone() for label, p in paths.items()}
+        old = {label: self.supernet.slots[label].logits().detach()[p].clone() for label, p in paths.items()}
         grads = torch.autograd.grad(self._arch_loss(vx, vy), self.alpha_list, allow_unused=True)
-        for a, g in zip(self.alpha_list, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(self.alpha_list)
-        self.arch_optimizer.step()
+        self._arch_update(self.alpha_list, grads, self.arch_optimizer)
         with torch.no_grad():  # keep the unsampled candidates' probabilities unchanged
             for label, p in paths.items():
-                a = self.supernet.slots[label].alpha
+                a = self.supernet.slots[label].logits()
                 new = a[p]
                 a[p] = new + (torch.logsumexp(old[label], 0) - torch.logsumexp(new, 0))
 

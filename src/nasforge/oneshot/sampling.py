@@ -294,10 +294,9 @@ class RandomOneShotTrainer(OneShotTrainer):
                 for bn, m in zip(bns, momenta):
                     bn.momentum = m
                 if self.dist.enabled:  # every rank scores with the statistics of all ranks' batches
-                    allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var)])
+                    allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None])
             model.eval()
-            correct = total = 0
-            loss_sum = 0.0
+            correct = total = loss_sum = 0.0
             for x, y in evals:
                 out = model(x)
                 correct += int((out.argmax(1) == y).sum())
@@ -362,6 +361,4 @@ class RandomOneShotTrainer(OneShotTrainer):
 
     def _export(self) -> Arch:
         """The best arch of the sub-network search (run now if :meth:`fit` has not run it)."""
-        if self._best is None:
-            self.search()
-        return dict(self._best)
+        return dict(self._best) if self._best is not None else self.search()

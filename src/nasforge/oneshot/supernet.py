@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -98,9 +98,15 @@ class ArchSlot:
     def key(self, index: int) -> Any:
         return self.categorical.key_at(index)
 
+    def logits(self) -> torch.Tensor:
+        """α (a clear error for a slot whose trainer samples without architecture weights)."""
+        if self.alpha is None:
+            raise RuntimeError(f"label {self.label!r} has no architecture weights α: its trainer has not set them")
+        return self.alpha
+
     def weights(self) -> torch.Tensor:
         """The mixture weights of a mixed module: ``fixed`` when set (DrNAS samples, DARTS-PT masks), else softmax(α)."""
-        return F.softmax(self.alpha, -1) if self.fixed is None else self.fixed
+        return F.softmax(self.logits(), -1) if self.fixed is None else self.fixed
 
     def export_from_alpha(self, exclude_zero: bool = False) -> Any:
         """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice).
@@ -108,8 +114,7 @@ class ArchSlot:
         ``exclude_zero``: DARTS' derivation rule ("retain the strongest non-zero operation"):
         a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one.
         """
-        assert self.alpha is not None
-        a = self.alpha.detach()
+        a = self.logits().detach()
         if exclude_zero and any(self.zero) and not all(self.zero):
             a = a.masked_fill(torch.tensor(self.zero, device=a.device), float("-inf"))
         if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
@@ -127,6 +132,10 @@ def _broadcast(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 class _LayerChoiceWrapper(torch.nn.Module):
     """Holds a layer choice's own candidate modules (same objects, same names) and its slot."""
+
+    ops: list[torch.nn.Module]
+    slot: ArchSlot
+    label: str | None
 
     def __init__(self, original: LayerChoice, slot: ArchSlot):
         super().__init__()
@@ -153,6 +162,8 @@ class MixedLayerChoice(_LayerChoiceWrapper):
 
 class MixedInputChoice(torch.nn.Module):
     """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+
+    slot: ArchSlot
 
     def __init__(self, original: InputChoice, slot: ArchSlot):
         super().__init__()
@@ -192,11 +203,13 @@ class MixedInputChoice(torch.nn.Module):
         return op_for(None)(mixed)
 
     def representative(self) -> int:
-        return int(torch.argmax(self.slot.alpha.detach()))
+        return int(torch.argmax(self.slot.logits().detach()))
 
 
 class _RepeatWrapper(torch.nn.Module):
     """Holds a Repeat's own blocks (same objects, same names), its depths and its slot."""
+
+    slot: ArchSlot
 
     def __init__(self, original: Repeat, slot: ArchSlot):
         super().__init__()
@@ -236,12 +249,13 @@ class SampledLayerChoice(_LayerChoiceWrapper):
         gate = slot.gate
         if gate is None:
             return self.ops[slot.index](*args, **kwargs)
-        out = None
-        for k in slot.paths:
+        paths = slot.paths or []
+        out: torch.Tensor | None = None
+        for k in paths:
             y = self.ops[k](*args, **kwargs) * gate[k]
             out = y if out is None else out + y
-        if slot.gate_all:
-            rest = [gate[k] for k in range(len(self.ops)) if k not in slot.paths]
+        if slot.gate_all and out is not None:
+            rest = [gate[k] for k in range(len(self.ops)) if k not in paths]
             if rest:
                 out = out + torch.stack(rest).sum()
         return out
@@ -249,6 +263,9 @@ class SampledLayerChoice(_LayerChoiceWrapper):
 
 class SampledInputChoice(torch.nn.Module):
     """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``)."""
+
+    slot: ArchSlot
+    combos: list[list[int]]
 
     def __init__(self, original: InputChoice, slot: ArchSlot):
         super().__init__()
@@ -273,7 +290,7 @@ class SampledInputChoice(torch.nn.Module):
             out = self._pick(inputs, slot.index)
         else:
             out = None
-            for k in slot.paths:
+            for k in slot.paths or []:
                 y = self._pick(inputs, k) * gate[k]
                 out = y if out is None else out + y
         return [out] if self.reduction == "none" else out
@@ -285,7 +302,7 @@ class SampledInputChoice(torch.nn.Module):
             k = slot.index
             return op_for(k if per_input else None)(states[k])
         out = None
-        for k in slot.paths:
+        for k in slot.paths or []:
             y = op_for(k if per_input else None)(states[k]) * gate[k]
             out = y if out is None else out + y
         return out
@@ -446,7 +463,9 @@ class Supernet:
             )
 
     # -- slots ------------------------------------------------------------------------------
-    def _slot(self, label: str, kind: str, n: int, n_chosen: int = 1) -> ArchSlot:
+    def _slot(self, label: str | None, kind: str, n: int, n_chosen: int = 1) -> ArchSlot:
+        if label is None:
+            raise UnsupportedOneShotError(f"a {kind} choice without a label cannot be converted to a supernet module")
         slot = self.slots.get(label)
         if slot is None:
             slot = ArchSlot(label, kind, self.space[label], n, n_chosen)
@@ -460,28 +479,26 @@ class Supernet:
 
     def _layer(self, lc: LayerChoice) -> torch.nn.Module:
         slot = self._slot(lc.label, "layer", len(lc.names))
-        for k, name in enumerate(lc.names):
-            if _is_param_free(lc._modules[str(name)]):
-                slot.param_free[k] = True
-            if is_zero_op(name, lc._modules[str(name)]):
-                slot.zero[k] = True
+        for k, (name, op) in enumerate(zip(lc.names, lc.candidates)):
+            slot.param_free[k] = slot.param_free[k] or _is_param_free(op)  # tied labels: any module's
+            slot.zero[k] = slot.zero[k] or is_zero_op(name, op)
         for cand in lc.candidates:
             self._convert(cand)
         return self.family.layer(lc, slot)
 
     def _input(self, ic: InputChoice) -> torch.nn.Module:
-        n = ic.n_candidates if self.family.mixes and ic.n_chosen > 1 else len(self.space[ic.label])
+        n = ic.n_candidates if self.family.mixes and ic.n_chosen > 1 else len(self.space[str(ic.label)])
         return self.family.input(ic, self._slot(ic.label, "input", n, ic.n_chosen))
 
     def _repeat(self, rep: Repeat) -> torch.nn.Module:
         slot = self._slot(rep.label, "repeat", len(rep.depth_values))
-        for m in rep._modules.values():
+        for m in rep.children():
             self._convert(m)
         return self.family.repeat(rep, slot)
 
     def _cell(self, cell: Cell) -> torch.nn.Module:
-        edges = {key: self._layer(lc) for key, lc in cell.edges.items()}
-        inputs = {key: self._input(ic) for key, ic in cell.input_choices.items()}
+        edges = {key: self._layer(cast(LayerChoice, lc)) for key, lc in cell.edges.items()}
+        inputs = {key: self._input(cast(InputChoice, ic)) for key, ic in cell.input_choices.items()}
         for m in (cell.preprocessor, cell.postprocessor):
             if m is not None:
                 self._convert(m)
@@ -562,7 +579,7 @@ class Supernet:
 
 
 def _check_value_choices(model: torch.nn.Module) -> None:
-    labels: list[str] = []
+    labels: list[str | None] = []
     for m in model.modules():
         init = m.__dict__.get("_nf_init")
         if init is not None:
