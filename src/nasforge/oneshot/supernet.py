@@ -126,16 +126,41 @@ class ArchSlot:
         return f"ArchSlot({self.label!r}, kind={self.kind!r}, n={self.n})"
 
 
-def _broadcast(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return w.view((-1,) + (1,) * like.dim())
+def _mix(terms: list[tuple[int, torch.Tensor | None]], value: Callable[[int], Any]) -> Any:
+    """``Σ w · value(k)`` over the ``(k, w)`` terms, in their order (``w`` None: ``value(k)`` unscaled)."""
+    out = None
+    for k, w in terms:
+        y = value(k) if w is None else value(k) * w
+        out = y if out is None else out + y
+    return out
 
 
-class _LayerChoiceWrapper(torch.nn.Module):
-    """Holds a layer choice's own candidate modules (same objects, same names) and its slot."""
+class _SupernetModule(torch.nn.Module):
+    """A supernet module reads its decision from its slot: all candidates weighted by the mixture
+    (``mixes``, DARTS) or the sampled candidate, or the gated sampled ``paths``."""
 
-    ops: list[torch.nn.Module]
+    mixes: bool = False
     slot: ArchSlot
     label: str | None
+
+    def _terms(self) -> list[tuple[int, torch.Tensor | None]]:
+        slot = self.slot
+        if self.mixes:
+            w = slot.weights()
+            return [(k, w[k]) for k in range(slot.n)]
+        if slot.gate is None:
+            return [(slot.index, None)]
+        return [(k, slot.gate[k]) for k in slot.paths or []]
+
+
+class _LayerChoiceWrapper(_SupernetModule):
+    """Holds a layer choice's own candidate modules (same objects, same names) and its slot.
+
+    Output: ``Σ_k w_k · op_k(x)`` (mixed: ``w = softmax(α)``; sampled: the slot's candidate, or
+    ``Σ_{k in paths} gate[k] · op_k(x)`` with a gate, plus the other candidates' gates with ``slot.gate_all``).
+    """
+
+    ops: list[torch.nn.Module]
 
     def __init__(self, original: LayerChoice, slot: ArchSlot):
         super().__init__()
@@ -145,29 +170,27 @@ class _LayerChoiceWrapper(torch.nn.Module):
         self.__dict__["slot"] = slot
         self.label = original.label
 
-
-# -- mixed (DARTS) -----------------------------------------------------------------------------
-
-class MixedLayerChoice(_LayerChoiceWrapper):
-    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
-
     def forward(self, *args: Any, **kwargs: Any):
-        w = self.slot.weights()
-        ops = self.ops
-        out = ops[0](*args, **kwargs) * w[0]
-        for k in range(1, len(ops)):
-            out = out + ops[k](*args, **kwargs) * w[k]
+        out = _mix(self._terms(), lambda k: self.ops[k](*args, **kwargs))
+        slot = self.slot
+        if slot.gate_all and slot.gate is not None and not self.mixes:
+            rest = [slot.gate[k] for k in range(len(self.ops)) if k not in (slot.paths or [])]
+            if rest:
+                out = out + torch.stack(rest).sum()
         return out
 
 
-class MixedInputChoice(torch.nn.Module):
-    """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+class _InputChoiceWrapper(_SupernetModule):
+    """An input choice over the slot's keys: an input index, or a combination for ``n_chosen > 1``
+    (reduced by the choice's reduction). A DARTS multi-input choice weighs each candidate input
+    instead (one α per input; ``reduction="sum"`` scales by ``n_chosen``; top-k exported)."""
 
-    slot: ArchSlot
+    combos: list[list[int]]
 
     def __init__(self, original: InputChoice, slot: ArchSlot):
         super().__init__()
-        if original.n_chosen > 1 and original.reduction not in ("sum", "mean"):
+        per_input = self.mixes and original.n_chosen > 1
+        if per_input and original.reduction not in ("sum", "mean"):
             raise UnsupportedOneShotError(
                 f"InputChoice {original.label!r}: DARTS mixes inputs by a weighted sum, which cannot stand for "
                 f"reduction={original.reduction!r} with n_chosen={original.n_chosen}; use reduction 'sum' or 'mean'"
@@ -177,39 +200,35 @@ class MixedInputChoice(torch.nn.Module):
         self.n_candidates = original.n_candidates
         self.n_chosen = original.n_chosen
         self.reduction = original.reduction
+        keys = range(slot.n) if per_input else slot.categorical.values
+        self.__dict__["combos"] = [[k] if isinstance(k, int) else list(k) for k in keys]
+        self.scale = original.n_chosen if per_input and original.reduction == "sum" else 1
 
-    def weights(self) -> torch.Tensor:
-        return self.slot.weights()
+    def _pick(self, inputs: Sequence[torch.Tensor], k: int) -> torch.Tensor:
+        chosen = self.combos[k]
+        if len(chosen) == 1:
+            return inputs[chosen[0]]
+        return reduce_tensors([inputs[i] for i in chosen], "sum" if self.reduction == "none" else self.reduction)
 
     def forward(self, inputs: Sequence[torch.Tensor]):
-        w = self.weights()
-        out = inputs[0] * w[0]
-        for k in range(1, len(inputs)):
-            out = out + inputs[k] * w[k]
-        if self.n_chosen > 1 and self.reduction == "sum":
-            out = out * self.n_chosen
+        out = _mix(self._terms(), lambda k: self._pick(inputs, k))
+        if self.scale != 1:
+            out = out * self.scale
         return [out] if self.reduction == "none" else out
 
     def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
-        w = self.weights()
-        if per_input:
-            out = op_for(0)(states[0]) * w[0]
-            for k in range(1, len(states)):
-                out = out + op_for(k)(states[k]) * w[k]
-            return out
-        mixed = states[0] * w[0]
-        for k in range(1, len(states)):
-            mixed = mixed + states[k] * w[k]
-        return op_for(None)(mixed)
+        """A cell's op slot: the op(s) applied to the chosen state(s); DARTS with one op for every input mixes the states first."""
+        if self.mixes and not per_input:
+            return op_for(None)(_mix(self._terms(), lambda k: states[k]))
+        return _mix(self._terms(), lambda k: op_for(k if per_input else None)(states[k]))
 
     def representative(self) -> int:
-        return int(torch.argmax(self.slot.logits().detach()))
+        return int(torch.argmax(self.slot.logits().detach())) if self.mixes else self.slot.index
 
 
-class _RepeatWrapper(torch.nn.Module):
-    """Holds a Repeat's own blocks (same objects, same names), its depths and its slot."""
-
-    slot: ArchSlot
+class _RepeatWrapper(_SupernetModule):
+    """Holds a Repeat's own blocks (same objects, same names), its depths and its slot; outputs
+    ``Σ_d w_d · x_d`` over the chosen depths ``d`` (``x_d``: the output after ``d`` blocks)."""
 
     def __init__(self, original: Repeat, slot: ArchSlot):
         super().__init__()
@@ -219,116 +238,43 @@ class _RepeatWrapper(torch.nn.Module):
         self.depth_values = list(original.depth_values)
         self.label = original.label
 
-
-class MixedRepeat(_RepeatWrapper):
-    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
-
     def forward(self, x):
-        w = self.slot.weights()
-        outs = {}
-        depths = self.depth_values
-        deepest = max(depths)
-        if 0 in depths:
-            outs[0] = x
-        for i in range(deepest):
+        terms = self._terms()
+        outs = {0: x}
+        for i in range(max(self.depth_values[k] for k, _ in terms)):
             x = self._modules[str(i)](x)
             outs[i + 1] = x
-        out = outs[depths[0]] * w[0]
-        for k in range(1, len(depths)):
-            out = out + outs[depths[k]] * w[k]
-        return out
+        return _mix(terms, lambda k: outs[self.depth_values[k]])
 
 
-# -- sampled (ENAS, SPOS, GDAS, ProxylessNAS) ---------------------------------------------------
+class MixedLayerChoice(_LayerChoiceWrapper):
+    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
+
+    mixes = True
+
+
+class MixedInputChoice(_InputChoiceWrapper):
+    """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+
+    mixes = True
+
+
+class MixedRepeat(_RepeatWrapper):
+    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d``."""
+
+    mixes = True
+
 
 class SampledLayerChoice(_LayerChoiceWrapper):
     """Runs the slot's sampled candidate; with a gate, ``Σ_{k in paths} gate[k] · op_k(x)``."""
 
-    def forward(self, *args: Any, **kwargs: Any):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            return self.ops[slot.index](*args, **kwargs)
-        paths = slot.paths or []
-        out: torch.Tensor | None = None
-        for k in paths:
-            y = self.ops[k](*args, **kwargs) * gate[k]
-            out = y if out is None else out + y
-        if slot.gate_all and out is not None:
-            rest = [gate[k] for k in range(len(self.ops)) if k not in paths]
-            if rest:
-                out = out + torch.stack(rest).sum()
-        return out
 
-
-class SampledInputChoice(torch.nn.Module):
-    """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``)."""
-
-    slot: ArchSlot
-    combos: list[list[int]]
-
-    def __init__(self, original: InputChoice, slot: ArchSlot):
-        super().__init__()
-        self.__dict__["slot"] = slot
-        self.label = original.label
-        self.n_candidates = original.n_candidates
-        self.n_chosen = original.n_chosen
-        self.reduction = original.reduction
-        keys = slot.categorical.values
-        self.__dict__["combos"] = [[k] if isinstance(k, int) else list(k) for k in keys]
-
-    def _pick(self, inputs: Sequence[torch.Tensor], k: int):
-        chosen = self.combos[k]
-        if len(chosen) == 1:
-            return inputs[chosen[0]]
-        return reduce_tensors([inputs[i] for i in chosen], "sum" if self.reduction == "none" else self.reduction)
-
-    def forward(self, inputs: Sequence[torch.Tensor]):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            out = self._pick(inputs, slot.index)
-        else:
-            out = None
-            for k in slot.paths or []:
-                y = self._pick(inputs, k) * gate[k]
-                out = y if out is None else out + y
-        return [out] if self.reduction == "none" else out
-
-    def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            k = slot.index
-            return op_for(k if per_input else None)(states[k])
-        out = None
-        for k in slot.paths or []:
-            y = op_for(k if per_input else None)(states[k]) * gate[k]
-            out = y if out is None else out + y
-        return out
-
-    def representative(self) -> int:
-        return self.slot.index
+class SampledInputChoice(_InputChoiceWrapper):
+    """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``), or gates the ``paths``."""
 
 
 class SampledRepeat(_RepeatWrapper):
     """Runs the sampled depth; with a gate, the gated sum of the outputs at the depths in ``paths``."""
-
-    def forward(self, x):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            for i in range(self.depth_values[slot.index]):
-                x = self._modules[str(i)](x)
-            return x
-        wanted = {self.depth_values[k]: k for k in slot.paths}
-        out = x * gate[wanted[0]] if 0 in wanted else None
-        for i in range(max(wanted)):
-            x = self._modules[str(i)](x)
-            if i + 1 in wanted:
-                y = x * gate[wanted[i + 1]]
-                out = y if out is None else out + y
-        return out
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -402,7 +348,7 @@ class SupernetFamily:
     """
 
     layer: type[_LayerChoiceWrapper]
-    input: type[MixedInputChoice] | type[SampledInputChoice]
+    input: type[_InputChoiceWrapper]
     repeat: type[_RepeatWrapper]
     mixes: bool
 
