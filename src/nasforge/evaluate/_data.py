@@ -110,7 +110,7 @@ class MapDataset(Data):
 
         loader_gen = None if generator is None else torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
         sampler = [int(i) for i in order]
-        yield from DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=loader_gen)
+        return iter(DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=loader_gen))
 
 
 class Loader(Data):

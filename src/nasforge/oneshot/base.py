@@ -77,10 +77,10 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
 def shard_batches(data: Data, batch_size: int, generator: torch.Generator, device: torch.device,
                   rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """One epoch of ``data`` (in-memory tensors or a map-style dataset), this rank's shard of one shuffled
-    order, on ``device``. The shuffle and a loader's seed come from ``generator`` (never the global RNG)."""
+    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG)."""
     order = list(_sampler(len(data), generator, rank, world_size))
-    for x, y in data.ordered_batches(order, batch_size, generator):  # type: ignore[attr-defined]
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    batches = data.ordered_batches(order, batch_size, generator)  # type: ignore[attr-defined]
+    return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in batches)
 
 
 def batchnorms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -233,11 +234,7 @@ class DartsTrainer(OneShotTrainer):
     def _perturbation_select(self) -> Arch:
         """DARTS-PT (Wang et al., ICLR 2021): decide each layer choice by the accuracy drop of removing a candidate."""
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
-        batches = []
-        for i, b in enumerate(self._batches("val", gen)):
-            if i >= self.pt_eval_batches:
-                break
-            batches.append(b)
+        batches = list(itertools.islice(self._batches("val", gen), self.pt_eval_batches))
         slots = [s for s in self.supernet.slots.values() if s.kind == "layer" and s.n > 1]
         order = torch.randperm(len(slots), generator=self.generator).tolist()
         arch = self.supernet.export_from_alphas(self.exclude_zero)
@@ -352,18 +349,12 @@ class GumbelDartsTrainer(DartsTrainer):
             u = torch.rand(a.shape, generator=self.generator).to(a.device)
             g = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
             idx = int(torch.argmax(a.detach() + g))
-            slot.index = idx
+            slot.select(idx)
             if gated:
                 h = F.softmax((a + g) / tau, -1)
                 hard = torch.zeros_like(h)
                 hard[idx] = 1.0
-                slot.gate = hard - h.detach() + h
-                slot.paths = [idx]
-                slot.gate_all = self.reference_gradient
-            else:
-                slot.gate = None
-                slot.paths = None
-                slot.gate_all = False
+                slot.gate, slot.paths, slot.gate_all = hard - h.detach() + h, [idx], self.reference_gradient
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample(gated=True)

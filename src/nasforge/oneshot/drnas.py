@@ -177,17 +177,8 @@ class DrNasTrainer(DartsTrainer):
 
     # -- export ------------------------------------------------------------------------------------
     def _argmax(self, exclude_zero: bool) -> Arch:
-        arch: Arch = {}
-        for label, slot in self.supernet.slots.items():
-            beta = self.concentration(slot).detach().clone()
-            beta[~self._mask(label, beta.device)] = float("-inf")
-            if exclude_zero and any(slot.zero[k] for k in self.kept[label]) and not all(slot.zero[k] for k in self.kept[label]):
-                beta = beta.masked_fill(torch.tensor(slot.zero, device=beta.device), float("-inf"))
-            if slot.kind == "input" and slot.n_chosen > 1 and slot.n != len(slot.categorical):
-                arch[label] = sorted(int(i) for i in torch.topk(beta, slot.n_chosen).indices)
-            else:
-                arch[label] = slot.key(int(torch.argmax(beta)))
-        return arch
+        return {label: slot.export_from_alpha(exclude_zero, self.concentration(slot), self.kept[label])
+                for label, slot in self.supernet.slots.items()}
 
     def param_free_count(self, arch: Arch | None = None) -> int:
         return super().param_free_count(arch if arch is not None else self._argmax(self.exclude_zero))

@@ -53,10 +53,9 @@ def measure_cost_table(
                 if id(mod) not in captured and args and isinstance(args[0], torch.Tensor):
                     captured[id(mod)] = (mod, args[0].detach())
             hooks.append(m.register_forward_hook(hook))
-    saved = {label: (s.index, s.gate, s.paths) for label, s in supernet.slots.items()}
+    saved = {label: (s.index, s.gate, s.paths, s.gate_all) for label, s in supernet.slots.items()}
     try:
-        for s in supernet.slots.values():
-            s.index, s.gate, s.paths = 0, None, None
+        supernet.select([0] * len(supernet.slots))
         with torch.no_grad():
             supernet.model.eval()
             supernet.model(dummy_input)
@@ -64,9 +63,9 @@ def measure_cost_table(
     finally:
         for h in hooks:
             h.remove()
-        for label, (i, g, p) in saved.items():
+        for label, (i, g, p, a) in saved.items():
             s = supernet.slots[label]
-            s.index, s.gate, s.paths = i, g, p
+            s.index, s.gate, s.paths, s.gate_all = i, g, p, a
         if not was_installed:
             supernet.restore()
     table: dict[str, list[float]] = {}
@@ -163,10 +162,7 @@ class ProxylessTrainer(OneShotTrainer):
 
     def _sample_single(self) -> None:
         for slot in self.supernet.slots.values():
-            p = F.softmax(slot.logits().detach(), -1).cpu()
-            slot.index = int(torch.multinomial(p, 1, generator=self.generator))
-            slot.gate = None
-            slot.paths = None
+            slot.select(int(torch.multinomial(F.softmax(slot.logits().detach(), -1).cpu(), 1, generator=self.generator)))
 
     def _sample_two(self) -> dict[str, list[int]]:
         chosen = {}

@@ -20,7 +20,6 @@ from nasforge.oneshot.base import (
     clip,
 )
 from nasforge.oneshot.parallel import allreduce_mean_
-from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
 from nasforge.strategy.evolution import RegularizedEvolution
 from nasforge.strategy.testing import run_ask_tell
@@ -29,12 +28,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["EnasController", "EnasTrainer", "RandomOneShotTrainer"]
-
-
-def apply_single_path(supernet: Supernet, indices: list[int]) -> None:
-    """Make every slot run exactly its candidate at ``indices`` (no gates): one sampled path."""
-    for slot, idx in zip(supernet.slots.values(), indices):
-        slot.index, slot.gate, slot.paths = idx, None, None
 
 
 #: ENAS' LSTM policy: the library's one controller (the RL strategy's too)
@@ -143,7 +136,7 @@ class EnasTrainer(OneShotTrainer):
         for step, (x, y) in enumerate(self._batches("train"), 1):
             with torch.no_grad():
                 indices, _, _ = self.controller.sample(self.generator)
-            apply_single_path(self.supernet, indices)
+            self.supernet.select(indices)
             self._weight_step(x, y, meter, (epoch, step, n))
         rewards = []
         ctrl_params = list(self.controller.parameters())
@@ -151,7 +144,7 @@ class EnasTrainer(OneShotTrainer):
         k = 0
         for k, (x, y) in enumerate(self._val_stream(), 1):
             indices, log_prob, entropy = self.controller.sample(self.generator)
-            apply_single_path(self.supernet, indices)
+            self.supernet.select(indices)
             with torch.no_grad():
                 acc = float(self.reward_function(model(x), y))
             acc = self._sum_over_ranks([acc])[0] / self.dist.world_size
@@ -266,7 +259,7 @@ class RandomOneShotTrainer(OneShotTrainer):
         n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
-            apply_single_path(self.supernet, self._sample_uniform())
+            self.supernet.select(self._sample_uniform())
             self._weight_step(x, y, meter, (epoch, step, n))
         return meter.result()
 
@@ -279,7 +272,7 @@ class RandomOneShotTrainer(OneShotTrainer):
         return calib, evals
 
     def _score(self, indices: list[int], calib: list, evals: list) -> float:
-        apply_single_path(self.supernet, indices)
+        self.supernet.select(indices)
         model = self.model
         bns = batchnorms(model)
         momenta = [bn.momentum for bn in bns]
@@ -312,14 +305,10 @@ class RandomOneShotTrainer(OneShotTrainer):
             return -loss_sum / max(total, 1) - penalty
         return correct / max(total, 1) - penalty
 
-    def _indices(self, arch: Arch) -> list[int]:
-        # a canonical arch omits inactive labels: their (unused) paths stay at the first candidate
-        return [s.categorical.index(arch[label]) if label in arch else 0 for label, s in self.supernet.slots.items()]
-
     def evaluate_arch(self, arch: Arch) -> float:
         """Validation accuracy of ``arch`` with inherited supernet weights (batch norm recalibrated)."""
         with self._supernet_installed():
-            return self._score(self._indices(arch), *self._fixed_batches())
+            return self._score(self.supernet.indices(arch), *self._fixed_batches())
 
     def search(self) -> Arch:
         """Run the evolutionary search over sub-networks; returns (and keeps) the best arch.
@@ -337,7 +326,7 @@ class RandomOneShotTrainer(OneShotTrainer):
 
             def objective(arch: Arch) -> float:
                 try:
-                    value = self._score(self._indices(arch), calib, evals)
+                    value = self._score(self.supernet.indices(arch), calib, evals)
                 except Exception as exc:  # a failing sub-network is a bug to report, not a failed trial
                     errors.append(exc)
                     raise

@@ -108,14 +108,24 @@ class ArchSlot:
         """The mixture weights of a mixed module: ``fixed`` when set (DrNAS samples, DARTS-PT masks), else softmax(α)."""
         return F.softmax(self.logits(), -1) if self.fixed is None else self.fixed
 
-    def export_from_alpha(self, exclude_zero: bool = False) -> Any:
-        """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice).
+    def select(self, index: int) -> None:
+        """Run exactly the candidate ``index`` (no gates): one sampled path."""
+        self.index, self.gate, self.paths, self.gate_all = index, None, None, False
+
+    def export_from_alpha(self, exclude_zero: bool = False, scores: torch.Tensor | None = None,
+                          allowed: list[int] | None = None) -> Any:
+        """Argmax of α, or of ``scores``, among the ``allowed`` candidates (top-``n_chosen`` inputs, sorted,
+        for a multi-input DARTS choice).
 
         ``exclude_zero``: DARTS' derivation rule ("retain the strongest non-zero operation"):
-        a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one.
+        a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one allowed.
         """
-        a = self.logits().detach()
-        if exclude_zero and any(self.zero) and not all(self.zero):
+        a = (self.logits() if scores is None else scores).detach().clone()
+        allowed = list(range(self.n)) if allowed is None else allowed
+        if len(allowed) < self.n:
+            a[[k for k in range(self.n) if k not in allowed]] = float("-inf")
+        zero = [self.zero[k] for k in allowed]
+        if exclude_zero and any(zero) and not all(zero):
             a = a.masked_fill(torch.tensor(self.zero, device=a.device), float("-inf"))
         if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
             top = sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
@@ -512,10 +522,16 @@ class Supernet:
 
     def set_arch(self, arch: Mapping[str, Any]) -> None:
         """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
-        for label, slot in self.slots.items():
-            slot.index = slot.categorical.index(arch[label]) if label in arch else 0  # inactive: unused
-            slot.gate = None
-            slot.paths = None
+        self.select(self.indices(arch))
+
+    def indices(self, arch: Mapping[str, Any]) -> list[int]:
+        """The candidate index of each slot under ``arch``; labels it leaves out (inactive: unused) take 0."""
+        return [slot.categorical.index(arch[label]) if label in arch else 0 for label, slot in self.slots.items()]
+
+    def select(self, indices: Sequence[int]) -> None:
+        """Make every slot run exactly its candidate at ``indices`` (in slot order, no gates): one path."""
+        for slot, index in zip(self.slots.values(), indices):
+            slot.select(index)
 
     def arch_of_indices(self, indices: Mapping[str, int]) -> Arch:
         return {label: self.slots[label].key(int(indices[label])) for label in self.slots}
