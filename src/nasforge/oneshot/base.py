@@ -359,10 +359,10 @@ class OneShotTrainer(ABC):
         """The architecture's probabilities over a slot's candidates (differentiable): softmax(α) here."""
         return F.softmax(slot.alpha, -1)
 
-    def expected_cost(self) -> torch.Tensor:
-        """E[cost] under :meth:`arch_distribution`, summed over the labels of ``cost_table``."""
+    def expected_cost(self, table: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """E[cost] under :meth:`arch_distribution`, summed over the labels of ``table`` (default: ``cost_table``)."""
         total = torch.zeros((), device=self.device)
-        for label, cost in self._cost.items():
+        for label, cost in (self._cost if table is None else table).items():
             total = total + (self.arch_distribution(self.supernet.slots[label]) * cost).sum()
         return total
 

@@ -358,8 +358,7 @@ class GumbelDartsTrainer(DartsTrainer):
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample(gated=True)
-        grads = torch.autograd.grad(self._val_loss(vx, vy, reg), self.alpha_list, allow_unused=True)
-        self._arch_update(self.alpha_list, grads, self.arch_optimizer)
+        super()._arch_step(tx, ty, vx, vy, reg)  # first order (unrolled is refused)
         self._sample(gated=False)  # the weight step trains a fresh sample (gate value 1, no α gradient)
 
     def _weight_only(self) -> None:

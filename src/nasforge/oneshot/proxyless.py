@@ -155,10 +155,7 @@ class ProxylessTrainer(OneShotTrainer):
 
     def expected_latency(self) -> torch.Tensor:
         """E[latency] in ms under softmax(α), summed over the labels of the latency table."""
-        total = torch.zeros((), device=self.device)
-        for label, lat in self._lat.items():
-            total = total + (F.softmax(self.supernet.slots[label].logits(), -1) * lat).sum()
-        return total
+        return self.expected_cost(self._lat)
 
     def _sample_single(self) -> None:
         for slot in self.supernet.slots.values():

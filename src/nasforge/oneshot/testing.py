@@ -1,27 +1,20 @@
 """The one-shot trainer conformance suite: what every trainer of :mod:`nasforge.oneshot` must do.
 
-A reusable pytest class. Subclass it in a test module and name your trainer::
-
-    from nasforge.oneshot.testing import TrainerContract
+A reusable pytest class; subclass it and name your trainer::
 
     class TestMyTrainer(TrainerContract):
         trainer_class = MyTrainer
         trainer_options = {"my_option": 3}      # optional: keyword arguments for a small, fast run
 
-pytest then checks, on a tiny model space (a named and an unnamed ``LayerChoice``, an
-``InputChoice``, a ``Repeat`` and batch norm; override :meth:`make_model` / :meth:`make_dataset`
-for your own): :meth:`~nasforge.oneshot.OneShotTrainer.export` is a valid, canonical arch of
-``model.space`` that survives JSON; ``model.freeze`` of it is a plain network (no choice module)
-that runs a forward pass; a second run with the same seed and the same initial weights gives the
-same arch, the same architecture state (α or controller weights) and the same weights, and leaves
-the global torch RNG where it was; and when training raises, :meth:`fit` re-raises with the user's
-model restored (its own choice modules back, no supernet module left, torch's thread count back).
-
-The trainer is built as ``trainer_class(model, loss, metrics, [reward_function,] optimizer,
-num_epochs, dataset, batch_size=..., seed=..., threads=1, **trainer_options)``: the positional
-arguments are filled by name from the NNI-style signature, so any trainer with that signature
-runs without overriding :meth:`make_trainer`. nasforge's own test suite runs the class on every
-trainer exported by :mod:`nasforge.oneshot` (``tests/test_oneshot_contract.py``).
+On a tiny space (:class:`ContractSpace`; override :meth:`~TrainerContract.make_model` and
+:meth:`~TrainerContract.make_dataset` for your own) it checks that the export is a canonical arch of
+``model.space`` that survives JSON; that ``model.freeze`` of it has no choice left and runs; that the
+same seed and initial weights repeat the arch, the architecture state (α or controller) and the
+weights without touching the global torch RNG; and that when training raises, ``fit()`` re-raises
+with the user's model restored (its choices back, torch's thread count back). The trainer is built
+NNI-style, ``trainer_class(model, loss, metrics, [reward_function,] optimizer, num_epochs, dataset,
+batch_size=8, seed=..., threads=1, **trainer_options)``, positional arguments filled by name.
+``tests/test_oneshot_contract.py`` runs it on every trainer :mod:`nasforge.oneshot` exports.
 """
 
 from __future__ import annotations
@@ -60,19 +53,17 @@ class ContractSpace(nn.Module):
         return self.fc(self.skip([b, a + h]).mean((2, 3)))
 
 
-class _RaisingLoss(torch.nn.Module):
-    """Cross entropy that raises on its ``fail_at``-th call (a failure in the middle of training)."""
+def _raising_loss(fail_at: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross entropy that raises from its ``fail_at``-th call on (a failure in the middle of training)."""
+    calls = []
 
-    def __init__(self, fail_at: int):
-        super().__init__()
-        self.calls = 0
-        self.fail_at = fail_at
-
-    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if self.calls >= self.fail_at:
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) >= fail_at:
             raise RuntimeError("contract: the loss failed on purpose")
         return torch.nn.functional.cross_entropy(out, y)
+
+    return loss
 
 
 def _positional_names(cls: type) -> list[str]:
@@ -91,14 +82,11 @@ def _positional_names(cls: type) -> list[str]:
 class TrainerContract:
     """Conformance checks of a one-shot trainer; subclass and set :attr:`trainer_class` (see the module doc)."""
 
-    #: the trainer under test (a subclass of :class:`~nasforge.oneshot.OneShotTrainer`)
-    trainer_class: ClassVar[type | None] = None
-    #: extra keyword arguments for a small, fast run
+    trainer_class: ClassVar[type | None] = None  # a subclass of OneShotTrainer
     trainer_options: ClassVar[dict[str, Any]] = {}
     batch_size: ClassVar[int] = 8
     num_epochs: ClassVar[int] = 1
 
-    # -- what a subclass may override ------------------------------------------------------------
     def make_model(self) -> torch.nn.Module:
         """A fresh model space; two calls give the same initial weights (the global RNG is left alone)."""
         with torch.random.fork_rng(devices=[]):
@@ -138,7 +126,6 @@ class TrainerContract:
             state.update({f"controller.{k}": v.detach().clone() for k, v in controller.state_dict().items()})
         return state
 
-    # -- helpers ----------------------------------------------------------------------------------
     def _fit(self, seed: int = 0) -> tuple[torch.nn.Module, Any]:
         model = self.make_model()
         trainer = self.make_trainer(model, self.make_dataset(), seed)
@@ -150,7 +137,6 @@ class TrainerContract:
     def _choice_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         return [(name, m) for name, m in model.named_modules() if isinstance(m, ChoiceModule)]
 
-    # -- the checks -------------------------------------------------------------------------------
     def test_is_a_one_shot_trainer(self):
         assert self.trainer_class is not None and issubclass(self.trainer_class, OneShotTrainer)
         assert not inspect.isabstract(self.trainer_class), f"{self.trainer_class.__name__} leaves abstract methods"
@@ -191,7 +177,7 @@ class TrainerContract:
         model = self.make_model()
         choices = self._choice_modules(model)
         threads = torch.get_num_threads()
-        trainer = self.make_trainer(model, self.make_dataset(), 0, loss=_RaisingLoss(fail_at=2))
+        trainer = self.make_trainer(model, self.make_dataset(), 0, loss=_raising_loss(2))
         try:
             trainer.fit()
         except RuntimeError as exc:
