@@ -190,10 +190,11 @@ class RandomOneShotTrainer(OneShotTrainer):
     """SPOS: uniform single-path supernet training, then an evolutionary search over sub-networks.
 
     Training: each batch runs one path drawn uniformly at random per label. Search (run when
-    :meth:`fit` ends, or by :meth:`search`): an evolution over archs whose weights are inherited
-    from the supernet — a population of ``population_size`` random archs, then generations of
-    children (half mutation with per-label probability ``mutation_prob``, half uniform
-    crossover of two of the ``top_k`` best), until ``search_samples`` archs have been scored.
+    :meth:`fit` ends, or by :meth:`search`): the library's
+    :class:`~nasforge.strategy.RegularizedEvolution` over archs of the space whose weights are
+    inherited from the supernet (``population_size`` random archs, then tournaments of ``top_k``
+    and mutations with per-label probability ``mutation_prob``), until ``search_samples`` distinct
+    archs have been scored.
     Before each arch is scored its batch-norm statistics are recalibrated: running statistics are
     reset and re-estimated (cumulative average) on ``calib_batches`` training batches; the score
     is the accuracy on ``eval_batches`` validation batches (the same batches for every arch;
@@ -232,8 +233,9 @@ class RandomOneShotTrainer(OneShotTrainer):
         super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         # the calibration / evaluation batches of the sub-network search: fixed per trainer, from its seed
         self._eval_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        if not isinstance(search_samples, int) or search_samples < 1:
-            raise ValueError(f"search_samples must be an int >= 1, got {search_samples!r}")
+        for name, value in (("search_samples", search_samples), ("population_size", population_size), ("top_k", top_k)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.search_samples = search_samples
         self.population_size = population_size
         self.top_k = top_k
@@ -248,9 +250,8 @@ class RandomOneShotTrainer(OneShotTrainer):
         self._best: Arch | None = None
 
     def _evolution(self) -> RegularizedEvolution:
-        population = min(self.population_size, self.search_samples) if isinstance(self.population_size, int) else self.population_size
-        sample_size = min(self.top_k, population) if isinstance(self.top_k, int) and isinstance(population, int) else self.top_k
-        return RegularizedEvolution(population_size=population, sample_size=sample_size, mutation_prob=self.mutation_prob)
+        population = min(self.population_size, self.search_samples)
+        return RegularizedEvolution(population_size=population, sample_size=min(self.top_k, population), mutation_prob=self.mutation_prob)
 
     def _sample_uniform(self) -> list[int]:
         return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
