@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
-from nasforge.evaluate._data import Data, MapDataset, Tensors, resolve_device
+from nasforge.evaluate._data import MapDataset, Tensors, resolve_device
 from nasforge.oneshot.parallel import (
     DistContext,
     allreduce_mean_,
@@ -28,6 +28,7 @@ from nasforge.space import Arch
 __all__ = ["OneShotTrainer", "TrainerOptions", "accuracy_metrics", "batchnorm_snapshot", "resolve_device"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+Split = Tensors | MapDataset  # a half of the dataset: in-memory tensors (the fast path) or a map-style dataset
 
 
 class TrainerOptions(TypedDict, total=False):
@@ -58,7 +59,7 @@ def _sampler(n: int, generator: torch.Generator, rank: int, world_size: int) -> 
     return DistributedSampler(cast(Any, range(n)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
 
-def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5) -> tuple[Data, Data]:
+def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5) -> tuple[Split, Split]:
     n = len(dataset)
     if n < 2:
         raise ValueError(f"the dataset must have at least 2 samples to split into train and validation halves, got {n}")
@@ -74,12 +75,12 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
     return MapDataset(subset(dataset, train_idx.tolist()), workers), MapDataset(subset(dataset, val_idx.tolist()), workers)
 
 
-def shard_batches(data: Data, batch_size: int, generator: torch.Generator, device: torch.device,
+def shard_batches(data: Split, batch_size: int, generator: torch.Generator, device: torch.device,
                   rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """One epoch of ``data`` (in-memory tensors or a map-style dataset), this rank's shard of one shuffled
     order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG)."""
     order = list(_sampler(len(data), generator, rank, world_size))
-    batches = data.ordered_batches(order, batch_size, generator)  # type: ignore[attr-defined]
+    batches = data.ordered_batches(order, batch_size, generator)
     return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in batches)
 
 
