@@ -8,6 +8,7 @@ import numpy as np
 
 from nasforge.space import Arch, Space
 from nasforge.strategy.base import Strategy
+from nasforge.trial import Trial
 
 __all__ = ["GridSearch"]
 
@@ -79,6 +80,9 @@ class GridSearch(Strategy):
             index = int(self._permutation()[index])
         self._position += 1
         return self._arch_at(index)
+
+    def tell(self, trial: Trial) -> None:
+        """The order is fixed: results change nothing."""
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "position": self._position, "seed": self._seed}

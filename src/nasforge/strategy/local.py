@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nasforge.space import Arch
-from nasforge.strategy._common import HistoryStrategy, arch_key
-from nasforge.trial import Trial
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy.base import HistoryStrategy
 
 __all__ = ["LocalSearch"]
 
@@ -38,7 +37,7 @@ class LocalSearch(HistoryStrategy):
             raise ValueError(f"max_restarts must be None or an integer >= 0, got {max_restarts!r}")
         self.max_restarts = max_restarts
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         self._center: str | None = None
         self._neighbourhood: list[str] = []  # keys of the centre's neighbours
@@ -102,9 +101,6 @@ class LocalSearch(HistoryStrategy):
             self._center = None
             if self._exhausted():
                 return None
-
-    def tell(self, trial: Trial) -> None:
-        self._record(trial)
 
     def state_dict(self) -> dict[str, Any]:
         return {

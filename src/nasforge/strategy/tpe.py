@@ -11,8 +11,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from nasforge.space import Arch
-from nasforge.strategy._common import HistoryStrategy, arch_key, check_positive_int
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy._common import check_positive_int
+from nasforge.strategy.base import HistoryStrategy
 from nasforge.trial import Trial
 
 __all__ = ["TPE"]
@@ -67,7 +68,7 @@ class TPE(HistoryStrategy):
         except TypeError as exc:
             raise ValueError(f"TPE: invalid sampler_options {sorted(sampler_options)}: {exc}") from None
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         import optuna
 
