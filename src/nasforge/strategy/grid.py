@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ class GridSearch(Strategy):
         self._position = 0
         self._perm: np.ndarray | None = None
         self._seed = int(self.rng.integers(2**63 - 1))
+        self._iter: Iterator[Arch] | None = None  # conditional spaces: canonical archs in grid order
+        self._iter_pos = 0
 
     def _permutation(self) -> np.ndarray:
         if self._perm is None:
@@ -51,12 +54,10 @@ class GridSearch(Strategy):
         if self.space.conditional:
             if self.shuffle:
                 return self._canonical_archs()[index]
-            it = getattr(self, "_iter", None)
-            if it is None or self._iter_pos > index:
-                it, self._iter_pos = self.space.grid(), 0
-                self._iter = it
+            if self._iter is None or self._iter_pos > index:
+                self._iter, self._iter_pos = self.space.grid(), 0
             while True:  # canonical archs in grid order, generated lazily
-                arch = next(it)
+                arch = next(self._iter)
                 self._iter_pos += 1
                 if self._iter_pos - 1 == index:
                     return arch

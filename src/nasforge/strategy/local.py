@@ -69,7 +69,7 @@ class LocalSearch(HistoryStrategy):
 
     def _next_center(self) -> Arch | None:
         """Best neighbour if it improves on the centre, else None (local optimum)."""
-        center_score = self._scores.get(self._center)
+        center_score = None if self._center is None else self._scores.get(self._center)
         if center_score is None:
             return None
         known = [k for k in self._neighbourhood if k in self._scores]
