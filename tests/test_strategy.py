@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 import zlib
@@ -15,6 +16,7 @@ from nasforge.space import Categorical, Space, arch_key
 from nasforge.strategy import (
     TPE,
     GridSearch,
+    HistoryStrategy,
     Hyperband,
     LocalSearch,
     PolicyBasedRL,
@@ -213,6 +215,8 @@ def test_strategy_import_is_light():
     code = "import sys, nasforge.strategy; print('torch' in sys.modules, 'optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+    code = "import sys, nasforge.strategy.testing; print('pytest' in sys.modules)"  # the suite imports pytest lazily
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False"]
 
 
 def test_tpe_is_quiet(capfd):
@@ -252,3 +256,137 @@ def test_multi_fidelity_warns_when_rungs_lie_past_the_evaluators_epochs(tmp_path
         for strategy in (SuccessiveHalving(Random(), min_step=1, max_step=9), Hyperband(Random(), min_step=1, max_step=9),
                          SuccessiveHalving(Random())):
             Experiment(space, strategy, FunctionEvaluator(nine_epochs, uses_model=False), max_trials=3, executor="inline").run()
+
+
+# -- the extension points -------------------------------------------------------------------------------
+class Greedy(HistoryStrategy):
+    """The example of HistoryStrategy's docstring, verbatim: it must keep the shipped contract."""
+
+    def ask(self):
+        best = self.best()
+        if best is None:
+            return None if self._exhausted() else self._propose(self._random_unseen())
+        for _ in range(20):
+            child = self.space.mutate(best[0], self.rng)
+            if not self._is_seen(child):
+                return self._propose(child)
+        arch = self._random_unseen()
+        return None if arch is None else self._propose(arch)
+
+
+class TestHistoryStrategyExampleConformance(StrategyConformance):
+    make_strategy = Greedy
+
+
+def test_strategy_is_an_abstract_base_class():
+    with pytest.raises(TypeError, match="abstract"):
+        Strategy()
+
+    class NoTell(Strategy):
+        def ask(self):
+            return None
+
+    with pytest.raises(TypeError, match="tell"):
+        NoTell()
+    assert inspect.isabstract(HistoryStrategy) and not inspect.isabstract(Greedy)
+    g = Greedy()  # HistoryStrategy's tell records the result; setup/on_report/state_dict have defaults
+    trials = run_ask_tell(g, toy_space(), toy_score, budget=5, seed=0)
+    assert g.best() == (trials[int(np.argmax([t.score for t in trials]))].arch, max(t.score for t in trials))
+    assert g.on_report(trials[0], 1, 0.0) is False and json.loads(json.dumps(g.state_dict()))["scores"]
+
+
+class NearestNeighbour:
+    """The example of Surrogate's docstring, with a record of what it was given."""
+
+    def __init__(self):
+        self.fits = []
+
+    def fit(self, X, y):
+        self.X, self.y = X, y
+        self.fits.append((X.shape, y.dtype))
+
+    def predict(self, X):
+        d = ((X[:, None, :] - self.X[None]) ** 2).sum(-1)
+        return self.y[d.argmin(1)], np.sqrt(d.min(1))
+
+
+class TestPredictorBasedCustomSurrogateConformance(StrategyConformance):
+    def make_strategy(self):
+        return PredictorBased(num_init=8, surrogate=NearestNeighbour())
+
+
+class TestProgressiveCustomSurrogateConformance(StrategyConformance):
+    seed_sensitive = False  # a beam search ranked by a deterministic surrogate: no random decision left
+
+    def make_strategy(self):
+        return Progressive(beam_size=5, surrogate=NearestNeighbour())
+
+
+def test_surrogate_protocol():
+    from nasforge.strategy import MLPEnsemble, Surrogate
+
+    assert isinstance(MLPEnsemble(), Surrogate) and isinstance(NearestNeighbour(), Surrogate)
+    for cls in (PredictorBased, Progressive):
+        nn_ = NearestNeighbour()
+        s = cls(surrogate=nn_)
+        run_ask_tell(s, toy_space(), toy_score, budget=40, seed=0)
+        width = toy_space().encoding_size("onehot")
+        assert nn_.fits and all(shape[1] == width and dtype.kind == "f" for shape, dtype in nn_.fits)
+        mean, std = s._predict(list(toy_space().grid())[:7])
+        assert mean.shape == std.shape == (7,)
+        with pytest.raises(TypeError, match=r"surrogate .*Surrogate.*has no predict\(\)"):
+            cls(surrogate=type("OnlyFit", (), {"fit": lambda self, X, y: None})())
+
+
+def test_default_surrogate_is_seeded_by_the_strategy():
+    """MLPEnsemble.set_seed: the same strategy seed gives the same surrogate, another seed another."""
+    def fitted(seed):
+        s = PredictorBased(num_init=4, n_models=2, hidden=8, epochs=20)
+        run_ask_tell(s, toy_space(), toy_score, budget=6, seed=seed)
+        return s._predict(list(toy_space().grid())[:50])[0]
+
+    assert np.array_equal(fitted(3), fitted(3)) and not np.array_equal(fitted(3), fitted(4))
+
+
+def test_space_mutate_is_evolutions_mutation():
+    from tests.test_conditional import family_space
+
+    for space in (toy_space(), family_space()):
+        for seed in range(40):
+            rng = np.random.default_rng(seed)
+            parent = space.sample(rng)
+            mutable = [lab for lab in space.active_labels(parent) if len(space[lab]) > 1]
+
+            def changed(child, space=space, mutable=mutable, parent=parent):
+                assert space.canonical(child) == child
+                return [lab for lab in mutable if lab in child and child[lab] != parent[lab]]
+
+            exact = not space.conditional  # else a change may deactivate another changed label
+            for n in (1, 2):
+                k = len(changed(space.mutate(parent, rng, n=n, prob=0.0)))
+                assert k == min(n, len(mutable)) if exact else 1 <= k <= n
+            child = space.mutate(parent, rng, prob=1.0)  # every active choice (that stays active)
+            assert changed(child) == [lab for lab in mutable if lab in child]
+            evolution = RegularizedEvolution(mutation_prob=0.3)
+            evolution.setup(space, seed)
+            assert evolution._mutate(parent) == space.mutate(parent, seed, prob=0.3)  # one mutation, same stream
+    space, parent = toy_space(), {"a": 0, "b": 0, "c": 0, "d": 0}
+    counts = [sum(a != b for a, b in zip(space.mutate(parent, s, prob=0.5).values(), parent.values())) for s in range(400)]
+    assert abs(np.mean(counts) - (1 + 0.5 * 3)) < 0.3  # one forced change + Binomial(3, prob)
+    with pytest.raises(ValueError, match="prob"):
+        space.mutate(parent, 0, prob=1.5)
+
+
+def test_one_arch_key_and_random_loads_old_keys():
+    from nasforge.space import arch_key as space_key
+    from nasforge.strategy._common import arch_key as common_key
+
+    assert common_key is space_key is arch_key
+    r = Random()
+    run_ask_tell(r, toy_space(), toy_score, budget=10, seed=0)
+    state = r.state_dict()
+    old = {**state, "seen": [json.dumps(json.loads(k), sort_keys=True) for k in state["seen"]]}  # the old key spacing
+    r2 = Random()
+    r2.setup(toy_space(), 0)
+    r2.load_state_dict(old)
+    assert r2._seen == r._seen
