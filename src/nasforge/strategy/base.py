@@ -4,6 +4,7 @@ import here."""
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -43,7 +44,8 @@ class Strategy(ABC):
     * ``tell(trial)``: ``trial.score`` is larger-is-better, ``None`` for a failed trial.
     * ``on_report(trial, step, score) -> bool``: True asks the experiment to stop that trial early.
     * ``state_dict()`` / ``load_state_dict()``: JSON-serialisable, for resume; the defaults hold
-      the generator ``self.rng`` that :meth:`setup` seeds (extend them with your own fields).
+      the generator ``self.rng`` that :meth:`setup` seeds and the attributes named in
+      ``_state_attrs`` (extend them for anything else).
 
     :class:`HistoryStrategy` adds the asked/told bookkeeping; ``nasforge.strategy.testing.
     StrategyConformance`` is the test suite a new strategy should pass.
@@ -68,11 +70,17 @@ class Strategy(ABC):
         """Return True to stop ``trial`` early; the default never does."""
         return False
 
+    #: attributes (JSON values) that :meth:`state_dict` saves under their names without the
+    #: leading underscore and :meth:`load_state_dict` restores, e.g. ``("_queue", "_moves")``
+    _state_attrs: tuple[str, ...] = ()
+
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng_state(self.rng)}
+        return {"rng": rng_state(self.rng), **{a.lstrip("_"): copy.deepcopy(getattr(self, a)) for a in self._state_attrs}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng = restore_rng(state["rng"])
+        for a in self._state_attrs:
+            setattr(self, a, copy.deepcopy(state[a.lstrip("_")]))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -49,6 +49,8 @@ class RegularizedEvolution(HistoryStrategy):
         strategy = RegularizedEvolution(population_size=20, sample_size=5)
     """
 
+    _state_attrs = ("_n_random",)
+
     def __init__(
         self,
         population_size: int = 20,
@@ -154,7 +156,7 @@ class RegularizedEvolution(HistoryStrategy):
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         pop = [[k, s if s != float("-inf") else None] for k, s in self._population]
-        state = {**super().state_dict(), "population": pop, "n_random": self._n_random}
+        state = {**super().state_dict(), "population": pop}
         if self._nsga:
             state["mo_population"] = [[k, list(v)] for k, v in self._mo_pop]
         return state
@@ -164,7 +166,6 @@ class RegularizedEvolution(HistoryStrategy):
         self._population = deque(
             [k, float("-inf") if s is None else float(s)] for k, s in state["population"]
         )
-        self._n_random = int(state["n_random"])
         self._mo_pop = [[k, [float(x) for x in v]] for k, v in state.get("mo_population", [])]
 
     def __repr__(self) -> str:

@@ -27,6 +27,8 @@ class GridSearch(Strategy):
         strategy = GridSearch(shuffle=True)
     """
 
+    _state_attrs = ("_position",)
+
     def __init__(self, shuffle: bool = False):
         self.shuffle = bool(shuffle)
 
@@ -86,11 +88,10 @@ class GridSearch(Strategy):
         """The order is fixed: results change nothing."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "position": self._position, "seed": self._seed}
+        return {**super().state_dict(), "seed": self._seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._position = int(state["position"])
         if int(state["seed"]) != self._seed:
             self._seed = int(state["seed"])
             self._perm = None

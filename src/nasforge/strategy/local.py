@@ -5,7 +5,6 @@ Architecture Search Benchmarks")."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from nasforge.space import Arch, Space, arch_key
 from nasforge.strategy.base import HistoryStrategy
@@ -31,6 +30,8 @@ class LocalSearch(HistoryStrategy):
 
         strategy = LocalSearch()
     """
+
+    _state_attrs = ("_center", "_neighbourhood", "_queue", "_restarts", "_moves")
 
     def __init__(self, max_restarts: int | None = None):
         if max_restarts is not None and (not isinstance(max_restarts, int) or max_restarts < 0):
@@ -101,24 +102,6 @@ class LocalSearch(HistoryStrategy):
             self._center = None
             if self._exhausted():
                 return None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "center": self._center,
-            "neighbourhood": list(self._neighbourhood),
-            "queue": [dict(a) for a in self._queue],
-            "restarts": self._restarts,
-            "moves": self._moves,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._center = state["center"]
-        self._neighbourhood = list(state["neighbourhood"])
-        self._queue = [dict(a) for a in state["queue"]]
-        self._restarts = int(state["restarts"])
-        self._moves = int(state["moves"])
 
     def __repr__(self) -> str:
         return f"LocalSearch(max_restarts={self.max_restarts})"

@@ -133,6 +133,8 @@ class PredictorBased(_SurrogateMixin):
         strategy = PredictorBased(features=ProxyScorer(model_space, ["synflow", "naswot"], batch, transform="log").features)
     """
 
+    _state_attrs = ("_n_random",)
+
     def __init__(
         self,
         num_init: int = 10,
@@ -199,11 +201,10 @@ class PredictorBased(_SurrogateMixin):
         return self._propose(cands[int(np.argmax(acq))])
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "n_random": self._n_random, "surrogate": self._surrogate_state()}
+        return {**super().state_dict(), "surrogate": self._surrogate_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._n_random = int(state["n_random"])
         self._load_surrogate_state(state["surrogate"])
 
     def __repr__(self) -> str:
@@ -231,6 +232,8 @@ class Progressive(_SurrogateMixin):
 
         strategy = Progressive(beam_size=16, order=["op_3_0", "op_3_1", ...])
     """
+
+    _state_attrs = ("_stage", "_queue", "_stage_keys")
 
     def __init__(
         self,
@@ -342,19 +345,10 @@ class Progressive(_SurrogateMixin):
                 return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "stage": self._stage,
-            "queue": [dict(a) for a in self._queue],
-            "stage_keys": list(self._stage_keys),
-            "surrogate": self._surrogate_state(),
-        }
+        return {**super().state_dict(), "surrogate": self._surrogate_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._stage = int(state["stage"])
-        self._queue = [dict(a) for a in state["queue"]]
-        self._stage_keys = list(state["stage_keys"])
         self._load_surrogate_state(state["surrogate"])
 
     def __repr__(self) -> str:

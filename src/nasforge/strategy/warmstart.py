@@ -45,6 +45,8 @@ class ZeroCostWarmStart(Strategy):
         strategy = ZeroCostWarmStart(RegularizedEvolution(), scorer, candidates=1000, top_k=10)
     """
 
+    _state_attrs = ("_queue", "_top")
+
     def __init__(
         self,
         strategy: Strategy | None,
@@ -131,20 +133,16 @@ class ZeroCostWarmStart(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
-            "queue": self._queue,
             "warm": sorted(self._warm),
             "running": sorted(self._running),
-            "top": self._top,
             "scoring_seconds": self.scoring_seconds,
             "strategy": self.strategy.state_dict() if self.strategy is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._queue = None if state["queue"] is None else [dict(a) for a in state["queue"]]
         self._warm = set(state["warm"])
         self._running = set(state.get("running", []))
-        self._top = [list(x) for x in state["top"]]
         self.scoring_seconds = float(state.get("scoring_seconds", 0.0))
         if self.strategy is not None and state.get("strategy") is not None:
             self.strategy.load_state_dict(state["strategy"])
