@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,18 +261,28 @@ def test_multi_fidelity_warns_when_rungs_lie_past_the_evaluators_epochs(tmp_path
 
 # -- the extension points -------------------------------------------------------------------------------
 class Greedy(HistoryStrategy):
-    """The example of HistoryStrategy's docstring, verbatim: it must keep the shipped contract."""
+    """The example of HistoryStrategy's docstring and of the README, verbatim: it keeps the shipped contract."""
 
     def ask(self):
         best = self.best()
-        if best is None:
-            return None if self._exhausted() else self._propose(self._random_unseen())
-        for _ in range(20):
+        for _ in range(20 if best else 0):
             child = self.space.mutate(best[0], self.rng)
             if not self._is_seen(child):
                 return self._propose(child)
-        arch = self._random_unseen()
+        arch = self._random_unseen()  # None once the space is exhausted
         return None if arch is None else self._propose(arch)
+
+
+def test_readme_snippet_runs(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("<!-- section:extend-S -->"):readme.index("<!-- /section:extend-S -->")]
+    code = section.split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "0.3"
+    suite = namespace["TestGreedy"]()
+    suite.test_state_round_trip_gives_same_future_proposals()
+    suite.test_exhausts_tiny_spaces()
 
 
 class TestHistoryStrategyExampleConformance(StrategyConformance):

@@ -103,18 +103,16 @@ class HistoryStrategy(Strategy):
     with its own fields (call ``super()``). Keys are :func:`nasforge.space.arch_key` strings.
     :meth:`best` gives the best arch so far.
 
-    Example (a greedy one-choice hill climber)::
+    Example (a greedy one-choice hill climber; the README's "Writing your own strategy")::
 
         class Greedy(HistoryStrategy):
             def ask(self):
                 best = self.best()
-                if best is None:
-                    return None if self._exhausted() else self._propose(self._random_unseen())
-                for _ in range(20):
+                for _ in range(20 if best else 0):
                     child = self.space.mutate(best[0], self.rng)
                     if not self._is_seen(child):
                         return self._propose(child)
-                arch = self._random_unseen()
+                arch = self._random_unseen()  # None once the space is exhausted
                 return None if arch is None else self._propose(arch)
     """
 
