@@ -201,11 +201,11 @@ class PolicyBasedRL(HistoryStrategy):
                 return self._propose(arch)
             if self.learn_from_repeats and key in self._scores:  # known reward: a free update
                 self._learn(indices, self._scores[key], logp)
-        arch = self._random_unseen()
-        if arch is None:
+        fallback = self._random_unseen()
+        if fallback is None:
             return None
         _log.debug("controller repeated known archs %d times; proposing a random unseen one", self.max_resample)
-        return self._propose(arch)
+        return self._propose(fallback)
 
     def tell(self, trial: Trial) -> None:
         key, score = self._record(trial)
