@@ -145,9 +145,17 @@ def test_tpe_learns_only_from_active_labels():
     space = family_space()
     strategy = TPE(n_startup_trials=5)
     run_ask_tell(strategy, space, lambda a: 1.0 if a["family"] == "mlp" else 0.0, budget=25, seed=0)
-    for t in strategy._study.trials:
-        arch = {lab: space[lab].key_at(i) for lab, i in t.params.items()}
-        assert set(t.params) == set(space.canonical(space.complete(arch, 0)))
+    assert len(strategy._entries) >= 25
+    for params, _, _ in strategy._entries:  # every observation holds exactly the labels its network used
+        arch = {lab: space[lab].key_at(i) for lab, i in params.items()}
+        assert set(params) == set(space.canonical(space.complete(arch, 0)))
+    # and the estimator of a conditional label sees only the observations that used it
+    below, above = strategy._split()
+    for group in strategy._groups:
+        cols = [strategy._col[label] for label in group]
+        _, obs = strategy._kernels(np.concatenate([below, above]), cols)
+        users = [p for p, status, _ in strategy._entries if status != "fail" and all(lab in p for lab in group)]
+        assert len(obs) == len(users)
 
 
 def test_evolution_mutates_active_labels():

@@ -186,25 +186,29 @@ def test_nsga2_state_round_trip_gives_same_future():
     assert [a.ask() for _ in range(5)] == [b.ask() for _ in range(5)]
 
 
-def test_multi_objective_tpe_uses_optuna_motpe(tmp_path):
+def test_multi_objective_tpe_splits_by_front(tmp_path):
     strategy = TPE(n_startup_trials=5)
     exp = Experiment(SPACE, strategy, FunctionEvaluator(_metrics, uses_model=False, metric="acc"),
                      objectives=[("acc", "max"), ("cost", "min")], executor="inline", seed=0, max_trials=15,
                      store=tmp_path / "tpe.db", name="tpe")
     exp.run()
-    assert len(strategy._study.directions) == 2
-    done = [t for t in strategy._study.trials if t.state.name == "COMPLETE"]
-    assert len(done) >= 15 and all(len(t.values) == 2 for t in done)  # repeats are told their known values
-    by_params = {tuple(t.params[label] for label in SPACE.labels): t.values for t in done}
+    done = [e for e in strategy._entries if e[1] == "done"]
+    assert len(done) >= 15 and all(len(v) == 2 for _, _, v in done)  # repeats are told their known vectors
+    by_params = {tuple(p[label] for label in SPACE.labels): v for p, _, v in done}
     for t in exp.trials():
         assert by_params[tuple(SPACE.to_indices(t.arch))] == t.objectives
-    # resume from the stored state: the study is rebuilt with both objectives
+    # the good observations are the first fronts of the (acc, -cost) vectors
+    below, above = strategy._split()
+    fronts = nsga2_rank([strategy._entries[i][2] for i in below] + [strategy._entries[i][2] for i in above
+                                                                       if strategy._entries[i][1] == "done"])
+    assert max(f for f, _ in fronts[:len(below)]) <= min(f for f, _ in fronts[len(below):])
+    # resume from the stored state: still two objectives, no repeated network
     again = TPE(n_startup_trials=5)
     exp2 = Experiment(SPACE, again, FunctionEvaluator(_metrics, uses_model=False, metric="acc"),
                       objectives=[("acc", "max"), ("cost", "min")], executor="inline", max_trials=20,
                       store=tmp_path / "tpe.db", name="tpe")
     exp2.run()
-    assert len(again._study.directions) == 2 and len(exp2.trials()) == 20
+    assert again._multi and len(exp2.trials()) == 20
     assert len({json.dumps(t.arch, sort_keys=True) for t in exp2.trials()}) == 20
 
 

@@ -1,16 +1,22 @@
-"""Tree-structured Parzen estimator (Bergstra et al. 2011) through Optuna's ``TPESampler``.
+"""Tree-structured Parzen estimator (Bergstra et al. 2011) for categorical NAS spaces, in numpy.
 
-Optuna is imported when the strategy is set up, not when :mod:`nasforge.strategy` is imported.
+Every label of a space is categorical, so each Parzen estimator is a mixture of categorical
+kernels, one per observed trial plus a uniform prior; with ``multivariate=True`` (default) the
+unconditional labels are modelled jointly (one kernel per trial over all of them, Falkner et al.
+2018's multivariate TPE), and every conditional label on its own from the trials that used it.
+The estimator is rebuilt as a few numpy arrays per ask, so a proposal costs well under a
+millisecond at thousands of trials (Optuna's ``TPESampler`` spent 20 → 70 ms per ask here, growing
+with the history).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-from collections.abc import Iterator
-from typing import Any, cast
+import math
+from typing import Any
 
+import numpy as np
+
+from nasforge.pareto import nsga2_rank
 from nasforge.space import Arch, Space, arch_key
 from nasforge.strategy._common import check_positive_int
 from nasforge.strategy.base import HistoryStrategy
@@ -18,90 +24,86 @@ from nasforge.trial import Trial
 
 __all__ = ["TPE"]
 
-_log = logging.getLogger("nasforge.strategy.tpe")
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Silence Optuna's per-trial INFO lines and experimental warnings, restoring them after."""
-    logger = logging.getLogger("optuna")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
+_PENDING, _DONE, _FAIL = 0, 1, 2
+_STATUS = {"pending": _PENDING, "done": _DONE, "fail": _FAIL}
+_OPTIONS = ("n_ei_candidates", "multivariate", "constant_liar", "prior_weight", "gamma", "max_below")
 
 
 class TPE(HistoryStrategy):
-    """TPE via Optuna's ask/tell interface; each label is one categorical parameter.
+    """TPE over the space's labels (each a categorical parameter), with de-duplication.
 
-    ``sampler_options`` go to :class:`optuna.samplers.TPESampler` (e.g. ``multivariate=True``,
-    ``n_ei_candidates=24``, ``constant_liar=True`` — Optuna's default, which makes concurrent
-    asks diverse). The sampler is re-seeded from this strategy's generator on every ask, so the
-    proposals depend only on the seed and the history: saving and restoring the state (which
-    holds the history, not Optuna objects) gives the same future proposals.
+    After ``n_startup_trials`` random proposals, the finished trials are split into the best
+    ``gamma`` fraction (at most ``max_below`` trials: the "good" density ``l``) and the rest (``g``;
+    with ``constant_liar`` the pending trials count as bad, so concurrent asks spread out).
+    ``n_ei_candidates`` archs are drawn from ``l`` and the one with the largest ``l(x) / g(x)`` is
+    proposed. Older bad trials weigh less (a linear ramp below the 25 most recent), as in Optuna and
+    hyperopt; every kernel is smoothed by ``prior_weight`` towards the uniform distribution.
 
-    With ``dedup=True`` (default) an arch is proposed at most once: when TPE suggests an arch
-    already evaluated, Optuna is told its known score for free and asked again; after
-    ``max_retries`` repeats a random unseen arch is proposed (and recorded in the study).
+    With ``dedup=True`` (default) an arch is proposed at most once: a repeat of a known arch is
+    recorded as one more observation of its score (it costs nothing) and TPE draws again; after
+    ``max_retries`` repeats a random unseen arch is proposed.
+
+    Multi-objective mode (:meth:`set_objectives`): the good trials are the best by non-dominated
+    front, then by crowding distance within the last front taken (MOTPE's split, Ozaki et al. 2020,
+    with NSGA-II's crowding in place of the hypervolume contribution).
 
     Example::
 
-        strategy = TPE(n_startup_trials=10)
+        strategy = TPE(n_startup_trials=10, n_ei_candidates=24)
     """
 
-    def __init__(self, n_startup_trials: int = 10, dedup: bool = True, max_retries: int = 10, **sampler_options: Any):
+    def __init__(self, n_startup_trials: int = 10, dedup: bool = True, max_retries: int = 10, **options: Any):
         self.n_startup_trials = check_positive_int("n_startup_trials", n_startup_trials, minimum=0)
         self.dedup = bool(dedup)
         self.max_retries = check_positive_int("max_retries", max_retries)
-        if "seed" in sampler_options:
-            raise ValueError("TPE: do not pass 'seed' in sampler_options; the strategy's seed (setup) is used")
-        self.sampler_options = dict(sampler_options)
-        try:  # validate the options early, with Optuna's own message
-            import optuna
-
-            with _quiet_optuna():
-                optuna.samplers.TPESampler(n_startup_trials=self.n_startup_trials, **self.sampler_options)
-        except TypeError as exc:
-            raise ValueError(f"TPE: invalid sampler_options {sorted(sampler_options)}: {exc}") from None
+        if "seed" in options:
+            raise ValueError("TPE: do not pass 'seed'; the strategy's seed (setup) is used")
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ValueError(f"TPE: unknown option(s) {unknown}; valid: {', '.join(_OPTIONS)}")
+        self.n_ei_candidates = check_positive_int("n_ei_candidates", options.get("n_ei_candidates", 24))
+        self.multivariate = bool(options.get("multivariate", True))
+        self.constant_liar = bool(options.get("constant_liar", True))
+        self.max_below = check_positive_int("max_below", options.get("max_below", 25))
+        self.prior_weight = float(options.get("prior_weight", 1.0))
+        self.gamma = float(options.get("gamma", 0.1))
+        if not (self.prior_weight > 0 and math.isfinite(self.prior_weight)):
+            raise ValueError(f"TPE: prior_weight must be a positive number, got {options['prior_weight']!r}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"TPE: gamma must be a fraction in (0, 1], got {options['gamma']!r}")
+        self.options = {k: options[k] for k in _OPTIONS if k in options}
 
     def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
-        import optuna
-
-        self._optuna = optuna
         self._labels = space.labels
-        self._order = [label for label in space._order()] if space.conditional else self._labels
-        self._dists: dict[str, Any] = {
-            label: optuna.distributions.CategoricalDistribution(tuple(range(len(space[label]))))
-            for label in self._labels
-        }
-        # entries in ask order: [params {label: index} of the active labels, state ("pending"|"done"|"fail"), value]
+        self._order = space._order() if space.conditional else self._labels
+        always = [label for label in self._order if space.condition(label) is None]
+        # label groups modelled jointly: the unconditional labels (one group, or one each), then each conditional label
+        self._groups = ([always] if self.multivariate and always else [[lab] for lab in always])
+        self._groups += [[label] for label in self._order if space.condition(label) is not None]
+        self._sizes = {label: len(space[label]) for label in self._labels}
+        # entries in ask order: [params {label: index} of the active labels, "pending"|"done"|"fail", value]
         self._entries: list[list[Any]] = []
+        self._open: dict[str, list[int]] = {}  # arch key -> numbers of its pending entries
+        self._col = {label: j for j, label in enumerate(self._labels)}
+        # the entries as arrays (grown by doubling): candidate index per label (-1: inactive), status, score
+        self._index = np.full((64, len(self._labels)), -1, dtype=np.int64)
+        self._status = np.zeros(64, dtype=np.int8)
+        self._values = np.zeros(64)
         self._vectors: dict[str, list[float]] = {}  # multi-objective mode: key -> objective vector
-        self._new_study()
-
-    def _new_study(self) -> None:
-        with _quiet_optuna():
-            n = getattr(self, "_n_objectives", 1)
-            if n > 1:  # Optuna's multi-objective TPE (MOTPE)
-                self._study = self._optuna.create_study(directions=["maximize"] * n, sampler=self._sampler(0))
-            else:
-                self._study = self._optuna.create_study(direction="maximize", sampler=self._sampler(0))
 
     def set_objectives(self, n: int) -> None:
-        """Multi-objective mode for ``n >= 2``: Optuna's multi-objective TPE on ``trial.objectives``
-        (larger is better); call before any ask (before or after :meth:`setup`: it persists across it)."""
+        """Multi-objective mode for ``n >= 2`` on ``trial.objectives`` (larger is better); call
+        before any ask (before or after :meth:`setup`)."""
         self._n_objectives = check_positive_int("n", n)
-        if hasattr(self, "_entries") and not self._entries:
-            self._new_study()
+
+    @property
+    def _multi(self) -> bool:
+        return getattr(self, "_n_objectives", 1) > 1
 
     def _value(self, trial: Trial, score: float | None) -> float | list[float] | None:
-        """What Optuna is told: the score, or the objective vector in multi-objective mode."""
-        if getattr(self, "_n_objectives", 1) <= 1 or score is None:
+        """What an entry records: the score, or the objective vector in multi-objective mode."""
+        if not self._multi or score is None:
             return score
         vec = trial.objectives
         if vec is None or len(vec) != self._n_objectives:
@@ -109,134 +111,181 @@ class TPE(HistoryStrategy):
         self._vectors[arch_key(trial.arch)] = [float(v) for v in vec]
         return [float(v) for v in vec]
 
-    def _sampler(self, seed: int) -> Any:
-        return self._optuna.samplers.TPESampler(
-            n_startup_trials=self.n_startup_trials, seed=seed, **self.sampler_options
-        )
+    # -- the estimator -----------------------------------------------------------------------
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Entry numbers of the good (``l``) and bad (``g``) observations, each in trial order."""
+        n = len(self._entries)
+        status = self._status[:n]
+        done = np.flatnonzero(status == _DONE)
+        n_below = min(math.ceil(self.gamma * len(done)), self.max_below)
+        if self._multi:
+            ranks = nsga2_rank([self._entries[i][2] for i in done])
+            best = np.array(sorted(range(len(done)), key=lambda j: (ranks[j][0], -ranks[j][1], j)), dtype=np.int64)
+        else:  # the n_below best scores (earlier trial first on ties), found in O(n)
+            values = self._values[done]
+            if 0 < n_below < len(done):
+                cut = np.partition(values, len(done) - n_below)[len(done) - n_below]
+                better = np.flatnonzero(values > cut)
+                tied = np.flatnonzero(values == cut)[: n_below - len(better)]
+                top = np.concatenate([better, tied])
+            else:
+                top = np.arange(n_below)
+            best = np.concatenate([top, np.setdiff1d(np.arange(len(done)), top, assume_unique=True)])
+        below, above = np.sort(done[best[:n_below]]), done[best[n_below:]]
+        if self.constant_liar:
+            above = np.concatenate([above, np.flatnonzero(status == _PENDING)])
+        return below, np.sort(above)
+
+    def _kernels(self, rows: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Mixture weights (the observations using every label of ``cols``, then the uniform
+        prior) and those observations' candidate indices (one row each)."""
+        obs = self._index[rows][:, cols]
+        obs = obs[(obs >= 0).all(axis=1)]
+        n = len(obs)
+        if n < 25:
+            weights = np.ones(n)
+        else:  # older observations weigh less: a linear ramp, then the 25 most recent at 1
+            weights = np.concatenate([np.linspace(1.0 / n, 1.0, n - 25), np.ones(25)])
+        mix = np.append(weights, self.prior_weight)
+        return mix / mix.sum(), obs
+
+    def _sample_group(self, group: list[str], below: np.ndarray, above: np.ndarray) -> dict[str, int]:
+        """Draw ``n_ei_candidates`` values of ``group`` from ``l`` and keep the best ``l / g``.
+
+        Kernel of an observation ``o`` for a label with ``K`` candidates: probability
+        ``(f + [x = o]) / (K f + 1)`` of candidate ``x``, ``f = prior_weight / (n + 1)``; the prior
+        component is uniform. Densities are computed from the observations, never as tables."""
+        cols = [self._col[label] for label in group]
+        sizes = np.array([self._sizes[label] for label in group])
+        mix_l, obs_l = self._kernels(below, cols)
+        mix_g, obs_g = self._kernels(above, cols)
+        m, n = self.n_ei_candidates, len(obs_l)
+        comp = self.rng.choice(n + 1, size=m, p=mix_l)
+        f = self.prior_weight / (n + 1)
+        keep = self.rng.random((m, len(group))) < 1.0 / (sizes * f + 1.0)  # the kernel's own value
+        uniform = (self.rng.random((m, len(group))) * sizes).astype(np.int64)
+        from_obs = comp < n
+        cand = uniform.copy()
+        pick = keep & from_obs[:, None]
+        cand[pick] = obs_l[comp[from_obs]][pick[from_obs]] if n else cand[pick]
+        score = _log_density(mix_l, obs_l, sizes, self.prior_weight, cand) - _log_density(
+            mix_g, obs_g, sizes, self.prior_weight, cand)
+        best = cand[int(np.argmax(score))]
+        return {label: int(best[j]) for j, label in enumerate(group)}
+
+    def _suggest(self) -> dict[str, int]:
+        """Candidate index of every active label: random during start-up, then TPE's pick."""
+        n_done = int(np.count_nonzero(self._status[:len(self._entries)] == _DONE))
+        if n_done < self.n_startup_trials:
+            return self._params(self.space.sample(self.rng))
+        below, above = self._split()
+        chosen: dict[str, int] = {}
+        partial: dict[str, Any] = {}
+        for group in self._groups:
+            if len(group) == 1 and not self.space.is_active(group[0], partial):
+                continue
+            for label, i in self._sample_group(group, below, above).items():
+                chosen[label] = i
+                partial[label] = self.space[label].key_at(i)
+        return chosen
 
     # -- ask/tell ------------------------------------------------------------------------------
-    def _optuna_ask(self, params: dict[str, int] | None = None, reseed: bool = True) -> tuple[Any, dict[str, int]]:
-        """An Optuna trial and the candidate index of each *active* label.
-
-        In a conditional space the parameters are suggested one by one, only for the labels
-        active given the values already drawn, so TPE never learns from a label that did not
-        shape the network (Optuna models each parameter from the trials that used it).
-        """
-        if params is not None:
-            self._study.enqueue_trial(params)
-        if reseed:
-            self._reseed(int(self.rng.integers(2**31 - 1)))
-        if not self.space.conditional:
-            t = self._study.ask(self._dists)
-            return t, {label: int(t.params[label]) for label in self._labels}
-        t = self._study.ask()
-        partial: dict[str, Any] = {}
-        chosen: dict[str, int] = {}
-        for label in self._order:
-            if not self.space.is_active(label, partial):
-                continue
-            i = int(cast(int, t.suggest_categorical(label, self._dists[label].choices)))
-            chosen[label] = i
-            partial[label] = self.space[label].key_at(i)
-        return t, chosen
-
     def _params(self, arch: dict[str, Any]) -> dict[str, int]:
         return {label: self.space[label].index(v) for label, v in self.space.canonical(arch).items()}
 
     def _arch(self, params: dict[str, int]) -> Arch:
         return self.space.canonical({label: self.space[label].key_at(i) for label, i in params.items()})
 
-    def _reseed(self, seed: int) -> None:
-        """Seed the sampler's generators for this ask, keeping its (deterministic) caches."""
-        sampler: Any = self._study.sampler  # Optuna's private layout, checked below
-        try:
-            sampler._rng.rng.seed(seed)
-            sampler._random_sampler._rng.rng.seed(seed)
-        except AttributeError:  # another Optuna layout: a fresh sampler is equivalent, only slower
-            self._study.sampler = self._sampler(seed)
+    def _add(self, params: dict[str, int], status: str, value: Any) -> None:
+        number = len(self._entries)
+        if status == "pending":
+            self._open.setdefault(arch_key(self._arch(params)), []).append(number)
+        if number == len(self._status):
+            self._index = np.concatenate([self._index, np.full_like(self._index, -1)])
+            self._status = np.concatenate([self._status, np.zeros_like(self._status)])
+            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
+        for label, i in params.items():
+            self._index[number, self._col[label]] = i
+        self._entries.append([params, status, value])
+        self._set(number, status, value)
+
+    def _set(self, number: int, status: str, value: Any) -> None:
+        self._entries[number][1:] = [status, value]
+        self._status[number] = _STATUS[status]
+        if status == "done" and not self._multi:
+            self._values[number] = float(value)
 
     def ask(self) -> Arch | None:
         if self.dedup and self._exhausted():
             return None
-        tt = self._optuna.trial.TrialState
-        with _quiet_optuna():
-            for _ in range(self.max_retries):
-                t, params = self._optuna_ask()
-                arch = self._arch(params)
-                key = arch_key(arch)
-                if not self.dedup or key not in self._asked:
-                    self._entries.append([params, "pending", None])
-                    return self._propose(arch)
-                known = self._vectors.get(key) if getattr(self, "_n_objectives", 1) > 1 else self._scores.get(key)
-                if known is not None:  # a repeat of a known result: tell it, costs nothing
-                    self._study.tell(t, known)
-                    self._entries.append([params, "done", known])
-                else:
-                    self._study.tell(t, state=tt.FAIL)
-                    self._entries.append([params, "fail", None])
-            fallback = self._random_unseen()
-            if fallback is None:
-                return None
-            _log.debug("TPE repeated known archs %d times; proposing a random unseen one", self.max_retries)
-            params = self._params(fallback)
-            self._optuna_ask(params)
-            self._entries.append([params, "pending", None])
-            return self._propose(fallback)
+        for _ in range(self.max_retries):
+            params = self._suggest()
+            arch = self._arch(params)
+            key = arch_key(arch)
+            if not self.dedup or key not in self._asked:
+                self._add(params, "pending", None)
+                return self._propose(arch)
+            known = self._vectors.get(key) if self._multi else self._scores.get(key)
+            # a repeat of a known result is one more observation of it; of a failure, a failed entry
+            self._add(params, "done" if known is not None else "fail", known)
+        unseen = self._random_unseen()
+        if unseen is None:
+            return None
+        self._add(self._params(unseen), "pending", None)
+        return self._propose(unseen)
 
     def tell(self, trial: Trial) -> None:
-        value = self._value(trial, self._record(trial)[1])
-        params = self._params(trial.arch)
-        tt = self._optuna.trial.TrialState
-        number = next(
-            (i for i, e in enumerate(self._entries) if e[1] == "pending" and e[0] == params), None
-        )
-        with _quiet_optuna():
-            if number is None:  # told about a trial this strategy did not propose: learn from it
-                self._study.add_trial(self._frozen(params, value))
-                self._entries.append([params, "done" if value is not None else "fail", value])
-                return
-            if value is None:
-                self._study.tell(number, state=tt.FAIL)
-                self._entries[number][1:] = ["fail", None]
-            else:
-                self._study.tell(number, value)
-                self._entries[number][1:] = ["done", value]
-
-    def _frozen(self, params: dict[str, int], score: float | list[float] | None) -> Any:
-        tt = self._optuna.trial.TrialState
-        value, values = (None, list(score)) if isinstance(score, (list, tuple)) else (score, None)
-        return self._optuna.trial.create_trial(
-            params=dict(params),
-            distributions={label: self._dists[label] for label in params},
-            value=value,
-            values=values,
-            state=tt.COMPLETE if score is not None else tt.FAIL,
-        )
+        key, score = self._record(trial)
+        value = self._value(trial, score)
+        status = "done" if value is not None else "fail"
+        waiting = self._open.get(key)
+        if not waiting:  # told about a trial this strategy did not propose: learn from it
+            self._add(self._params(trial.arch), status, value)
+            return
+        number = waiting.pop(0)
+        if not waiting:
+            del self._open[key]
+        self._set(number, status, value)
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {**super().state_dict(), "entries": [list(e) for e in self._entries]}
-        if getattr(self, "_n_objectives", 1) > 1:
+        state = {**super().state_dict(), "entries": [[dict(p), s, v] for p, s, v in self._entries]}
+        if self._multi:
             state["vectors"] = {k: list(v) for k, v in self._vectors.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        rng = self.rng
-        self._entries = [[_as_params(e[0], self._labels), e[1], e[2]] for e in state["entries"]]
+        self._entries, self._open = [], {}
+        self._status[:] = _PENDING
+        self._index[:] = -1
+        for saved, status, value in state["entries"]:
+            self._add(_as_params(saved, self._labels), status, value)
         self._vectors = {k: [float(x) for x in v] for k, v in state.get("vectors", {}).items()}
-        self._new_study()
-        with _quiet_optuna():
-            for params, status, value in self._entries:
-                if status == "pending":  # re-open it as a running trial (same number)
-                    self._optuna_ask(params, reseed=False)
-                else:
-                    self._study.add_trial(self._frozen(params, value if status == "done" else None))
-        self.rng = rng
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.sampler_options.items())
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
         return f"TPE(n_startup_trials={self.n_startup_trials}{opts})"
+
+
+def _log_density(mix: np.ndarray, obs: np.ndarray, sizes: np.ndarray, prior_weight: float,
+                 cand: np.ndarray) -> np.ndarray:
+    """log of the mixture's probability of each candidate row.
+
+    A kernel's log probability of a label's value takes two values, ``log f/(K f + 1)`` off its
+    observation and ``log (f + 1)/(K f + 1)`` on it, so the sum over labels is a constant plus the
+    label-wise gains of the matches."""
+    n = len(obs)
+    f = prior_weight / (n + 1)
+    off = np.log(f / (sizes * f + 1.0))
+    gain = np.log((f + 1.0) / f)
+    matches = np.zeros((len(cand), n), dtype=np.int8)
+    for j in range(cand.shape[1]):
+        matches += cand[:, [j]] == obs[None, :, j]
+    # kernel i: w_i * exp(sum(off) + gain * matches_i), read from a table of the L + 1 possible values
+    table = np.exp(off.sum() + gain * np.arange(cand.shape[1] + 1))
+    kern = table[matches] @ mix[:n]
+    return np.log(kern + mix[n] * np.exp(-np.log(sizes).sum()))
 
 
 def _as_params(saved: Any, labels: list[str]) -> dict[str, int]:
