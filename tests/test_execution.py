@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nasforge.execution import (
-    InlineExecutor,
-    LocalExecutor,
-    ResultError,
-    TrialContext,
-    make_executor,
-    normalize_metrics,
-)
+from nasforge.evaluate import ResultError, TrialContext, normalize_metrics
+from nasforge.execution import InlineExecutor, LocalExecutor, make_executor
 
 
 def _collect(ex, n, on_report=None, timeout=60.0):

@@ -208,7 +208,7 @@ def test_inline_timeout_at_reports():
 
 def test_user_mistakes_raise_clear_errors():
     ev = FunctionEvaluator(score_fn, uses_model=False)
-    with pytest.raises(TypeError, match="strategy must be a nasforge.strategy.Strategy"):
+    with pytest.raises(TypeError, match=r"strategy: got str, which is not a nasforge.strategy.Strategy"):
         Experiment(SPACE, "random", ev)
     with pytest.raises(TypeError, match="model_space must be a nasforge.nn.ModelSpace"):
         Experiment(object(), Random(), ev)
@@ -224,7 +224,7 @@ def test_user_mistakes_raise_clear_errors():
         Experiment(SPACE, Random(), ev, mode="maximise")
     with pytest.raises(ValueError, match="trial_timeout must be a positive number"):
         Experiment(SPACE, Random(), ev, trial_timeout=-1)
-    with pytest.raises(TypeError, match="evaluator must be an Evaluator"):
+    with pytest.raises(TypeError, match=r"evaluator: got int, which is not a nasforge.evaluate.Evaluator"):
         Experiment(SPACE, Random(), 3)
     exp = Experiment(SPACE, Random(), ev, executor="inline")
     with pytest.raises(ValueError, match="no successful trial|0 successful trial"):
@@ -236,6 +236,139 @@ def test_user_mistakes_raise_clear_errors():
 
     with pytest.raises(ValueError, match="Bad proposed an invalid arch.*99.*'x'"):
         Experiment(SPACE, Bad(), ev, max_trials=1, executor="inline").run()
+
+
+class _DuckStrategy:
+    def setup(self, space, seed=None):
+        pass
+
+    def ask(self):
+        return None
+
+    def tell(self, trial):
+        pass
+
+
+class _DuckEvaluator:
+    uses_model = False
+
+    def evaluate(self, arch, ctx):
+        return 1.0
+
+
+class _DuckExecutor:
+    capacity = 1
+
+    def submit(self, task_id, key, args, timeout=None):
+        return 0.0
+
+
+@pytest.mark.parametrize(
+    "arg, value, message",
+    [
+        ("strategy", object(), r"strategy: got object, which is not a nasforge\.strategy\.Strategy \(it lacks ask\(\) and "
+                               r"tell\(\)\); subclass Strategy and implement ask\(\) and tell\(\)"),
+        ("strategy", _DuckStrategy(), r"strategy: got _DuckStrategy, .*\(it has ask\(\) and tell\(\) but does not subclass it\)"),
+        ("strategy", Random, r"strategy: got ABCMeta|strategy: got type"),  # the class, not an instance
+        ("evaluator", _DuckEvaluator(), r"evaluator: got _DuckEvaluator, which is not a nasforge\.evaluate\.Evaluator \(it has "
+                                        r"evaluate\(\) but does not subclass it\); subclass Evaluator and implement evaluate\(\)"),
+        ("evaluator", None, r"evaluator: got NoneType, .*\(it lacks evaluate\(\)\).*or pass a function"),
+        ("evaluator", FunctionEvaluator, r"evaluator: got ABCMeta|evaluator: got type"),
+        ("executor", _DuckExecutor(), r"executor: got _DuckExecutor, which is not a nasforge\.execution\.Executor \(it lacks "
+                                      r"cancel\(\), idle_slots\(\), poll\(\), register\(\) and running\(\)\); "
+                                      r"subclass Executor and implement cancel\(\), capacity\(\), .*submit\(\)"),
+        ("executor", 3, r"executor: got int, .*\(it lacks cancel\(\), capacity\(\), idle_slots\(\), poll\(\), "
+                        r"register\(\), running\(\) and submit\(\)\).*or pass 'inline', 'local' or 'ray'"),
+    ],
+)
+def test_only_the_abcs_are_accepted_and_the_error_names_what_is_missing(arg, value, message):
+    """Duck-typed objects are refused with the argument, the class got, the base class and the
+    contract methods it lacks (a nasforge subclass of each ABC is accepted: the other tests)."""
+    kwargs = {"strategy": Random(), "evaluator": FunctionEvaluator(score_fn, uses_model=False), "executor": "inline", arg: value}
+    with pytest.raises(TypeError, match=message):
+        Experiment(SPACE, kwargs.pop("strategy"), kwargs.pop("evaluator"), **kwargs)
+
+
+class Vandal(Strategy):
+    """A strategy that tries to change what it is told (every way a trial can be changed)."""
+
+    def __init__(self, how):
+        self.how = how
+        self.errors = []
+
+    def ask(self):
+        return self.space.sample(self.rng)
+
+    def _try(self, trial):
+        try:
+            self.how(trial)
+        except (TypeError, AttributeError) as exc:
+            self.errors.append(exc)
+
+    def tell(self, trial):
+        self._try(trial)
+
+    def on_report(self, trial, step, score):
+        self._try(trial)
+        return False
+
+
+VANDALISM = {
+    "score": lambda t: setattr(t, "score", 1e9),
+    "status": lambda t: setattr(t, "status", TrialStatus.FAILED),
+    "delete": lambda t: delattr(t, "error"),
+    "arch item": lambda t: t.arch.__setitem__("x", 99),
+    "arch update": lambda t: t.arch.update({"y": "zzz"}),
+    "arch pop": lambda t: t.arch.pop("x"),
+    "metrics item": lambda t: t.metrics.__setitem__("score", 1e9),
+    "metrics clear": lambda t: t.metrics.clear(),
+    "reports": lambda t: t.reports.append((99, {"score": 1e9})),
+    "report metrics": lambda t: t.reports and t.reports[-1][1].__setitem__("score", 1e9),
+    "objectives": lambda t: t.objectives is not None and t.objectives.append(1.0),
+}
+
+
+@pytest.mark.parametrize("how", sorted(VANDALISM))
+def test_strategies_are_told_frozen_trials_and_cannot_change_the_store(tmp_path, how):
+    def reporting(arch, ctx):
+        ctx.report(1, {"score": float(arch["x"])})
+        return {"score": float(arch["x"])}
+
+    kwargs = dict(max_trials=4, executor="inline", seed=3, name="v")
+    ev = FunctionEvaluator(reporting, uses_model=False)
+    plain = Experiment(SPACE, Random(), ev, store=tmp_path / "plain.db", **kwargs)
+    plain.run()
+    vandal = Vandal(VANDALISM[how])
+    exp = Experiment(SPACE, vandal, ev, store=tmp_path / "vandal.db", **kwargs)
+    exp.run()
+    told = 8 if how not in ("objectives",) else 0  # 4 tells + 4 reports (single-objective: no objectives)
+    assert len(vandal.errors) == told, vandal.errors
+    assert all("read-only" in str(e) for e in vandal.errors)
+    stored = [(t.id, t.arch, t.status, t.metrics, t.score, t.reports, t.error) for t in exp.trials()]
+    expected = [(t.id, t.arch, t.status, t.metrics, t.score, t.reports, t.error) for t in plain.trials()]
+    assert stored == expected and len(stored) == 4  # same seed, same archs: what a strategy did changed nothing
+
+
+def test_a_frozen_trial_reads_like_a_trial():
+    from nasforge.trial import Trial
+
+    t = Trial(2, {"x": 3, "y": [1, 2]}, TrialStatus.SUCCEEDED, {"score": 1.0}, 1.0, [(0, {"score": 0.5})], objectives=[1.0, -2.0])
+    f = t.frozen()
+    assert isinstance(f, Trial) and f.arch == t.arch and f.metrics == t.metrics and f.reports == [(0, {"score": 0.5})]
+    assert json.loads(json.dumps({"arch": f.arch, "objectives": f.objectives})) == {"arch": t.arch, "objectives": [1.0, -2.0]}
+    mutable = dict(f.arch)
+    mutable["x"] = 4  # a copy is the strategy's own
+    import copy
+    import pickle
+
+    deep = copy.deepcopy(f.arch)
+    deep["y"].append(3)
+    assert type(deep) is dict and t.arch == {"x": 3, "y": [1, 2]}
+    assert pickle.loads(pickle.dumps(f)).arch == t.arch
+    t.metrics["score"] = 2.0  # the copy does not follow the original either
+    assert f.metrics == {"score": 1.0}
+    with pytest.raises(TypeError, match="read-only"):
+        f.arch["y"].append(3)
 
 
 def test_plain_function_evaluator_and_test_fn(tmp_path):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.store import ExperimentRecord, Store
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, TrialStatus, rank_trials
 
 __all__ = [
     "arch_weights",
@@ -98,14 +98,8 @@ def _better(a: float, b: float, mode: str) -> bool:
 
 
 def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
-    best: Trial | None = None
-    for t in trials:
-        v = _metric_of(t, metric)
-        if t.status is not TrialStatus.SUCCEEDED or v is None:
-            continue
-        if best is None or _better(v, _metric_of(best, metric), mode):  # type: ignore[arg-type]
-            best = t
-    return best
+    top = rank_trials(trials, 1, metric=metric, mode=mode)
+    return top[0] if top else None
 
 
 def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
@@ -128,15 +122,14 @@ def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict
     if not starts:
         return []
     t0 = min(starts)
-    done = [t for t in trials if t.status is TrialStatus.SUCCEEDED and t.finished is not None and _metric_of(t, metric) is not None]
+    done = [(t.finished, t.id, v) for t in trials
+            if t.status is TrialStatus.SUCCEEDED and t.finished is not None and (v := _metric_of(t, metric)) is not None]
     out = []
     best: float | None = None
-    for t in sorted(done, key=lambda t: (t.finished, t.id)):
-        v = _metric_of(t, metric)
-        assert v is not None
+    for finished, tid, v in sorted(done):
         if best is None or _better(v, best, mode):
             best = v
-        out.append({"trial": t.id, "time": float(t.finished) - t0, "value": v, "best": best})  # type: ignore[arg-type]
+        out.append({"trial": tid, "time": float(finished) - t0, "value": v, "best": best})
     return out
 
 

@@ -456,7 +456,8 @@ class RayExecutor(Executor):
         """``max_concurrency``, or how many trials the cluster's resources hold (connects to Ray to see)."""
         if self._capacity is None:
             self._check_resources(self._connect())
-        assert self._capacity is not None
+        if self._capacity is None:  # pragma: no cover - _check_resources sets it or raises
+            raise ExecutorError("could not find the Ray cluster's capacity")
         return self._capacity
 
     def _connect(self) -> Any:
@@ -682,13 +683,10 @@ class RayExecutor(Executor):
                     self._take_ref = None
                     self._answer_reports(ray.get(ref), on_report)
                 elif kind == "ready":
-                    assert slot is not None
-                    if slot.ready_ref is ref:  # not replaced meanwhile
+                    if slot is not None and slot.ready_ref is ref:  # not replaced meanwhile
                         self._on_ready(slot, done)
-                else:
-                    assert slot is not None
-                    if slot.ref is ref:  # not already handled (e.g. as a death seen by _on_ready)
-                        self._on_result(slot, done)
+                elif slot is not None and slot.ref is ref:  # not already handled (e.g. as a death seen by _on_ready)
+                    self._on_result(slot, done)
             self._check_backstops(done)
             if done or (end is not None and time.monotonic() >= end):
                 return done
@@ -698,6 +696,12 @@ class RayExecutor(Executor):
             return
         decisions = [(seq, bool(on_report(task_id, step, metrics))) for seq, task_id, step, metrics in reports]
         self._hub.answer.remote(decisions)
+
+    @staticmethod
+    def _task_of(slot: _Slot) -> int:
+        if slot.task is None:  # pragma: no cover - a result comes only from a slot running a task
+            raise ExecutorError(f"Ray trial actor {slot.worker} returned a result without a task")
+        return slot.task
 
     def _on_ready(self, slot: _Slot, done: list[Completion]) -> None:
         ray = _import_ray()
@@ -725,15 +729,13 @@ class RayExecutor(Executor):
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ExecutorError):  # its worker cannot start: as fatal as for the local executor
                 raise ExecutorError(f"on Ray actor {slot.worker}: {cause}") from None
-            task = slot.task
-            assert task is not None
+            task = self._task_of(slot)
             logger.warning("Ray trial actor %s failed running trial %s: %s", slot.worker, task, exc)
             done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, now()))
             self._replace(slot)
             return
         finished = now()
-        task = slot.task
-        assert task is not None
+        task = self._task_of(slot)
         done.append(Completion(task, status, value, error, slot.worker, finished - float(duration), finished))
         slot.task, slot.ref, slot.args, slot.deadline = None, None, None, None
 

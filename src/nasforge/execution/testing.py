@@ -42,13 +42,8 @@ from typing import Any
 
 import pytest
 
-from nasforge.execution.base import (
-    Completion,
-    Executor,
-    ExecutorError,
-    TrialContext,
-    normalize_metrics,
-)
+from nasforge.evaluate.base import TrialContext, normalize_metrics
+from nasforge.execution.base import Completion, Executor, ExecutorError
 
 __all__ = ["ExecutorContract", "contract_task"]
 

@@ -31,7 +31,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from nasforge.execution.base import ResultError, TrialCancelled, TrialStopped, TrialTimeout
+from nasforge.execution.base import TrialCancelled, TrialStopped, TrialTimeout
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -82,9 +82,10 @@ def _set_threads(n: int | None) -> None:
 
 
 def format_error(exc: BaseException) -> str:
-    """``"Type: message"`` first, then the traceback (not for result-validation errors)."""
+    """``"Type: message"`` first, then the traceback (not for exceptions whose class sets
+    ``brief = True``, such as the evaluator side's result-validation errors)."""
     head = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, ResultError):
+    if getattr(exc, "brief", False):
         return head
     return head + "\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 

@@ -12,7 +12,7 @@ import random
 import sys
 from typing import Any
 
-from nasforge.execution.base import TrialContext, normalize_metrics
+from nasforge.evaluate.base import TrialContext, normalize_metrics
 
 __all__ = ["FinalTestRunner", "MetricsWithWeights", "TrialRunner", "build_model", "test_seed", "trial_seed"]
 
