@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import json
 import logging
 import os
@@ -176,6 +177,12 @@ class TestRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("id", "created", "config")}
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise StoreError("SQLite returned no row id for an insert")
+    return cursor.lastrowid
 
 
 def _dumps(value: Any) -> str:
@@ -554,8 +561,9 @@ class Store:
             raise self._locked(exp_id, label)
         fd = None
         if self.path != ":memory:":
+            fcntl: Any
             try:
-                import fcntl
+                fcntl = importlib.import_module("fcntl")
             except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only
                 fcntl = None
             if fcntl is not None:
@@ -649,7 +657,7 @@ class Store:
                     "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, 'created')",
                     (name, t, t, _dumps(config)),
                 )
-                return int(cur.lastrowid)
+                return _rowid(cur)
         except sqlite3.IntegrityError:
             raise StoreConflictError(
                 f"an experiment named {name!r} already exists in {self.path!r} (created by another process just now?)"
@@ -783,8 +791,8 @@ class Store:
             for tid in ids:
                 db.execute("DELETE FROM reports WHERE experiment_id = ? AND trial_id = ?", (exp_id, tid))
                 db.execute(
-                    "UPDATE trials SET status = 'WAITING', started = NULL, worker = NULL WHERE experiment_id = ? AND id = ?",
-                    (exp_id, tid),
+                    "UPDATE trials SET status = ?, started = NULL, worker = NULL WHERE experiment_id = ? AND id = ?",
+                    (TrialStatus.WAITING.value, exp_id, tid),
                 )
         return [t for t in self.trials(exp_id) if t.id in set(ids)]
 
@@ -861,7 +869,7 @@ class Store:
                 (exp_id, trial_id, _dumps_arch(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time(),
                  seed, config),
             )
-            return int(cur.lastrowid)
+            return _rowid(cur)
 
     def tests(self, experiment: int | str) -> list[TestRecord]:
         """The final test evaluations of an experiment (its name or record id), oldest first."""

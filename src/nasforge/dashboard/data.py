@@ -102,18 +102,21 @@ def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
     return top[0] if top else None
 
 
-def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
-    """Per successful trial in id order: its value and the best value so far."""
+def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> list[dict[str, Any]]:
+    """``rows`` of ``(order, trial id, value)`` in order, each with the best value so far."""
     out = []
     best: float | None = None
-    for t in sorted(trials, key=lambda t: t.id):
-        v = _metric_of(t, metric)
-        if t.status is not TrialStatus.SUCCEEDED or v is None:
-            continue
+    for order, tid, v in sorted(rows):
         if best is None or _better(v, best, mode):
             best = v
-        out.append({"trial": t.id, "value": v, "best": best})
+        out.append({"trial": tid, **({key: order} if key else {}), "value": v, "best": best})
     return out
+
+
+def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
+    """Per successful trial in id order: its value and the best value so far."""
+    return _best_so_far([(t.id, t.id, v) for t in trials
+                         if t.status is TrialStatus.SUCCEEDED and (v := _metric_of(t, metric)) is not None], mode, "")
 
 
 def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
@@ -121,16 +124,8 @@ def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict
     starts = [t.started for t in trials if t.started is not None]
     if not starts:
         return []
-    t0 = min(starts)
-    done = [(t.finished, t.id, v) for t in trials
-            if t.status is TrialStatus.SUCCEEDED and t.finished is not None and (v := _metric_of(t, metric)) is not None]
-    out = []
-    best: float | None = None
-    for finished, tid, v in sorted(done):
-        if best is None or _better(v, best, mode):
-            best = v
-        out.append({"trial": tid, "time": float(finished) - t0, "value": v, "best": best})
-    return out
+    return _best_so_far([(float(t.finished) - min(starts), t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
+                         and t.finished is not None and (v := _metric_of(t, metric)) is not None], mode, "time")
 
 
 def cost_metrics(trials: Sequence[Trial]) -> list[str]:

@@ -4,8 +4,8 @@ An executor runs *tasks*. A task is ``(task_id, key, args)``: ``key`` names a *r
 was registered once with :meth:`Executor.register` (a picklable callable, typically the
 evaluator bundled with the model space), and ``args`` is the small per-task argument (the
 arch). The runner is called as ``runner(args, channel)`` where ``channel.report(step,
-metrics) -> bool`` forwards intermediate values to the parent and returns True when the parent
-asked the task to stop.
+payload) -> bool`` forwards an intermediate value to the parent and returns True when the
+parent asked the task to stop (the runner then raises :class:`TrialStopped`).
 
 The parent drives everything through :meth:`Executor.poll`, which returns the tasks that
 finished (successfully or not) as :class:`Completion` records. Reports and results are

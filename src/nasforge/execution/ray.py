@@ -25,6 +25,7 @@ that connection is used and left open.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import logging
 import math
@@ -74,8 +75,9 @@ def ray_available() -> bool:
 def _loopback_only() -> Iterator[None]:
     """While Ray starts or joins a node on this machine: use (and bind) the loopback address only."""
     _import_ray()
+    ray_constants: Any
     try:
-        from ray._private import ray_constants
+        ray_constants = importlib.import_module("ray._private.ray_constants")
     except ImportError:  # pragma: no cover - a Ray without this module
         ray_constants = None
     saved_env = os.environ.get(_LOOPBACK_ENV)
@@ -159,6 +161,9 @@ class _Pickled:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return cloudpickle.loads, (self.blob,)
 
+    def __call__(self, args: Any, channel: Any) -> Any:  # pragma: no cover - never called: unpickled as the runner itself
+        raise TypeError("a _Pickled runner runs only after it was sent to a worker")
+
 
 class _Hub:
     """An asyncio actor beside the driver through which trial reports reach it.
@@ -183,13 +188,13 @@ class _Hub:
             self._event = asyncio.Event()
         return self._event
 
-    async def report(self, task_id: int, step: int, metrics: dict[str, float]) -> bool:
+    async def report(self, task_id: int, step: int, payload: Any) -> bool:
         import asyncio
 
         future = asyncio.get_running_loop().create_future()
         self._seq += 1
         self._futures[self._seq] = future
-        self._queue.append((self._seq, task_id, step, metrics))
+        self._queue.append((self._seq, task_id, step, payload))
         self._wakeup().set()
         return bool(await future)
 
@@ -259,10 +264,10 @@ class _TrialActor:
     def register(self, key: str, blob: bytes) -> None:
         self._ex.register(key, _Pickled(blob))
 
-    def _report(self, task_id: int, step: int, metrics: dict[str, float]) -> bool:
+    def _report(self, task_id: int, step: int, payload: Any) -> bool:
         import ray
 
-        return bool(ray.get(self._hub.report.remote(task_id, step, metrics)))
+        return bool(ray.get(self._hub.report.remote(task_id, step, payload)))
 
     def run(self, token: int, task_id: int, key: str, args: Any, timeout: float | None) -> tuple[Any, ...]:
         self._hub.started.remote(self._slot, token)
@@ -694,7 +699,7 @@ class RayExecutor(Executor):
     def _answer_reports(self, reports: list[tuple[int, int, int, dict[str, float]]], on_report: ReportCallback) -> None:
         if not reports:
             return
-        decisions = [(seq, bool(on_report(task_id, step, metrics))) for seq, task_id, step, metrics in reports]
+        decisions = [(seq, bool(on_report(task_id, step, payload))) for seq, task_id, step, payload in reports]
         self._hub.answer.remote(decisions)
 
     @staticmethod

@@ -95,11 +95,11 @@ class _PipeChannel:
         self.conn = conn
         self.task_id = task_id
         self.worker = worker
-        self.last_metrics: dict[str, float] | None = None
+        self.last_payload: Any = None
 
-    def report(self, step: int, metrics: dict[str, float]) -> bool:
-        self.last_metrics = metrics
-        self.conn.send_bytes(pickle.dumps(("report", self.task_id, step, metrics), _PROTOCOL))
+    def report(self, step: int, payload: Any) -> bool:
+        self.last_payload = payload
+        self.conn.send_bytes(pickle.dumps(("report", self.task_id, step, payload), _PROTOCOL))
         while True:
             msg = pickle.loads(self.conn.recv_bytes())
             if msg[0] == "ack":
@@ -113,7 +113,7 @@ def run_task(runner: Any, task_id: int, args: Any, channel: Any) -> tuple[str, A
     try:
         return "ok", runner(args, channel), None
     except TrialStopped:
-        return "stopped", getattr(channel, "last_metrics", None), None
+        return "stopped", getattr(channel, "last_payload", None), None
     except (KeyboardInterrupt, TrialTimeout, TrialCancelled):
         raise
     except SystemExit as exc:

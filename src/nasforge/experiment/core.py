@@ -31,7 +31,13 @@ from nasforge.experiment.objectives import (
     parse_objectives,
 )
 from nasforge.experiment.progress import Progress, progress_wanted
-from nasforge.experiment.results import ExperimentResults, NoResultsError, TestResult
+from nasforge.experiment.results import (
+    ExperimentResults,
+    NoResultsError,
+    TestResult,
+    _positive,
+    write_arch,
+)
 from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError, StoreError
@@ -82,16 +88,6 @@ def _config_diff(before: Any, now: Any, prefix: str = "") -> str:
         return ", ".join(shown) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
     label = prefix[:-1] or "config"
     return f"{label} {json.dumps(before)} → {json.dumps(now)}"
-
-
-def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:
-    if value is None and allow_none:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or not (value > 0) or (kind is float and not math.isfinite(value)):
-        what = "a positive int" if kind is int else "a positive number of seconds"
-        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
-    return value
 
 
 def _require(arg: str, value: Any, base: type, where: str, methods: tuple[str, ...], alternative: str = "") -> None:
@@ -207,12 +203,13 @@ class Experiment:
                     f"pass a model space (a nasforge.nn.ModelSpace instance), or an evaluator with uses_model=False"
                 )
         else:
-            space = getattr(model_space, "space", None)
-            if not isinstance(space, Space) or not callable(getattr(model_space, "freeze", None)):
+            found = getattr(model_space, "space", None)
+            if not isinstance(found, Space) or not callable(getattr(model_space, "freeze", None)):
                 raise TypeError(
                     f"model_space must be a nasforge.nn.ModelSpace instance (with .space and .freeze(arch)) "
                     f"or a nasforge.space.Space, got {type(model_space).__name__}"
                 )
+            space = found
         hyper = getattr(evaluator, "hyperparameters", None)
         if isinstance(hyper, Space) and len(hyper):  # joint architecture and training-recipe search
             space = space.merged(hyper, f"{type(evaluator).__name__}'s hyper-parameter choices")
@@ -246,8 +243,8 @@ class Experiment:
         self.name = name
         self.seed = seed
         self.executor = executor
-        self.metric = metric
-        self.mode = mode
+        self.metric: str = str(metric)
+        self.mode: str = mode
         self.progress = progress
         self.allow_evaluator_change = bool(allow_evaluator_change)
         if save_weights not in (None, "best", "all"):
@@ -540,27 +537,15 @@ class Experiment:
                 f"experiment {self.name!r} has {len(top)} successful trial(s); cannot export rank {rank}"
                 + ("; run() it first" if not top else "")
             )
-        arch = dict(top[rank - 1].arch)
         hyper = getattr(self.evaluator, "hyperparameters", None)
-        if isinstance(hyper, Space) and len(hyper):
-            arch = {label: value for label, value in arch.items() if label not in hyper}
+        arch = {label: value for label, value in top[rank - 1].arch.items() if not isinstance(hyper, Space) or label not in hyper}
         if path is not None:
-            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-            os.makedirs(folder, exist_ok=True)
-            with open(path, "w") as f:
-                json.dump(arch, f, indent=2, sort_keys=False)
-                f.write("\n")
+            write_arch(arch, path)
         return arch
 
     def tests(self) -> list[TestResult]:
         """Every single final test run recorded so far, oldest first (see :meth:`test`; one per seed)."""
-        record = self._existing_record()
-        if record is None:
-            return []
-        return [
-            TestResult(r.trial_id, r.arch, r.retrain, r.status, r.metrics, r.error, r.weights, r.seed)
-            for r in self._open_store().tests(record.id)
-        ]
+        return [] if self._existing_record() is None else ExperimentResults(self._open_store(), self.name).tests()
 
     def test(
         self,

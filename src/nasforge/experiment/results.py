@@ -122,6 +122,16 @@ def hyperparameter_labels(config: dict[str, Any]) -> set[str]:
     return {d["label"] for d in described if isinstance(d, dict) and "label" in d}
 
 
+def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not ok or not (value > 0) or (kind is float and not math.isfinite(value)):
+        what = "a positive int" if kind is int else "a positive number of seconds"
+        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
 def write_arch(arch: Any, path: str | os.PathLike) -> None:
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
@@ -201,14 +211,12 @@ class ExperimentResults:
 
     def best(self, k: int = 1) -> list[Trial]:
         """The ``k`` best successful trials by the main metric (best first)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        _positive("k", k, int, allow_none=False)
         return rank_trials(self.trials(with_reports=False), k)
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
         """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank must be a positive int, got {rank!r}")
+        _positive("rank", rank, int, allow_none=False)
         top = self.best(rank)
         if len(top) < rank:
             raise NoResultsError(f"experiment {self.name!r} has {len(top)} successful trial(s); cannot export rank {rank}")
@@ -285,7 +293,7 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
         key = (r.trial_id, json.dumps(r.arch, sort_keys=True), r.retrain, r.config)
         # later rows win per seed; rows written before seeds were recorded count as one seed
         groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
-    rank_of = {t.id: i for i, t in enumerate(ranked)}
+    rank_of: dict[int | None, int] = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
     order = {id(res): i for i, res in enumerate(results)}
     results.sort(key=lambda res: (rank_of.get(res.trial_id, len(rank_of)), order[id(res)]))
