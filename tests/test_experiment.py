@@ -421,3 +421,35 @@ def test_evaluator_without_model_never_pays_for_torch_in_workers():
                      executor="local")
     exp.run()
     assert exp.trials()[0].metrics["torch_loaded"] == 0.0
+
+
+def test_evaluator_is_an_abstract_base_class():
+    import abc
+
+    from nasforge.evaluate import Evaluator
+
+    assert isinstance(Evaluator, abc.ABCMeta) and Evaluator.__abstractmethods__ == {"evaluate"}
+    with pytest.raises(TypeError, match="abstract.*evaluate"):
+        Evaluator()
+
+    class NoEvaluate(Evaluator):
+        def config(self):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract.*evaluate"):
+        NoEvaluate()
+
+    class Minimal(Evaluator):
+        uses_model = False
+
+        def evaluate(self, arch, ctx):
+            return float(arch["x"])
+
+    ev = Minimal()  # the hooks have defaults: config() names the class, metric, mode, uses_model; test() refuses clearly
+    assert ev.config() == {"class": "test_evaluator_is_an_abstract_base_class.<locals>.Minimal", "metric": "score",
+                           "mode": "max", "uses_model": False}
+    with pytest.raises(NotImplementedError, match="Minimal has no test-set evaluation"):
+        ev.test({"x": 1}, None)
+    exp = Experiment(SPACE, Random(), ev, max_trials=3, executor="inline", seed=1)
+    exp.run()
+    assert [t.status for t in exp.trials()] == [TrialStatus.SUCCEEDED] * 3

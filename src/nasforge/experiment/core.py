@@ -262,7 +262,6 @@ class Experiment:
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self._record: ExperimentRecord | None = None
-        self._journal: StrategyJournal | None = None
         self._costs = self._cost_meter(model_space, evaluator)
 
     def _cost_meter(self, model_space: Any, evaluator: Any) -> CostMeter | None:
@@ -384,14 +383,6 @@ class Experiment:
             )
         logger.warning("experiment %r: the evaluator configuration changed (%s); mixing results as allowed", self.name, changes)
 
-    def _restore_strategy(self, record: ExperimentRecord, finished: list[Trial]) -> None:
-        """Bring the strategy to the state recorded in the store (checkpoint plus replayed events)."""
-        store = self._open_store()
-        trials = {t.id: self._with_objectives(t) for t in store.trials(record.id)}
-        self._tell_objectives()
-        self._journal = StrategyJournal(self.strategy, store, record.id, self.space)
-        self._journal.restore(record.strategy_state, record.state_seq, int(record.config["seed"]), trials, finished)
-
     def _tell_objectives(self) -> None:
         """Multi-objective experiments tell the strategy how many objectives ``trial.objectives``
         has (before its ``setup``: the setting persists across it)."""
@@ -433,7 +424,7 @@ class Experiment:
         requeued_ids = {t.id for t in requeued}
         finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
         self._tell_objectives()
-        journal = self._journal = StrategyJournal(self.strategy, store, exp_id, self.space)
+        journal = StrategyJournal(self.strategy, store, exp_id, self.space)
         journal.restore(record.strategy_state, record.state_seq, seed, {t.id: t for t in trials}, finished)
         if finished or requeued:
             message = f"resuming {self.name!r}: {len(finished)} finished trials kept, {len(requeued)} re-queued"
