@@ -60,7 +60,9 @@ class Trial:
         ``metrics``, ``reports`` or ``objectives`` in place, raises; ``dict(t.arch)`` is a
         mutable copy."""
         copy = object.__new__(FrozenTrial)
-        copy.__dict__.update({k: _freeze(v) for k, v in self.__dict__.items()})
+        copy.__dict__.update(self.__dict__, arch=_freeze(self.arch), metrics=_freeze(self.metrics),
+                             reports=FrozenList([(step, _freeze(m)) for step, m in self.reports]),
+                             objectives=None if self.objectives is None else FrozenList(self.objectives))
         return copy
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,11 +105,15 @@ class FrozenList(list):
         return list, (list(self),)
 
 
+_NESTED = (dict, list, tuple)
+
+
 def _freeze(value: Any) -> Any:
+    """A read-only deep copy of JSON-like data (dicts and lists; tuples stay tuples)."""
     if isinstance(value, dict):
-        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+        return FrozenDict({k: _freeze(v) if isinstance(v, _NESTED) else v for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        items = [_freeze(v) for v in value]
+        items = [_freeze(v) if isinstance(v, _NESTED) else v for v in value]
         return tuple(items) if isinstance(value, tuple) else FrozenList(items)
     return value
 
