@@ -66,13 +66,6 @@ def build_model(model_space: Any, arch: dict[str, Any]) -> Any:
     return freeze(arch, reinit=True) if accepts_reinit else freeze(arch)
 
 
-def _count_params(model: Any) -> float | None:
-    parameters = getattr(model, "parameters", None)
-    if not callable(parameters):
-        return None
-    return float(sum(p.numel() for p in parameters()))
-
-
 class TrialRunner:
     """Evaluate one arch in a worker: seed, freeze (if the evaluator uses models), evaluate, check the result.
 
@@ -101,10 +94,10 @@ class TrialRunner:
         trial_id, arch = args
         model, result = self._run(trial_id, arch, trial_seed(self.seed, trial_id), channel)
         metrics = normalize_metrics(result, self.metric)
-        if model is not None and "params" not in metrics:
-            params = _count_params(model)
-            if params is not None:
-                metrics["params"] = params
+        if "params" not in metrics and callable(getattr(model, "parameters", None)):
+            from nasforge.profile import count_params
+
+            metrics["params"] = float(count_params(model, trainable_only=False))
         if self.save_weights and callable(getattr(model, "state_dict", None)):
             out = MetricsWithWeights(metrics)
             out.weights = _state_bytes(model)
