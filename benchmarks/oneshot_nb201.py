@@ -18,7 +18,8 @@ KL anchor 1e-3, progressive pruning to 3 ops per edge after half the epochs, DAR
 stopping: after an epoch whose export has more than 2 parameter-free edges of 6, stop and export
 the previous epoch's arch), ``darts_pdarts`` (``darts_ez`` with P-DARTS' architecture refinement: at
 most 2 of the 6 edges may export a parameter-free op; also prints the same search's uncapped
-``darts_ez`` export as ``(no cap)``).
+``darts_ez`` export as ``(no cap)``), ``darts_pdarts_warm`` (``darts_pdarts`` whose first 5 epochs
+train the weights only, so α is learned on trained convolutions).
 
 Protocol of the 10-seed table (docs/oneshot.md): ``--seeds 0 1 2 3 4 5 6 7 8 9`` with every other
 setting at its default, fixed before any table score of the run is seen; the summary prints
@@ -57,6 +58,7 @@ PAPER = {  # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), Table 5, CIFAR-10 tes
     "drnas_paper": "94.36 (DrNAS paper)",
     "darts_guard": "—",
     "darts_pdarts": "— (P-DARTS paper, DARTS space)",
+    "darts_pdarts_warm": "— (P-DARTS paper, DARTS space)",
     "gdas": "93.51 (GDAS)",
     "gdas_ez": "93.51 (GDAS)",
     "gdas_ref": "93.51 (GDAS)",
@@ -122,6 +124,9 @@ def make_trainer(method: str, model, data, epochs: int, seed: int, batch_size: i
     if method == "darts_pdarts":  # darts_ez + P-DARTS' refinement: at most 2 parameter-free edges at export
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
                             export_max_param_free=2, **common)
+    if method == "darts_pdarts_warm":  # darts_pdarts + 5 weight-only warm-up epochs (α decided on trained convolutions)
+        return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
+                            export_max_param_free=2, warmup_epochs=min(5, epochs // 3), **common)
     if method == "darts_guard":  # darts_ez + DARTS+ collapse guard: stop when > 2 of the 6 edges are parameter-free
         return DartsTrainer(model, loss, None, opt, epochs, data, arc_learning_rate=arc_lr, exclude_zero=True,
                             max_param_free=2, **common)
