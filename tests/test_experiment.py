@@ -13,6 +13,7 @@ import pytest
 
 from nasforge import Categorical, Experiment, Space, TrialStatus, load_arch
 from nasforge.evaluate import FunctionEvaluator
+from nasforge.execution import LocalExecutor
 from nasforge.store import StoreConflictError
 from nasforge.strategy import Random, Strategy
 
@@ -269,11 +270,12 @@ class _DuckExecutor:
         ("strategy", object(), r"strategy: got object, which is not a nasforge\.strategy\.Strategy \(it lacks ask\(\) and "
                                r"tell\(\)\); subclass Strategy and implement ask\(\) and tell\(\)"),
         ("strategy", _DuckStrategy(), r"strategy: got _DuckStrategy, .*\(it has ask\(\) and tell\(\) but does not subclass it\)"),
-        ("strategy", Random, r"strategy: got ABCMeta|strategy: got type"),  # the class, not an instance
+        ("strategy", Random, r"strategy: got the class Random itself; pass an instance, e.g. Random\(\.\.\.\)"),
         ("evaluator", _DuckEvaluator(), r"evaluator: got _DuckEvaluator, which is not a nasforge\.evaluate\.Evaluator \(it has "
                                         r"evaluate\(\) but does not subclass it\); subclass Evaluator and implement evaluate\(\)"),
         ("evaluator", None, r"evaluator: got NoneType, .*\(it lacks evaluate\(\)\).*or pass a function"),
-        ("evaluator", FunctionEvaluator, r"evaluator: got ABCMeta|evaluator: got type"),
+        ("evaluator", FunctionEvaluator, r"evaluator: got the class FunctionEvaluator itself; pass an instance"),
+        ("executor", LocalExecutor, r"executor: got the class LocalExecutor itself; pass an instance"),
         ("executor", _DuckExecutor(), r"executor: got _DuckExecutor, which is not a nasforge\.execution\.Executor \(it lacks "
                                       r"cancel\(\), idle_slots\(\), poll\(\), register\(\) and running\(\)\); "
                                       r"subclass Executor and implement cancel\(\), capacity\(\), .*submit\(\)"),
@@ -401,8 +403,6 @@ def test_progress_bar_and_history_plot(tmp_path, capsys):
 
 
 def test_given_executor_is_reused_and_left_running():
-    from nasforge.execution import LocalExecutor
-
     with LocalExecutor(2) as ex:
         for name in ("a", "b"):
             Experiment(SPACE, Random(), FunctionEvaluator(score_fn, uses_model=False), max_trials=3,

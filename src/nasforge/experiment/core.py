@@ -94,6 +94,8 @@ def _require(arg: str, value: Any, base: type, where: str, methods: tuple[str, .
     """``TypeError`` naming the argument, what it got and what is missing unless ``value`` is a ``base``."""
     if isinstance(value, base):
         return
+    if isinstance(value, type) and issubclass(value, base):
+        raise TypeError(f"{arg}: got the class {value.__name__} itself; pass an instance, e.g. {value.__name__}(...)")
 
     def listed(names: list[str]) -> str:
         return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
