@@ -23,7 +23,7 @@ from typing import Any
 
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Store, StoreError
-from nasforge.trial import Trial, TrialStatus, rank_trials
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = ["main"]
 
@@ -159,7 +159,7 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
     metric = metric if isinstance(metric, str) else str(metric)
     status = store.live_status(rec.name)  # "running" only while a live process owns it
     owner = store.owner(rec.name)
-    if status == "running" and owner is not None:
+    if status == ExperimentStatus.RUNNING and owner is not None:
         status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
     counts: dict[str, int] = {}
     for t in trials:

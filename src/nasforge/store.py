@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasforge.errors import NasforgeError
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus
 
 __all__ = ["ExperimentLockedError", "ExperimentRecord", "Lease", "Store", "StoreConflictError", "StoreError", "TestRecord"]
 
@@ -548,8 +548,8 @@ class Store:
         record = self._require(name)
         owner = self.owner(name)
         if owner is not None and owner["alive"]:
-            return "running"
-        return "done" if record.status == "done" else "interrupted"
+            return ExperimentStatus.RUNNING.value
+        return (ExperimentStatus.DONE if record.status == ExperimentStatus.DONE else ExperimentStatus.INTERRUPTED).value
 
     def acquire(self, exp_id: int, name: str | None = None, wait: float = 2.0) -> Lease:
         """Become the only process that runs experiment ``exp_id``; raises
@@ -654,8 +654,8 @@ class Store:
         try:
             with self._tx() as db:
                 cur = db.execute(
-                    "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, 'created')",
-                    (name, t, t, _dumps(config)),
+                    "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, ?)",
+                    (name, t, t, _dumps(config), ExperimentStatus.CREATED.value),
                 )
                 return _rowid(cur)
         except sqlite3.IntegrityError:
@@ -663,12 +663,13 @@ class Store:
                 f"an experiment named {name!r} already exists in {self.path!r} (created by another process just now?)"
             ) from None
 
-    def update_experiment(self, exp_id: int, *, config: dict[str, Any] | None = None, status: str | None = None) -> None:
+    def update_experiment(self, exp_id: int, *, config: dict[str, Any] | None = None,
+                          status: ExperimentStatus | str | None = None) -> None:
         with self._tx() as db:
             if config is not None:
                 db.execute("UPDATE experiments SET config = ? WHERE id = ?", (_dumps(config), exp_id))
             if status is not None:
-                db.execute("UPDATE experiments SET status = ? WHERE id = ?", (status, exp_id))
+                db.execute("UPDATE experiments SET status = ? WHERE id = ?", (status.value if isinstance(status, ExperimentStatus) else status, exp_id))
             db.execute("UPDATE experiments SET updated = ? WHERE id = ?", (time.time(), exp_id))
 
     def _set_state(self, db: sqlite3.Connection, exp_id: int, state: dict[str, Any] | str | None, seq: int | None = None) -> None:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from nasforge.space import Arch
 
-__all__ = ["FrozenTrial", "Trial", "TrialStatus", "rank_trials"]
+__all__ = ["ExperimentStatus", "FrozenTrial", "Trial", "TrialStatus", "rank_trials"]
 
 
 class TrialStatus(str, enum.Enum):
@@ -24,6 +24,15 @@ class TrialStatus(str, enum.Enum):
     @property
     def finished(self) -> bool:
         return self in (TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.STOPPED, TrialStatus.REJECTED)
+
+
+class ExperimentStatus(str, enum.Enum):
+    """An experiment's recorded status (the text stored in the ``experiments`` table)."""
+
+    CREATED = "created"
+    RUNNING = "running"  # recorded while ``run()`` runs; ``Store.live_status`` checks the owner is alive
+    DONE = "done"  # its last run ended normally (a budget spent or the strategy exhausted)
+    INTERRUPTED = "interrupted"  # stopped (Ctrl-C, a signal), killed, or crashed
 
 
 @dataclass

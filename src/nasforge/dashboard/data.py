@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.store import ExperimentRecord, Store
-from nasforge.trial import Trial, TrialStatus, rank_trials
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = [
     "arch_weights",
@@ -302,7 +302,7 @@ def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Tri
             "max_time": cfg.get("max_time"),
             "trials_used": len(trials),
             "trials_fraction": (len(trials) / max_trials) if isinstance(max_trials, int) and max_trials > 0 else None,
-            "elapsed": _elapsed(trials, status["status"] == "running"),
+            "elapsed": _elapsed(trials, status["status"] == ExperimentStatus.RUNNING),
         },
         "best": {"trial": best.id, "value": best.metrics.get(metric), "arch": best.arch} if best else None,
         "created": rec.created,

@@ -42,7 +42,7 @@ from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError, StoreError
 from nasforge.strategy.base import Strategy
-from nasforge.trial import Trial, TrialStatus, rank_trials
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
@@ -440,8 +440,8 @@ class Experiment:
         self._best_kept = self._kept_best_score()
         bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if progress_wanted(self.progress) else None
         loop = SearchLoop(self, store, exp_id, lease, journal, trials, requeued, bar)
-        store.update_experiment(exp_id, status="running")
-        status = "interrupted"
+        store.update_experiment(exp_id, status=ExperimentStatus.RUNNING)
+        status = ExperimentStatus.INTERRUPTED
         interrupted: ExperimentInterrupted | None = None
         n_requeued = 0
         resources = contextlib.ExitStack()
@@ -451,7 +451,7 @@ class Experiment:
                 resources.enter_context(bar)
             stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
             journal.checkpoint()
-            status = "done"
+            status = ExperimentStatus.DONE
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
             interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
         finally:
