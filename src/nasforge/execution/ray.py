@@ -696,7 +696,7 @@ class RayExecutor(Executor):
             if done or (end is not None and time.monotonic() >= end):
                 return done
 
-    def _answer_reports(self, reports: list[tuple[int, int, int, dict[str, float]]], on_report: ReportCallback) -> None:
+    def _answer_reports(self, reports: list[tuple[int, int, int, Any]], on_report: ReportCallback) -> None:
         if not reports:
             return
         decisions = [(seq, bool(on_report(task_id, step, payload))) for seq, task_id, step, payload in reports]
