@@ -453,3 +453,47 @@ def test_evaluator_is_an_abstract_base_class():
     exp = Experiment(SPACE, Random(), ev, max_trials=3, executor="inline", seed=1)
     exp.run()
     assert [t.status for t in exp.trials()] == [TrialStatus.SUCCEEDED] * 3
+
+
+def _interrupting(arch, ctx):
+    if arch["x"] == 3:
+        raise KeyboardInterrupt
+    return float(arch["x"])
+
+
+def _failing_strategy_run():
+    class Broken(Random):
+        def tell(self, trial):
+            raise RuntimeError("a strategy bug")
+
+    return Broken()
+
+
+@pytest.mark.parametrize("ending", ["budget", "exhausted", "interrupted", "strategy error"])
+def test_run_gives_the_signal_handlers_back_however_it_ends(tmp_path, ending):
+    """SIGTERM / SIGHUP stop run() cleanly while it runs; after it, whatever its ending, the
+    program's own handlers are back (before: SIGTERM kept raising ExperimentInterrupted anywhere)."""
+    sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in sigs}  # each case on its own, whatever ran before
+    try:
+        _run_ending(tmp_path, ending)
+        assert {s: signal.getsignal(s) for s in sigs} == {s: signal.SIG_DFL for s in sigs}
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _run_ending(tmp_path, ending):
+    ev = FunctionEvaluator(_interrupting if ending == "interrupted" else score_fn, uses_model=False)
+    strategy = _failing_strategy_run() if ending == "strategy error" else (
+        ListStrategy([{"x": 1, "y": "a"}]) if ending == "exhausted" else ListStrategy([{"x": x, "y": "a"} for x in (1, 2, 3, 4)]))
+    exp = Experiment(SPACE, strategy, ev, max_trials=3 if ending == "budget" else None, executor="inline",
+                     store=tmp_path / "s.db", progress=False)
+    if ending == "interrupted":
+        with pytest.raises(KeyboardInterrupt):
+            exp.run()
+    elif ending == "strategy error":
+        with pytest.raises(RuntimeError, match="a strategy bug"):
+            exp.run()
+    else:
+        exp.run()

@@ -445,21 +445,21 @@ class Experiment:
         interrupted: ExperimentInterrupted | None = None
         n_requeued = 0
         resources = contextlib.ExitStack()
-        try:
-            resources.enter_context(interrupt_signals())
-            if bar is not None:
-                resources.enter_context(bar)
-            stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
-            journal.checkpoint()
-            status = ExperimentStatus.DONE
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
-            interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
-        finally:
-            with shielded():
-                resources.close()
-                if interrupted is not None:
-                    n_requeued = len(store.requeue_unfinished(exp_id))
-                store.update_experiment(exp_id, status=status)
+        with interrupt_signals():  # left after the shielded clean-up: the caller's handlers come back
+            try:
+                if bar is not None:
+                    resources.enter_context(bar)
+                stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
+                journal.checkpoint()
+                status = ExperimentStatus.DONE
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
+                interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
+            finally:
+                with shielded():
+                    resources.close()
+                    if interrupted is not None:
+                        n_requeued = len(store.requeue_unfinished(exp_id))
+                    store.update_experiment(exp_id, status=status)
         if interrupted is not None:
             raise report_interrupt(interrupted, n_requeued) from None
         summary = ExperimentSummary(
