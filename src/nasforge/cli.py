@@ -95,25 +95,21 @@ def _canonicalizer(config: dict[str, Any]) -> Callable[[dict[str, Any]], dict[st
     """Arch -> the arch as the space defines it (definition order, inactive labels omitted) where the
     stored space description can say so; else the stored arch in the labels' definition order."""
     description = config.get("space")
-    order = [d.get("label") for d in description if isinstance(d, dict)] if isinstance(description, list) else []
+    description = description if isinstance(description, list) else []
+    order = [d.get("label") for d in description if isinstance(d, dict)]
 
     def by_order(arch: dict[str, Any]) -> dict[str, Any]:
         known = {label: arch[label] for label in order if label in arch}
         return {**known, **{k: v for k, v in arch.items() if k not in known}}
 
-    from_description = getattr(Space, "from_description", None)
-    if from_description is None or description is None:
-        return by_order
     try:
-        canonical = getattr(from_description(description), "canonical", None)
-    except Exception:  # noqa: BLE001 - an old or foreign description: fall back to the label order
-        canonical = None
-    if not callable(canonical):
+        space = Space.from_description(description)
+    except Exception:  # noqa: BLE001 - none, or an old or foreign description: fall back to the label order
         return by_order
 
     def by_space(arch: dict[str, Any]) -> dict[str, Any]:
         try:
-            return dict(canonical(arch))
+            return dict(space.canonical(arch))
         except Exception:  # noqa: BLE001 - an arch the description cannot validate: as stored
             return by_order(arch)
 
