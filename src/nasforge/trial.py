@@ -68,9 +68,9 @@ class Trial:
         """A read-only copy (what strategies are told): assigning a field, or changing ``arch``,
         ``metrics``, ``reports`` or ``objectives`` in place, raises; ``dict(t.arch)`` is a
         mutable copy."""
-        copy = object.__new__(FrozenTrial)
-        copy.__dict__.update(self.__dict__, arch=_freeze(self.arch), metrics=_freeze(self.metrics),
-                             reports=FrozenList([(step, _freeze(m)) for step, m in self.reports]),
+        copy = object.__new__(FrozenTrial)  # metrics are flat {name: float} (normalize_metrics); archs may nest
+        copy.__dict__.update(self.__dict__, arch=_freeze(self.arch), metrics=FrozenDict(self.metrics),
+                             reports=FrozenList([(step, FrozenDict(m)) for step, m in self.reports] if self.reports else ()),
                              objectives=None if self.objectives is None else FrozenList(self.objectives))
         return copy
 
