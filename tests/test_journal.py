@@ -77,6 +77,9 @@ class Counting(Strategy):
     def ask(self):
         return self.inner.ask()
 
+    def tell(self, trial):  # Strategy is an abstract base class: ask and tell are required
+        self.inner.tell(trial)
+
     def state_dict(self):
         self.dumps += 1
         return self.inner.state_dict()

@@ -338,3 +338,45 @@ def test_gdas_reference_gradient_reaches_every_candidate():
     trainer.supernet.restore()
     assert all(bool((g != 0).all()) for g in grads)
     assert any(not torch.allclose(g, p) for g, p in zip(grads, plain))
+
+
+@pytest.mark.parametrize("samples,population,top_k", [(6, 3, 2), (5, 8, 8), (4, 2, 5)])
+def test_spos_search_is_the_library_regularized_evolution(samples, population, top_k):
+    from nasforge.strategy import RegularizedEvolution
+    from nasforge.strategy.testing import run_ask_tell
+
+    model = Net()
+    trainer = make(RandomOneShotTrainer, model, epochs=1, search_samples=samples, population_size=population,
+                   top_k=top_k, mutation_prob=0.3)
+    trainer.fit()
+    state = trainer.generator.get_state()
+    best = trainer.search()
+    replay = torch.Generator()
+    replay.set_state(state)
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=replay))
+    pop = min(population, samples)
+    evolution = RegularizedEvolution(population_size=pop, sample_size=min(top_k, pop), mutation_prob=0.3)
+    trials = run_ask_tell(evolution, model.space, trainer.evaluate_arch, samples, seed=seed)
+    searched = trainer.search_history[-samples:]
+    assert [t.arch for t in trials] == [a for a, _ in searched]  # the same proposals, in order
+    assert [t.score for t in trials] == pytest.approx([s for _, s in searched])
+    assert len({tuple(sorted(a.items())) for a, _ in searched}) == samples  # distinct sub-networks
+    assert best == max(searched, key=lambda item: item[1])[0] == trainer.export()
+
+
+@pytest.mark.parametrize("kw", [{"search_samples": 0}, {"population_size": "16"}, {"top_k": 0}, {"mutation_prob": 1.5}])
+def test_spos_refuses_bad_search_settings_before_training(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        make(RandomOneShotTrainer, Net(), epochs=1, **kw)
+
+
+def test_spos_search_reports_a_failing_sub_network_instead_of_skipping_it():
+    def loss(out, y):
+        if not torch.is_grad_enabled():
+            raise RuntimeError("scoring broke")
+        return torch.nn.functional.cross_entropy(out, y)
+
+    trainer = RandomOneShotTrainer(Net(), loss, None, None, 1, tiny_data(), batch_size=8, seed=0, score="loss",
+                                   search_samples=3, population_size=2)
+    with pytest.raises(RuntimeError, match="scoring broke"):
+        trainer.fit()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nasforge.space import Categorical, Space
+import nasforge.strategy as strategies
+from nasforge.space import Categorical, Space, arch_key
 from nasforge.strategy import (
     TPE,
     GridSearch,
+    HistoryStrategy,
     Hyperband,
     LocalSearch,
     PolicyBasedRL,
@@ -20,43 +25,78 @@ from nasforge.strategy import (
     Progressive,
     Random,
     RegularizedEvolution,
+    Strategy,
     SuccessiveHalving,
+    ZeroCostWarmStart,
 )
-from nasforge.strategy._common import arch_key
-from nasforge.strategy.testing import run_ask_tell
-from nasforge.trial import Trial, TrialStatus
+from nasforge.strategy.testing import (
+    StrategyConformance,
+    run_ask_tell,
+    toy_score,
+    toy_space,
+)
+from nasforge.trial import TrialStatus
 
 LABELS = ["a", "b", "c", "d"]
 TARGET = {"a": 3, "b": 1, "c": 4, "d": 2}
-WEIGHTS = {"a": 1.0, "b": 0.8, "c": 0.6, "d": 0.4}
-
-
-def toy_space() -> Space:
-    return Space([Categorical(list(range(5)), label=label) for label in LABELS])
-
-
-def toy_score(arch) -> float:
-    """Unique optimum at TARGET (score 0); mostly separable with a small interaction."""
-    s = -sum(WEIGHTS[k] * abs(arch[k] - TARGET[k]) for k in LABELS)
-    if arch["a"] == TARGET["a"] and arch["b"] == TARGET["b"]:
-        s += 0.3
-    return s
-
-
 OPTIMUM = toy_score(TARGET)
 
-FACTORIES = {
-    "RegularizedEvolution": lambda: RegularizedEvolution(population_size=10, sample_size=3),
-    "REINFORCE": lambda: PolicyBasedRL(learning_rate=0.05, entropy_weight=0.02),
-    "PPO": lambda: PolicyBasedRL(algorithm="ppo", learning_rate=0.05, batch_size=4, entropy_weight=0.02),
-    "TPE": lambda: TPE(n_startup_trials=10),
-    "PredictorBased": lambda: PredictorBased(num_init=8, n_models=3, hidden=16, epochs=60, refit_fraction=0.2),
-    "Progressive": lambda: Progressive(beam_size=5, n_models=3, hidden=16, epochs=60),
-    "LocalSearch": lambda: LocalSearch(),
-    "SuccessiveHalving": lambda: SuccessiveHalving(RegularizedEvolution(population_size=10, sample_size=3)),
-    "Hyperband": lambda: Hyperband(LocalSearch(), max_step=9),
+
+def _proxy(arch) -> float:
+    """A deterministic stand-in for a zero-cost proxy: any arch -> float."""
+    return float(zlib.crc32(arch_key(arch).encode()) % 997)
+
+
+# The strategy contract (nasforge.strategy.testing.StrategyConformance) runs on every strategy
+# exported by nasforge.strategy. Entries here configure them (small surrogates keep the suite fast;
+# both RL algorithms; wrappers get an inner strategy / a proxy), with per-strategy class attributes
+# (optimum_budget: trials, seeds, seeds that must find the optimum; None for the baselines). Random
+# search finds the optimum in 100 queries with probability ~0.16 and in 150 with ~0.24. The
+# policy-gradient controllers learn from one sample at a time and need more queries; plain
+# REINFORCE is the least sample-efficient of all (see the NAS-Bench-201 benchmark), so it must
+# succeed on one of three seeds within 150. An exported strategy not listed is built with cls().
+CONFORMANCE = {
+    "RegularizedEvolution": (lambda: RegularizedEvolution(population_size=10, sample_size=3), {}),
+    "REINFORCE": (lambda: PolicyBasedRL(learning_rate=0.05, entropy_weight=0.02), {"optimum_budget": (150, (0, 1, 2), 1)}),
+    "PPO": (lambda: PolicyBasedRL(algorithm="ppo", learning_rate=0.05, batch_size=4, entropy_weight=0.02),
+            {"optimum_budget": (150, (0, 1, 2), 3)}),
+    "TPE": (lambda: TPE(n_startup_trials=10), {}),
+    "PredictorBased": (lambda: PredictorBased(num_init=8, n_models=3, hidden=16, epochs=60, refit_fraction=0.2), {}),
+    "Progressive": (lambda: Progressive(beam_size=5, n_models=3, hidden=16, epochs=60), {}),
+    "LocalSearch": (LocalSearch, {}),
+    "SuccessiveHalving": (lambda: SuccessiveHalving(RegularizedEvolution(population_size=10, sample_size=3)), {}),
+    "Hyperband": (lambda: Hyperband(LocalSearch(), max_step=9), {}),
+    "ZeroCostWarmStart": (lambda: ZeroCostWarmStart(RegularizedEvolution(population_size=10, sample_size=3), _proxy,
+                                                    candidates=30, top_k=5), {}),
+    "Random": (lambda: Random(dedup=True), {"optimum_budget": None}),
+    "GridSearch": (lambda: GridSearch(shuffle=True), {"optimum_budget": None}),
 }
-ALL = {**FACTORIES, "Random": lambda: Random(dedup=True), "GridSearch": lambda: GridSearch(shuffle=True)}
+EXPORTED = {name: obj for name in strategies.__all__ if inspect.isclass(obj := getattr(strategies, name))
+            and issubclass(obj, Strategy) and not inspect.isabstract(obj)}
+_covered = {type(factory()).__name__ for factory, _ in CONFORMANCE.values()}
+
+
+def _default_factory(cls):
+    def make():
+        try:
+            return cls()
+        except TypeError as exc:
+            raise TypeError(f"the exported strategy {cls.__name__} cannot be built with {cls.__name__}(): {exc}; "
+                            f"give it a factory in CONFORMANCE in tests/test_strategy.py") from exc
+    return make
+
+
+CONFORMANCE.update({name: (_default_factory(cls), {}) for name, cls in EXPORTED.items() if name not in _covered})
+ALL = {name: factory for name, (factory, _) in CONFORMANCE.items()}
+for _name, (_factory, _attrs) in CONFORMANCE.items():
+    globals()[f"Test{_name}Conformance"] = type(f"Test{_name}Conformance", (StrategyConformance,),
+                                                {"make_strategy": staticmethod(_factory), **_attrs})
+
+
+def test_conformance_covers_every_exported_strategy():
+    assert set(EXPORTED) >= {"Random", "GridSearch", "RegularizedEvolution", "PolicyBasedRL", "ZeroCostWarmStart"}
+    built = {type(factory()).__name__ for factory in ALL.values()}
+    assert built == set(EXPORTED), f"exported but not in the conformance suite: {set(EXPORTED) - built}"
 
 
 def test_toy_optimum_is_rare_for_random():
@@ -68,23 +108,6 @@ def test_toy_optimum_is_rare_for_random():
     assert hits <= 8
 
 
-# (budget, seeds, hits required). Random search finds the optimum in 100 queries with
-# probability ~0.16 and in 150 with ~0.24. The policy-gradient controllers learn from one
-# sample at a time and need more queries; plain REINFORCE is the least sample-efficient of
-# all (see the NAS-Bench-201 benchmark), so it must succeed on one of three seeds within 150.
-BUDGETS = {"REINFORCE": (150, (0, 1, 2), 1), "PPO": (150, (0, 1, 2), 3)}
-
-
-@pytest.mark.parametrize("name", list(FACTORIES))
-def test_finds_known_optimum(name):
-    budget, seeds, required = BUDGETS.get(name, (100, (0, 1), 2))
-    found = 0
-    for seed in seeds:
-        trials = run_ask_tell(FACTORIES[name](), toy_space(), toy_score, budget=budget, seed=seed)
-        found += max(t.score for t in trials if t.score is not None) == OPTIMUM
-    assert found >= required, f"{name} missed the optimum within {budget} queries"
-
-
 def test_grid_search_enumerates_each_arch_once():
     space = toy_space()
     for shuffle in (False, True):
@@ -93,82 +116,6 @@ def test_grid_search_enumerates_each_arch_once():
         assert len(keys) == space.size == len(set(keys))
     plain = [t.arch for t in run_ask_tell(GridSearch(), space, toy_score, budget=5)]
     assert plain == list(space.grid())[:5]
-
-
-@pytest.mark.parametrize("name", list(ALL))
-def test_same_seed_same_proposals(name):
-    a = [t.arch for t in run_ask_tell(ALL[name](), toy_space(), toy_score, budget=30, seed=7)]
-    b = [t.arch for t in run_ask_tell(ALL[name](), toy_space(), toy_score, budget=30, seed=7)]
-    c = [t.arch for t in run_ask_tell(ALL[name](), toy_space(), toy_score, budget=30, seed=8)]
-    assert a == b
-    assert a != c
-
-
-def _flaky(arch):
-    # deterministic failures on ~1/5 of the space
-    return None if (arch["a"] + 2 * arch["c"]) % 5 == 0 else toy_score(arch)
-
-
-@pytest.mark.parametrize("name", list(ALL))
-def test_concurrency_and_failures(name):
-    space = toy_space()
-    trials = run_ask_tell(ALL[name](), space, _flaky, budget=80, seed=1, concurrency=4, random_completion=True)
-    assert len(trials) >= 40  # strategies may wait for results but must keep proposing
-    keys = [arch_key(t.arch) for t in trials]
-    assert len(keys) == len(set(keys)), "a de-duplicating strategy proposed an arch twice"
-    for t in trials:
-        space.validate(t.arch)
-    assert any(t.status is TrialStatus.FAILED for t in trials)
-
-
-def _drive(strategy, pending, n_events, start_id, log):
-    """Fill up to 2 running trials, finish the oldest; returns the next trial id."""
-    tid = start_id
-    for _ in range(n_events):
-        while len(pending) < 2:
-            arch = strategy.ask()
-            if arch is None:
-                break
-            log.append(arch)
-            pending.append(Trial(id=tid, arch=arch, status=TrialStatus.RUNNING))
-            tid += 1
-        if not pending:
-            break
-        t = pending.pop(0)
-        for step in (1, 3, 9):  # reports for the multi-fidelity wrappers
-            if strategy.on_report(t, step, toy_score(t.arch) * (1 + 1 / step)):
-                t.status = TrialStatus.STOPPED
-                break
-        t.score = _flaky(t.arch)
-        if t.status is not TrialStatus.STOPPED:
-            t.status = TrialStatus.SUCCEEDED if t.score is not None else TrialStatus.FAILED
-        strategy.tell(t)
-    return tid
-
-
-@pytest.mark.parametrize("name", list(ALL))
-def test_resume_gives_same_future_proposals(name):
-    space = toy_space()
-    a = ALL[name]()
-    a.setup(space, 11)
-    pending: list[Trial] = []
-    tid = _drive(a, pending, 20, 0, [])
-    for _ in range(20):  # save at a moment with trials still running
-        if pending:
-            break
-        tid = _drive(a, pending, 1, tid, [])
-    assert pending, "the save should happen with trials still running"
-    state = json.loads(json.dumps(a.state_dict()))
-
-    b = ALL[name]()
-    b.setup(space, 11)
-    b.load_state_dict(state)
-    pending_b = [Trial(id=t.id, arch=dict(t.arch), status=t.status) for t in pending]
-    future_a: list = []
-    future_b: list = []
-    _drive(a, pending, 20, tid, future_a)
-    _drive(b, pending_b, 20, tid, future_b)
-    assert future_a and future_a == future_b
 
 
 def test_resume_rejects_other_space():
@@ -219,7 +166,7 @@ def test_predictor_ranks_unseen_archs():
     s = PredictorBased(num_init=5, n_models=3, epochs=100)
     run_ask_tell(s, toy_space(), toy_score, budget=40, seed=0)
     archs = list(toy_space().grid())
-    pred = s._predict(archs).mean(axis=0)
+    pred = s._predict(archs)[0]
     true = np.array([toy_score(a) for a in archs])
     assert np.corrcoef(pred, true)[0, 1] > 0.8
 
@@ -269,6 +216,8 @@ def test_strategy_import_is_light():
     code = "import sys, nasforge.strategy; print('torch' in sys.modules, 'optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+    code = "import sys, nasforge.strategy.testing; print('pytest' in sys.modules)"  # the suite imports pytest lazily
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False"]
 
 
 def test_tpe_is_quiet(capfd):
@@ -308,3 +257,147 @@ def test_multi_fidelity_warns_when_rungs_lie_past_the_evaluators_epochs(tmp_path
         for strategy in (SuccessiveHalving(Random(), min_step=1, max_step=9), Hyperband(Random(), min_step=1, max_step=9),
                          SuccessiveHalving(Random())):
             Experiment(space, strategy, FunctionEvaluator(nine_epochs, uses_model=False), max_trials=3, executor="inline").run()
+
+
+# -- the extension points -------------------------------------------------------------------------------
+class Greedy(HistoryStrategy):
+    """The example of HistoryStrategy's docstring and of the README, verbatim: it keeps the shipped contract."""
+
+    def ask(self):
+        best = self.best()
+        for _ in range(20 if best else 0):
+            child = self.space.mutate(best[0], self.rng)
+            if not self._is_seen(child):
+                return self._propose(child)
+        arch = self._random_unseen()  # None once the space is exhausted
+        return None if arch is None else self._propose(arch)
+
+
+def test_readme_snippet_runs(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("<!-- section:extend-S -->"):readme.index("<!-- /section:extend-S -->")]
+    code = section.split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "0.3"
+    suite = namespace["TestGreedy"]()
+    suite.test_state_round_trip_gives_same_future_proposals()
+    suite.test_exhausts_tiny_spaces()
+
+
+class TestHistoryStrategyExampleConformance(StrategyConformance):
+    make_strategy = Greedy
+
+
+def test_strategy_is_an_abstract_base_class():
+    with pytest.raises(TypeError, match="abstract"):
+        Strategy()
+
+    class NoTell(Strategy):
+        def ask(self):
+            return None
+
+    with pytest.raises(TypeError, match="tell"):
+        NoTell()
+    assert inspect.isabstract(HistoryStrategy) and not inspect.isabstract(Greedy)
+    g = Greedy()  # HistoryStrategy's tell records the result; setup/on_report/state_dict have defaults
+    trials = run_ask_tell(g, toy_space(), toy_score, budget=5, seed=0)
+    assert g.best() == (trials[int(np.argmax([t.score for t in trials]))].arch, max(t.score for t in trials))
+    assert g.on_report(trials[0], 1, 0.0) is False and json.loads(json.dumps(g.state_dict()))["scores"]
+
+
+class NearestNeighbour:
+    """The example of Surrogate's docstring, with a record of what it was given."""
+
+    def __init__(self):
+        self.fits = []
+
+    def fit(self, X, y):
+        self.X, self.y = X, y
+        self.fits.append((X.shape, y.dtype))
+
+    def predict(self, X):
+        d = ((X[:, None, :] - self.X[None]) ** 2).sum(-1)
+        return self.y[d.argmin(1)], np.sqrt(d.min(1))
+
+
+class TestPredictorBasedCustomSurrogateConformance(StrategyConformance):
+    def make_strategy(self):
+        return PredictorBased(num_init=8, surrogate=NearestNeighbour())
+
+
+class TestProgressiveCustomSurrogateConformance(StrategyConformance):
+    seed_sensitive = False  # a beam search ranked by a deterministic surrogate: no random decision left
+
+    def make_strategy(self):
+        return Progressive(beam_size=5, surrogate=NearestNeighbour())
+
+
+def test_surrogate_protocol():
+    from nasforge.strategy import MLPEnsemble, Surrogate
+
+    assert isinstance(MLPEnsemble(), Surrogate) and isinstance(NearestNeighbour(), Surrogate)
+    for cls in (PredictorBased, Progressive):
+        nn_ = NearestNeighbour()
+        s = cls(surrogate=nn_)
+        run_ask_tell(s, toy_space(), toy_score, budget=40, seed=0)
+        width = toy_space().encoding_size("onehot")
+        assert nn_.fits and all(shape[1] == width and dtype.kind == "f" for shape, dtype in nn_.fits)
+        mean, std = s._predict(list(toy_space().grid())[:7])
+        assert mean.shape == std.shape == (7,)
+        with pytest.raises(TypeError, match=r"surrogate .*Surrogate.*has no predict\(\)"):
+            cls(surrogate=type("OnlyFit", (), {"fit": lambda self, X, y: None})())
+
+
+def test_default_surrogate_is_seeded_by_the_strategy():
+    """MLPEnsemble.set_seed: the same strategy seed gives the same surrogate, another seed another."""
+    def fitted(seed):
+        s = PredictorBased(num_init=4, n_models=2, hidden=8, epochs=20)
+        run_ask_tell(s, toy_space(), toy_score, budget=6, seed=seed)
+        return s._predict(list(toy_space().grid())[:50])[0]
+
+    assert np.array_equal(fitted(3), fitted(3)) and not np.array_equal(fitted(3), fitted(4))
+
+
+def test_space_mutate_is_evolutions_mutation():
+    from tests.test_conditional import family_space
+
+    for space in (toy_space(), family_space()):
+        for seed in range(40):
+            rng = np.random.default_rng(seed)
+            parent = space.sample(rng)
+            mutable = [lab for lab in space.active_labels(parent) if len(space[lab]) > 1]
+
+            def changed(child, space=space, mutable=mutable, parent=parent):
+                assert space.canonical(child) == child
+                return [lab for lab in mutable if lab in child and child[lab] != parent[lab]]
+
+            exact = not space.conditional  # else a change may deactivate another changed label
+            for n in (1, 2):
+                k = len(changed(space.mutate(parent, rng, n=n, prob=0.0)))
+                assert k == min(n, len(mutable)) if exact else 1 <= k <= n
+            child = space.mutate(parent, rng, prob=1.0)  # every active choice (that stays active)
+            assert changed(child) == [lab for lab in mutable if lab in child]
+            evolution = RegularizedEvolution(mutation_prob=0.3)
+            evolution.setup(space, seed)
+            assert evolution._mutate(parent) == space.mutate(parent, seed, prob=0.3)  # one mutation, same stream
+    space, parent = toy_space(), {"a": 0, "b": 0, "c": 0, "d": 0}
+    counts = [sum(a != b for a, b in zip(space.mutate(parent, s, prob=0.5).values(), parent.values())) for s in range(400)]
+    assert abs(np.mean(counts) - (1 + 0.5 * 3)) < 0.3  # one forced change + Binomial(3, prob)
+    with pytest.raises(ValueError, match="prob"):
+        space.mutate(parent, 0, prob=1.5)
+
+
+def test_one_arch_key_and_random_loads_old_keys():
+    from nasforge.space import arch_key as space_key
+    from nasforge.strategy._common import arch_key as common_key
+
+    assert common_key is space_key is arch_key
+    r = Random()
+    run_ask_tell(r, toy_space(), toy_score, budget=10, seed=0)
+    state = r.state_dict()
+    old = {**state, "seen": [json.dumps(json.loads(k), sort_keys=True) for k in state["seen"]]}  # the old key spacing
+    r2 = Random()
+    r2.setup(toy_space(), 0)
+    r2.load_state_dict(old)
+    assert r2._seen == r._seen

@@ -36,7 +36,7 @@ from nasforge.errors import InvalidArchError, InvalidSpaceError
 
 Arch = dict[str, Any]
 
-__all__ = ["Arch", "Categorical", "Space", "as_rng"]
+__all__ = ["Arch", "Categorical", "Space", "arch_key", "as_rng"]
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
 
@@ -50,6 +50,13 @@ def as_rng(seed_or_rng: int | np.random.Generator | np.random.SeedSequence | Non
     raise TypeError(
         f"expected an int seed, a numpy Generator, a SeedSequence or None, got {type(seed_or_rng).__name__}"
     )
+
+
+def arch_key(arch: Mapping[str, Any]) -> str:
+    """The one string key of an arch (sorted-key compact JSON): equal archs, equal keys. Strategies,
+    the experiment and one-shot code recognise repeats by it; apply :meth:`Space.canonical` first
+    in a conditional space so that one network has one key."""
+    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
 
 
 def _canonical(value: Any) -> Any:
@@ -671,21 +678,24 @@ class Space(Mapping[str, Categorical]):
         raise InvalidArchError(f"arch is missing label {label!r}; it takes one of {_short(self._choices[label].values)}")
 
     # -- neighbourhoods (used by evolution and local search) ---------------------------
-    def mutate(self, arch: Mapping[str, Any], seed_or_rng: Any = None, n: int = 1) -> Arch:
+    def mutate(self, arch: Mapping[str, Any], seed_or_rng: Any = None, n: int = 1, prob: float = 0.0) -> Arch:
         """A canonical copy of ``arch`` with ``n`` distinct *active* choices changed to another of
-        their values (labels that become active are drawn at random)."""
+        their values, and (``prob > 0``, evolution's mutation rate) every other active choice changed
+        with probability ``prob``; labels that become active are drawn at random."""
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"mutate: prob must be a probability in [0, 1], got {prob!r}")
         rng = as_rng(seed_or_rng)
-        active = self.active_labels(arch)
-        mutable = [label for label in active if len(self._choices[label]) > 1]
+        mutable = [label for label in self.active_labels(arch) if len(self._choices[label]) > 1]
         if not mutable:
             return self._canon_unchecked(dict(arch)) if not self.conditional else self.validate(arch)
         child = self.complete(arch, rng) if self.conditional else dict(arch)
-        n = min(max(int(n), 1), len(mutable))
-        for pos in rng.choice(len(mutable), size=n, replace=False):
-            c = self._choices[mutable[int(pos)]]
-            current = c.index(arch[c.label])
-            offset = int(rng.integers(1, len(c)))
-            child[c.label] = c.key_at((current + offset) % len(c))
+        n = min(max(int(n), 1), len(mutable))  # integers(k) draws what choice(k, size=1, replace=False) does, 5x faster
+        forced = [int(rng.integers(len(mutable)))] if n == 1 else [int(i) for i in rng.choice(len(mutable), size=n, replace=False)]
+        # lazily, so each coin flip is drawn right before that label's new value (a stable stream)
+        changed = forced if not prob else (i for i in range(len(mutable)) if i in forced or rng.random() < prob)
+        for i in changed:
+            c = self._choices[mutable[i]]
+            child[c.label] = c.key_at((c.index(arch[c.label]) + int(rng.integers(1, len(c)))) % len(c))
         return self._canon_unchecked(child)
 
     def neighbors(self, arch: Mapping[str, Any]) -> list[Arch]:

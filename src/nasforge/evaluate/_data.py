@@ -11,12 +11,28 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["Data", "as_data", "describe_data"]
+__all__ = ["Data", "as_data", "describe_data", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The one device resolver: ``None`` / ``"auto"`` is the GPU torch currently uses (``cuda:0`` unless a
+    process chose another with ``torch.cuda.set_device``; executors assign a worker's GPUs through
+    ``CUDA_VISIBLE_DEVICES``, so that is the worker's own), else the CPU. CUDA is not initialised here."""
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:0', …") from None
 
 
 def _array_like(value: Any) -> bool:
@@ -54,15 +70,19 @@ class Tensors(Data):
         return len(self.y)
 
     def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
         if shuffle:
-            order = torch.randperm(n, generator=generator)
-            for i in range(0, n, batch_size):
-                idx = order[i : i + batch_size]
-                yield self.x[idx], self.y[idx]
+            yield from self.ordered_batches(torch.randperm(len(self.y), generator=generator), batch_size, generator)
         else:
-            for i in range(0, n, batch_size):
+            for i in range(0, len(self.y), batch_size):
                 yield self.x[i : i + batch_size], self.y[i : i + batch_size]
+
+    def ordered_batches(self, order: Sequence[int] | torch.Tensor, batch_size: int,
+                        generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of the samples at the positions ``order``, in that order (a shard, a fixed subset, ...)."""
+        order = torch.as_tensor(order, dtype=torch.long)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            yield self.x[idx], self.y[idx]
 
 
 class MapDataset(Data):
@@ -81,6 +101,16 @@ class MapDataset(Data):
         from torch.utils.data import DataLoader
 
         yield from DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=self.num_workers)
+
+    def ordered_batches(self, order: Sequence[int] | torch.Tensor, batch_size: int,
+                        generator: torch.Generator | None = None) -> Iterator[Any]:
+        """Batches of the samples at the positions ``order``; ``generator`` seeds the loader (workers' base
+        seed), which would otherwise draw from the global RNG."""
+        from torch.utils.data import DataLoader
+
+        loader_gen = None if generator is None else torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
+        sampler = [int(i) for i in order]
+        return iter(DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=loader_gen))
 
 
 class Loader(Data):
@@ -145,7 +175,7 @@ def concat(first: Data, second: Data) -> Data:
     a, b = _as_dataset(first), _as_dataset(second)
     if a is None or b is None:
         return Chain(first, second)
-    merged = ConcatDataset([a, b])
+    merged: Any = ConcatDataset([a, b])
     loader = next((d.loader for d in (first, second) if isinstance(d, Loader)), None)
     if loader is None:
         workers = max(getattr(first, "num_workers", 0), getattr(second, "num_workers", 0))
@@ -168,7 +198,7 @@ def as_data(data: Any, name: str, num_workers: int, prepare_targets: Callable[[t
     from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
     if isinstance(data, DataLoader):
-        if not isinstance(data.dataset, IterableDataset) and len(data.dataset) == 0:
+        if not isinstance(data.dataset, IterableDataset) and len(data.dataset) == 0:  # type: ignore[arg-type]
             raise ValueError(f"{name} is empty (its DataLoader's dataset has no samples)")
         return Loader(data)
     if isinstance(data, TensorDataset):

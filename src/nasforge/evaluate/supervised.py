@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
-from nasforge.evaluate._data import Data, as_data, concat, describe_data
+from nasforge.evaluate._data import Data, as_data, concat, describe_data, resolve_device
 from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol
+from nasforge.profile import count_params
 from nasforge.space import Space
 
 __all__ = ["Regression", "Supervised"]
@@ -38,17 +39,7 @@ def _qualname(obj: Any) -> str:
     return f"{module}.{name}" if module and module != "builtins" else name
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: the first visible GPU (executors assign a worker's GPUs through
-    ``CUDA_VISIBLE_DEVICES``, so that is the trial's own), else the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:0', …") from None
+_resolve_device = resolve_device  # the old private name (evaluate.classification re-exports it)
 
 
 def _split_batch(batch: Any, where: str) -> tuple[Any, torch.Tensor]:
@@ -287,7 +278,7 @@ class Supervised(Evaluator):
             return y.float()
         return y
 
-    def split(self, name: str) -> Data | None:
+    def split(self, name: str) -> Data:
         """The split ``"train_data"`` / ``"val_data"`` / ``"test_data"``, building it from its function on first use."""
         if name not in self._data:
             source = self._sources[name]
@@ -295,7 +286,10 @@ class Supervised(Evaluator):
             if self._is_factory(built):
                 raise TypeError(f"{name}: the function {_qualname(source)} returned another function; return the data itself")
             self._data[name] = as_data(built, f"{name} (returned by {_qualname(source)})", self.num_workers, self._prepare_targets)
-        return self._data[name]
+        data = self._data[name]
+        if data is None:
+            raise ValueError(f"{type(self).__name__} has no {name}; pass {name}=(inputs, targets)")
+        return data
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -358,13 +352,14 @@ class Supervised(Evaluator):
     def _loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         if callable(self.loss):
             return self.loss
-        fn: Callable[..., torch.Tensor] = {
+        factories: dict[str, Callable[[], Callable[..., torch.Tensor]]] = {
             "cross_entropy": lambda: torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing),
             "mse": torch.nn.MSELoss,
             "mae": torch.nn.L1Loss,
             "huber": torch.nn.HuberLoss,
             "bce": torch.nn.BCEWithLogitsLoss,
-        }[self.loss_name]()
+        }
+        fn = factories[self.loss_name]()
 
         def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return fn(*_align(out, y))
@@ -532,11 +527,10 @@ class Supervised(Evaluator):
         result = {"loss": loss_sum / n}
         if "acc" in names:
             result["acc"] = correct / n
-        if elements:
+        if elements and y_sum is not None and y_sq is not None and sse is not None:  # all set together
             result["mse"] = sq / elements
             result["mae"] = ab / elements
             result["rmse"] = math.sqrt(sq / elements)
-            assert y_sum is not None and y_sq is not None and sse is not None
             sst = y_sq - y_sum * y_sum / n
             r2 = torch.where(sst > 0, 1 - sse / sst.clamp_min(1e-300), torch.zeros_like(sst))
             result["r2"] = float(r2.mean())
@@ -554,9 +548,8 @@ class Supervised(Evaluator):
 
     def _evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
         train, val = self.split("train_data"), self.split("val_data")
-        assert train is not None and val is not None
         out = self._fit(model, train, self.epochs, self.lr, ctx, val)
-        out["params"] = float(sum(p.numel() for p in model.parameters()))
+        out["params"] = float(count_params(model, trainable_only=False))
         out.pop("epoch", None)
         return out
 
@@ -569,7 +562,6 @@ class Supervised(Evaluator):
         if self._sources["test_data"] is None:
             raise ValueError(f"{type(self).__name__} has no test_data; pass test_data=(inputs, targets) to evaluate on a test set")
         train, val, test = self.split("train_data"), self.split("val_data"), self.split("test_data")
-        assert train is not None and val is not None and test is not None
         epochs = self.test_epochs
         lr = self.final_lr or self.lr
         if retrain:
@@ -577,7 +569,7 @@ class Supervised(Evaluator):
         else:
             out = self._fit(model, train, epochs, lr, ctx, val)
         out.update({f"test_{k}": v for k, v in self.score(model, test).items()})
-        out["params"] = float(sum(p.numel() for p in model.parameters()))
+        out["params"] = float(count_params(model, trainable_only=False))
         out["epochs"] = float(epochs)
         out.pop("epoch", None)
         return out

@@ -25,7 +25,7 @@ more than one rank (``torchrun``; Ray Train's ``TorchTrainer``: :func:`nasforge.
 see :mod:`nasforge.oneshot.parallel`.
 """
 
-from nasforge.oneshot.base import OneShotTrainer, accuracy_metrics
+from nasforge.oneshot.base import OneShotTrainer, TrainerOptions, accuracy_metrics
 from nasforge.oneshot.darts import DartsTrainer, GumbelDartsTrainer
 from nasforge.oneshot.drnas import DrNasTrainer
 from nasforge.oneshot.parallel import default_threads
@@ -46,6 +46,7 @@ __all__ = [
     "ProxylessTrainer",
     "RandomOneShotTrainer",
     "Supernet",
+    "TrainerOptions",
     "UnsupportedOneShotError",
     "accuracy_metrics",
     "default_threads",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
+from nasforge.evaluate._data import MapDataset, Tensors, resolve_device
 from nasforge.oneshot.parallel import (
     DistContext,
     allreduce_mean_,
@@ -22,9 +25,26 @@ from nasforge.oneshot.parallel import (
 from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
 
-__all__ = ["OneShotTrainer", "accuracy_metrics", "resolve_device"]
+__all__ = ["OneShotTrainer", "TrainerOptions", "accuracy_metrics", "batchnorm_snapshot", "resolve_device"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+Split = Tensors | MapDataset  # a half of the dataset: in-memory tensors (the fast path) or a map-style dataset
+
+
+class TrainerOptions(TypedDict, total=False):
+    """The keyword arguments every trainer takes after ``dataset`` (see :class:`OneShotTrainer`)."""
+
+    batch_size: int
+    workers: int
+    device: str | torch.device | None
+    log_frequency: int | None
+    grad_clip: float | None
+    seed: int | None
+    lr_scheduler: Any
+    threads: int | None
+    distributed: bool | None
+    cost_table: Mapping[str, list[float]] | None
+    cost_weight: float
 
 
 def accuracy_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -32,59 +52,14 @@ def accuracy_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, fl
     return {"acc": float((output.argmax(1) == target).float().mean())}
 
 
-def resolve_device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class _TensorBatches:
-    """Batches of a dataset whose items are slices of two tensors (the fast path: no collation)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device,
-                rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
-        perm = torch.tensor(list(_sampler(len(self.x), generator, rank, world_size)), dtype=torch.long)
-        x, y = self.x, self.y
-        for start in range(0, len(perm), batch_size):
-            idx = perm[start:start + batch_size]
-            yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-
-
-class _LoaderBatches:
-    """Batches of a map-style dataset subset through a ``DataLoader``."""
-
-    def __init__(self, dataset: Any, indices: list[int], workers: int):
-        self.dataset, self.indices, self.workers = dataset, indices, workers
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def batches(self, batch_size: int, generator: torch.Generator, device: torch.device,
-                rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
-        subset = torch.utils.data.Subset(self.dataset, self.indices)
-        sampler = _sampler(len(self.indices), generator, rank, world_size)
-        # the loader's own generator: DataLoader would otherwise draw its base seed from the global RNG
-        loader_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
-        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, sampler=sampler, num_workers=self.workers,
-                                             generator=loader_gen)
-        for x, y in loader:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-
 def _sampler(n: int, generator: torch.Generator, rank: int, world_size: int) -> DistributedSampler:
     """This rank's shard of one shuffled order of ``range(n)``: the same order on every rank (seeded by the
     trainer's generator, which advances identically everywhere); padded so every rank gets as many items."""
     seed = int(torch.randint(0, 2**62, (), generator=generator))
-    return DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    return DistributedSampler(cast(Any, range(n)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
 
-def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5):
+def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5) -> tuple[Split, Split]:
     n = len(dataset)
     if n < 2:
         raise ValueError(f"the dataset must have at least 2 samples to split into train and validation halves, got {n}")
@@ -95,8 +70,40 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
     tensors = getattr(dataset, "tensors", None)
     if isinstance(tensors, (tuple, list)) and len(tensors) == 2 and all(isinstance(t, torch.Tensor) for t in tensors):
         x, y = tensors
-        return _TensorBatches(x[train_idx], y[train_idx]), _TensorBatches(x[val_idx], y[val_idx])
-    return _LoaderBatches(dataset, train_idx.tolist(), workers), _LoaderBatches(dataset, val_idx.tolist(), workers)
+        return Tensors(x[train_idx], y[train_idx]), Tensors(x[val_idx], y[val_idx])
+    subset = torch.utils.data.Subset
+    return MapDataset(subset(dataset, train_idx.tolist()), workers), MapDataset(subset(dataset, val_idx.tolist()), workers)
+
+
+def shard_batches(data: Split, batch_size: int, generator: torch.Generator, device: torch.device,
+                  rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+    """One epoch of ``data`` (in-memory tensors or a map-style dataset), this rank's shard of one shuffled
+    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG)."""
+    order = list(_sampler(len(data), generator, rank, world_size))
+    batches = data.ordered_batches(order, batch_size, generator)
+    return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in batches)
+
+
+def batchnorms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    """The batch-norm layers of ``model`` that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def _bn_state(bn: torch.nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:
+    return [t for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked) if t is not None]
+
+
+@contextmanager
+def batchnorm_snapshot(model: torch.nn.Module) -> Iterator[list[torch.nn.modules.batchnorm._BatchNorm]]:
+    """Save the running statistics of every batch norm of ``model``; put them back on exit (even on error)."""
+    bns = batchnorms(model)
+    saved = [[t.clone() for t in _bn_state(bn)] for bn in bns]
+    try:
+        yield bns
+    finally:
+        for bn, state in zip(bns, saved):
+            for t, v in zip(_bn_state(bn), state):
+                t.copy_(v)
 
 
 class _EpochMeter:
@@ -125,7 +132,7 @@ class _EpochMeter:
         return record
 
 
-class OneShotTrainer:
+class OneShotTrainer(ABC):
     """Base class of the one-shot trainers (see :class:`~nasforge.oneshot.DartsTrainer` for the arguments).
 
     Converts ``model`` in place into a supernet of the given ``style`` (see
@@ -159,6 +166,7 @@ class OneShotTrainer:
       methods subtract ``λ · cost(path) / ref_cost`` from the reward or score of a path.
     """
 
+    #: the supernet modules the trainer trains: a key of :data:`nasforge.oneshot.supernet.STYLES`
     style = "sampled"
     logger_name = "nasforge.oneshot"
 
@@ -170,6 +178,7 @@ class OneShotTrainer:
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
+        *,
         batch_size: int = 64,
         workers: int = 0,
         device: str | torch.device | None = None,
@@ -177,7 +186,6 @@ class OneShotTrainer:
         grad_clip: float | None = 5.0,
         seed: int | None = None,
         lr_scheduler: Any = None,
-        *,
         threads: int | None = None,
         distributed: bool | None = None,
         cost_table: Mapping[str, list[float]] | None = None,
@@ -264,9 +272,39 @@ class OneShotTrainer:
     def _weight_params(self) -> list[torch.nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    def _batches(self, which: str) -> Iterator[Batch]:
+    def _batches(self, which: str, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """One epoch of the ``"train"`` or ``"val"`` half (this rank's shard; order from ``generator``, default the trainer's)."""
         data = self.train_data if which == "train" else self.val_data
-        return data.batches(self.batch_size, self.generator, self.device, self.dist.rank, self.dist.world_size)
+        return shard_batches(data, self.batch_size, generator or self.generator, self.device, self.dist.rank, self.dist.world_size)
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, meter: _EpochMeter | None = None,
+                     where: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """One step of the weight optimizer on a training batch through the supernet's current path / mixture
+        (gradient norm clipped to ``grad_clip``); the loss and ``metrics`` go into ``meter``, and the step is
+        logged at ``where = (epoch, step, steps in the epoch)`` every ``log_frequency`` steps. Returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self._train_forward(x)
+        loss = self.loss(out, y)
+        loss.backward()
+        clip(self._weight_params(), self.grad_clip)
+        self.optimizer.step()
+        if meter is not None:
+            values = meter.add(loss, out, y)
+            if self.log_frequency and where is not None:
+                self._log_step(*where, {"loss": float(loss.detach()), **values})
+        return loss
+
+    @contextmanager
+    def _supernet_installed(self) -> Iterator[list[torch.nn.modules.batchnorm._BatchNorm]]:
+        """The supernet swapped in (and swapped back out if it was not) with batch-norm statistics restored on exit."""
+        was = self.supernet.installed
+        self.supernet.install()
+        try:
+            with batchnorm_snapshot(self.model) as bns:
+                yield bns
+        finally:
+            if not was:
+                self.supernet.restore()
 
     def _steps_per_epoch(self) -> int:
         per_rank = math.ceil(min(len(self.train_data), len(self.val_data)) / self.dist.world_size)
@@ -288,7 +326,16 @@ class OneShotTrainer:
         """The architecture parameters (α, concentrations, controller weights): kept identical on every rank."""
         return [s.alpha for s in self.supernet.slots.values() if s.alpha is not None]
 
-    def _sync_grads(self, params: list[torch.Tensor]) -> None:
+    def _arch_update(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None],
+                     optimizer: torch.optim.Optimizer) -> None:
+        """Set ``grads`` as the gradients of the architecture ``params`` (zeros where None), average them over
+        ranks and take a step of ``optimizer``."""
+        for p, g in zip(params, grads):
+            p.grad = g if g is not None else torch.zeros_like(p)
+        self._sync_grads(params)
+        optimizer.step()
+
+    def _sync_grads(self, params: Sequence[torch.Tensor]) -> None:
         """Average the gradients of architecture parameters over ranks (no-op in a single process)."""
         if not self.dist.enabled:
             return
@@ -313,10 +360,10 @@ class OneShotTrainer:
         """The architecture's probabilities over a slot's candidates (differentiable): softmax(α) here."""
         return F.softmax(slot.alpha, -1)
 
-    def expected_cost(self) -> torch.Tensor:
-        """E[cost] under :meth:`arch_distribution`, summed over the labels of ``cost_table``."""
+    def expected_cost(self, table: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """E[cost] under :meth:`arch_distribution`, summed over the labels of ``table`` (default: ``cost_table``)."""
         total = torch.zeros((), device=self.device)
-        for label, cost in self._cost.items():
+        for label, cost in (self._cost if table is None else table).items():
             total = total + (self.arch_distribution(self.supernet.slots[label]) * cost).sum()
         return total
 
@@ -344,7 +391,7 @@ class OneShotTrainer:
                 broadcast_(self._arch_tensors())
                 ids = [self.device.index] if self.device.type == "cuda" and self.device.index is not None else None
                 self._ddp = torch.nn.parallel.DistributedDataParallel(
-                    self.model, device_ids=ids, find_unused_parameters=self.style == "sampled")
+                    self.model, device_ids=ids, find_unused_parameters=not self.supernet.family.mixes)
             self._before_fit()
             while self.epoch < self.num_epochs:
                 record: dict[str, Any] = self._reduce_record(self._train_epoch(self.epoch))
@@ -373,17 +420,19 @@ class OneShotTrainer:
                 torch.set_num_threads(old_threads)
         return self
 
-    def _before_fit(self) -> None:
-        pass
+    def _before_fit(self) -> None:  # noqa: B027 - an optional hook
+        """Called when :meth:`fit` starts (supernet installed, data-parallel set up)."""
 
-    def _after_fit(self) -> None:
-        pass
+    def _after_fit(self) -> None:  # noqa: B027 - an optional hook
+        """Called after the last epoch, before the export is fixed (e.g. a search over sub-networks)."""
 
     def _should_stop(self) -> bool:
         return False
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch (weights, and the architecture where the method learns one); returns the epoch's
+        averages (``self._meter().result()`` plus the method's own entries)."""
 
     def export(self) -> Arch:
         """The chosen architecture: a dict valid for ``model.space`` (freeze it with ``model.freeze``).
@@ -394,8 +443,9 @@ class OneShotTrainer:
         # one arch, one network: labels inside branches the arch does not take are left out
         return self._space.canonical(arch) if self._space is not None else arch
 
-    def _export(self) -> Arch:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _export(self) -> Arch:
+        """The chosen arch, label -> value (:meth:`export` makes it canonical and handles data-parallel runs)."""
 
     def arch_parameters(self) -> dict[str, torch.Tensor]:
         """Label -> the current architecture logits α (detached copies)."""

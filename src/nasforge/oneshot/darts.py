@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, clip
+from nasforge.oneshot.base import OneShotTrainer, TrainerOptions
 from nasforge.space import Arch
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DartsTrainer", "GumbelDartsTrainer"]
 
@@ -74,15 +78,10 @@ class DartsTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        grad_clip: float | None = 5.0,
+        *,
         learning_rate: float = 2.5e-3,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
         arc_learning_rate: float = 3e-4,
         unrolled: bool = False,
-        *,
         regularization: str | None = None,
         reg_weight: float = 50.0,
         max_param_free: int | None = None,
@@ -92,16 +91,9 @@ class DartsTrainer(OneShotTrainer):
         pt_eval_batches: int = 4,
         exclude_zero: bool = False,
         export_max_param_free: int | None = None,
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         if regularization not in (None, "beta"):
             raise ValueError(f"regularization must be None or 'beta', got {regularization!r}")
         self.learning_rate = learning_rate
@@ -146,13 +138,10 @@ class DartsTrainer(OneShotTrainer):
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         alphas = self.alpha_list
         if self.unrolled:
-            grads = self._unrolled_grads(tx, ty, vx, vy, reg)
+            grads: Sequence[torch.Tensor | None] = self._unrolled_grads(tx, ty, vx, vy, reg)
         else:
             grads = torch.autograd.grad(self._val_loss(vx, vy, reg), alphas, allow_unused=True)
-        for a, g in zip(alphas, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(alphas)
-        self.arch_optimizer.step()
+        self._arch_update(alphas, grads, self.arch_optimizer)
 
     def _unrolled_grads(self, tx, ty, vx, vy, reg: float) -> list[torch.Tensor]:
         """Second-order DARTS: ∇_α L_val(w - ξ∇_w L_train(w, α), α), Hessian term by finite differences."""
@@ -188,8 +177,6 @@ class DartsTrainer(OneShotTrainer):
 
     # -- the epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self._weight_params()
         reg = self._reg_factor(epoch)
         total = self._steps_per_epoch()
         meter = self._meter()
@@ -199,14 +186,7 @@ class DartsTrainer(OneShotTrainer):
                 self._arch_step(tx, ty, vx, vy, reg)
             else:
                 self._weight_only()
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(tx)
-            loss = loss_fn(out, ty)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, ty)
-            self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values} if self.log_frequency else values)
+            self._weight_step(tx, ty, meter, (epoch, step, total))
         return meter.result()
 
     # -- early stopping, export --------------------------------------------------------------------
@@ -239,11 +219,11 @@ class DartsTrainer(OneShotTrainer):
         return False
 
     def _after_fit(self) -> None:
-        if self.selection == "perturbation" and self.supernet.style == "mixed":
+        if self.selection == "perturbation" and self.supernet.family.mixes:
             self._exported = self._perturbation_select()
 
     def _val_accuracy(self, batches: list) -> float:
-        correct = total = 0
+        correct = total = 0.0
         with torch.no_grad():
             for x, y in batches:
                 correct += int((self.model(x).argmax(1) == y).sum())
@@ -254,11 +234,7 @@ class DartsTrainer(OneShotTrainer):
     def _perturbation_select(self) -> Arch:
         """DARTS-PT (Wang et al., ICLR 2021): decide each layer choice by the accuracy drop of removing a candidate."""
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
-        batches = []
-        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device, self.dist.rank, self.dist.world_size)):
-            if i >= self.pt_eval_batches:
-                break
-            batches.append(b)
+        batches = list(itertools.islice(self._batches("val", gen), self.pt_eval_batches))
         slots = [s for s in self.supernet.slots.values() if s.kind == "layer" and s.n > 1]
         order = torch.randperm(len(slots), generator=self.generator).tolist()
         arch = self.supernet.export_from_alphas(self.exclude_zero)
@@ -288,12 +264,8 @@ class DartsTrainer(OneShotTrainer):
         return arch
 
     def _tune_epoch(self) -> None:
-        params = self._weight_params()
         for x, y in self._batches("train"):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.loss(self._train_forward(x), y).backward()
-            clip(params, self.grad_clip)
-            self.optimizer.step()
+            self._weight_step(x, y)
 
     def _export(self) -> Arch:
         """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``.
@@ -373,30 +345,20 @@ class GumbelDartsTrainer(DartsTrainer):
     def _sample(self, gated: bool) -> None:
         tau = self.temperature
         for slot in self.supernet.slots.values():
-            a = slot.alpha
+            a = slot.logits()
             u = torch.rand(a.shape, generator=self.generator).to(a.device)
             g = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
-            h = F.softmax((a + g) / tau, -1) if gated else None
             idx = int(torch.argmax(a.detach() + g))
-            slot.index = idx
+            slot.select(idx)
             if gated:
+                h = F.softmax((a + g) / tau, -1)
                 hard = torch.zeros_like(h)
                 hard[idx] = 1.0
-                slot.gate = hard - h.detach() + h
-                slot.paths = [idx]
-                slot.gate_all = self.reference_gradient
-            else:
-                slot.gate = None
-                slot.paths = None
-                slot.gate_all = False
+                slot.gate, slot.paths, slot.gate_all = hard - h.detach() + h, [idx], self.reference_gradient
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample(gated=True)
-        grads = torch.autograd.grad(self._val_loss(vx, vy, reg), self.alpha_list, allow_unused=True)
-        for a, g in zip(self.alpha_list, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(self.alpha_list)
-        self.arch_optimizer.step()
+        super()._arch_step(tx, ty, vx, vy, reg)  # first order (unrolled is refused)
         self._sample(gated=False)  # the weight step trains a fresh sample (gate value 1, no α gradient)
 
     def _weight_only(self) -> None:

@@ -14,6 +14,23 @@ from nasforge.space import Arch
 __all__ = ["DrNasTrainer"]
 
 
+class _DirichletSample(torch.autograd.Function):
+    """``Dirichlet(concentration).rsample()`` drawn from a given generator (pathwise gradient, as torch's)."""
+
+    @staticmethod
+    def forward(ctx: Any, concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = torch._sample_dirichlet(concentration, generator=generator)
+        ctx.save_for_backward(x, concentration)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, concentration = ctx.saved_tensors
+        total = concentration.sum(-1, True).expand_as(concentration)
+        grad = torch._dirichlet_grad(x, concentration, total)
+        return grad * (grad_output - (x * grad_output).sum(-1, True)), None
+
+
 class DrNasTrainer(DartsTrainer):
     """DrNAS: DARTS whose mixture weights are *samples* of a learned Dirichlet distribution.
 
@@ -41,8 +58,8 @@ class DrNasTrainer(DartsTrainer):
     ``exclude_zero=True`` (DARTS' derivation rule). :meth:`arch_probabilities` is the Dirichlet
     mean ``β / Σβ``.
 
-    Sampling draws from the trainer's own generator (the global RNG is forked, seeded from it and
-    restored), so a seed fixes the samples; data-parallel ranks draw the same samples.
+    Sampling draws from a generator seeded by the trainer's own (never the global RNG), so a seed
+    fixes the samples; data-parallel ranks draw the same samples.
 
     Example::
 
@@ -100,18 +117,16 @@ class DrNasTrainer(DartsTrainer):
 
     def _sample_weights(self) -> None:
         """Draw w ~ Dir(β) per label (differentiable in θ) into the slots' mixture weights."""
-        seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for label, slot in self.supernet.slots.items():
-                kept = self.kept[label]
-                beta = self.concentration(slot)
-                sub = Dirichlet(beta[kept].cpu()).rsample().to(beta.device)
-                if len(kept) == slot.n:
-                    slot.fixed = sub
-                else:
-                    idx = torch.tensor(kept, device=beta.device)
-                    slot.fixed = torch.zeros(slot.n, device=beta.device, dtype=sub.dtype).index_put((idx,), sub)
+        gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)))
+        for label, slot in self.supernet.slots.items():
+            kept = self.kept[label]
+            beta = self.concentration(slot)
+            sub = _DirichletSample.apply(beta[kept].cpu(), gen).to(beta.device)
+            if len(kept) == slot.n:
+                slot.fixed = sub
+            else:
+                idx = torch.tensor(kept, device=beta.device)
+                slot.fixed = torch.zeros(slot.n, device=beta.device, dtype=sub.dtype).index_put((idx,), sub)
 
     def _clear_weights(self) -> None:
         for slot in self.supernet.slots.values():
@@ -162,17 +177,8 @@ class DrNasTrainer(DartsTrainer):
 
     # -- export ------------------------------------------------------------------------------------
     def _argmax(self, exclude_zero: bool) -> Arch:
-        arch: Arch = {}
-        for label, slot in self.supernet.slots.items():
-            beta = self.concentration(slot).detach().clone()
-            beta[~self._mask(label, beta.device)] = float("-inf")
-            if exclude_zero and any(slot.zero[k] for k in self.kept[label]) and not all(slot.zero[k] for k in self.kept[label]):
-                beta = beta.masked_fill(torch.tensor(slot.zero, device=beta.device), float("-inf"))
-            if slot.kind == "input" and slot.n_chosen > 1 and slot.n != len(slot.categorical):
-                arch[label] = sorted(int(i) for i in torch.topk(beta, slot.n_chosen).indices)
-            else:
-                arch[label] = slot.key(int(torch.argmax(beta)))
-        return arch
+        return {label: slot.export_from_alpha(exclude_zero, self.concentration(slot), self.kept[label])
+                for label, slot in self.supernet.slots.items()}
 
     def param_free_count(self, arch: Arch | None = None) -> int:
         return super().param_free_count(arch if arch is not None else self._argmax(self.exclude_zero))

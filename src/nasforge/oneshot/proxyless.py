@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, clip
+from nasforge.oneshot.base import OneShotTrainer, TrainerOptions
 from nasforge.oneshot.supernet import Supernet, _LayerChoiceWrapper
 from nasforge.profile import count_flops, count_params, measure_latency
 from nasforge.space import Arch
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["ProxylessTrainer", "measure_cost_table", "measure_latency_table"]
 
@@ -50,10 +53,9 @@ def measure_cost_table(
                 if id(mod) not in captured and args and isinstance(args[0], torch.Tensor):
                     captured[id(mod)] = (mod, args[0].detach())
             hooks.append(m.register_forward_hook(hook))
-    saved = {label: (s.index, s.gate, s.paths) for label, s in supernet.slots.items()}
+    saved = {label: (s.index, s.gate, s.paths, s.gate_all) for label, s in supernet.slots.items()}
     try:
-        for s in supernet.slots.values():
-            s.index, s.gate, s.paths = 0, None, None
+        supernet.select([0] * len(supernet.slots))
         with torch.no_grad():
             supernet.model.eval()
             supernet.model(dummy_input)
@@ -61,9 +63,9 @@ def measure_cost_table(
     finally:
         for h in hooks:
             h.remove()
-        for label, (i, g, p) in saved.items():
+        for label, (i, g, p, a) in saved.items():
             s = supernet.slots[label]
-            s.index, s.gate, s.paths = i, g, p
+            s.index, s.gate, s.paths, s.gate_all = i, g, p, a
         if not was_installed:
             supernet.restore()
     table: dict[str, list[float]] = {}
@@ -74,8 +76,8 @@ def measure_cost_table(
             lat = [float(count_flops(op, x)) for op in mod.ops]
         else:
             lat = [float(count_params(op)) for op in mod.ops]
-        prev = table.get(mod.label)
-        table[mod.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
+        prev = table.get(mod.slot.label)
+        table[mod.slot.label] = lat if prev is None else [a + b for a, b in zip(prev, lat)]
     return table
 
 
@@ -119,30 +121,18 @@ class ProxylessTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        warmup_epochs: int = 0,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
-        arc_learning_rate: float = 1e-3,
-        grad_clip: float | None = 5.0,
         *,
+        warmup_epochs: int = 0,
+        arc_learning_rate: float = 1e-3,
         latency_table: Mapping[str, list[float]] | None = None,
         dummy_input: torch.Tensor | None = None,
         latency_weight: float = 0.0,
         ref_latency: float | None = None,
         latency_target: float | None = None,
         latency_beta: float = 0.6,
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         if latency_target is not None and not latency_target > 0:
             raise ValueError(f"latency_target must be a positive number of milliseconds, got {latency_target!r}")
         self.latency_target = latency_target
@@ -165,30 +155,25 @@ class ProxylessTrainer(OneShotTrainer):
 
     def expected_latency(self) -> torch.Tensor:
         """E[latency] in ms under softmax(α), summed over the labels of the latency table."""
-        total = torch.zeros((), device=self.device)
-        for label, lat in self._lat.items():
-            total = total + (F.softmax(self.supernet.slots[label].alpha, -1) * lat).sum()
-        return total
+        return self.expected_cost(self._lat)
 
     def _sample_single(self) -> None:
         for slot in self.supernet.slots.values():
-            p = F.softmax(slot.alpha.detach(), -1).cpu()
-            slot.index = int(torch.multinomial(p, 1, generator=self.generator))
-            slot.gate = None
-            slot.paths = None
+            slot.select(int(torch.multinomial(F.softmax(slot.logits().detach(), -1).cpu(), 1, generator=self.generator)))
 
     def _sample_two(self) -> dict[str, list[int]]:
         chosen = {}
         for label, slot in self.supernet.slots.items():
-            p = F.softmax(slot.alpha.detach(), -1).cpu()
+            alpha = slot.logits()
+            p = F.softmax(alpha.detach(), -1).cpu()
             k = min(2, slot.n)
             paths = sorted(int(i) for i in torch.multinomial(p, k, replacement=False, generator=self.generator))
-            sub = F.softmax(slot.alpha[paths], -1)
+            sub = F.softmax(alpha[paths], -1)
             pick = int(torch.multinomial(sub.detach().cpu(), 1, generator=self.generator))
             hard = torch.zeros_like(sub)
             hard[pick] = 1.0
             gate_sub = hard - sub.detach() + sub
-            gate = torch.zeros(slot.n, device=slot.alpha.device).index_put((torch.tensor(paths, device=slot.alpha.device),), gate_sub)
+            gate = torch.zeros(slot.n, device=alpha.device).index_put((torch.tensor(paths, device=alpha.device),), gate_sub)
             slot.gate, slot.paths, slot.index = gate, paths, paths[pick]
             chosen[label] = paths
         return chosen
@@ -204,37 +189,24 @@ class ProxylessTrainer(OneShotTrainer):
 
     def _arch_step(self, vx: torch.Tensor, vy: torch.Tensor) -> None:
         paths = self._sample_two()
-        old = {label: self.supernet.slots[label].alpha.detach()[p].clone() for label, p in paths.items()}
+        old = {label: self.supernet.slots[label].logits().detach()[p].clone() for label, p in paths.items()}
         grads = torch.autograd.grad(self._arch_loss(vx, vy), self.alpha_list, allow_unused=True)
-        for a, g in zip(self.alpha_list, grads):
-            a.grad = g if g is not None else torch.zeros_like(a)
-        self._sync_grads(self.alpha_list)
-        self.arch_optimizer.step()
+        self._arch_update(self.alpha_list, grads, self.arch_optimizer)
         with torch.no_grad():  # keep the unsampled candidates' probabilities unchanged
             for label, p in paths.items():
-                a = self.supernet.slots[label].alpha
+                a = self.supernet.slots[label].logits()
                 new = a[p]
                 a[p] = new + (torch.logsumexp(old[label], 0) - torch.logsumexp(new, 0))
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self._weight_params()
         arch = epoch >= self.warmup_epochs
         total = self._steps_per_epoch()
         meter = self._meter()
         for step, ((tx, ty), (vx, vy)) in enumerate(zip(self._batches("train"), self._batches("val")), 1):
             self._sample_single()
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(tx)
-            loss = loss_fn(out, ty)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, ty)
+            self._weight_step(tx, ty, meter, (epoch, step, total))
             if arch:
                 self._arch_step(vx, vy)
-            if self.log_frequency:
-                self._log_step(epoch, step, total, {"loss": float(loss.detach()), **values})
         record = meter.result()
         if self._lat:
             record["expected_latency_ms"] = float(self.expected_latency().detach())

@@ -2,68 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import itertools
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
-from nasforge.oneshot.base import OneShotTrainer, _plain_key, accuracy_metrics, clip
+from nasforge.controller import LstmController
+from nasforge.oneshot.base import (
+    Batch,
+    OneShotTrainer,
+    TrainerOptions,
+    _plain_key,
+    accuracy_metrics,
+    batchnorms,
+    clip,
+)
 from nasforge.oneshot.parallel import allreduce_mean_
-from nasforge.oneshot.supernet import Supernet
 from nasforge.space import Arch
+from nasforge.strategy.evolution import RegularizedEvolution
+from nasforge.strategy.testing import run_ask_tell
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["EnasController", "EnasTrainer", "RandomOneShotTrainer"]
 
 
-def apply_single_path(supernet: Supernet, indices: list[int]) -> None:
-    """Make every slot run exactly its candidate at ``indices`` (no gates): one sampled path."""
-    for slot, idx in zip(supernet.slots.values(), indices):
-        slot.index, slot.gate, slot.paths = idx, None, None
-
-
-class EnasController(torch.nn.Module):
-    """ENAS' LSTM policy: one decision per label, in order, each fed the previous decision's embedding.
-
-    Logits are squashed as in the paper: ``tanh_constant · tanh(logits / temperature)``.
-    """
-
-    def __init__(self, sizes: list[int], hidden: int = 64, temperature: float = 5.0, tanh_constant: float = 2.5):
-        super().__init__()
-        self.sizes = list(sizes)
-        self.hidden = hidden
-        self.temperature = temperature
-        self.tanh_constant = tanh_constant
-        self.lstm = torch.nn.LSTMCell(hidden, hidden)
-        self.start = torch.nn.Parameter(torch.zeros(1, hidden))
-        self.embeddings = torch.nn.ModuleList(torch.nn.Embedding(n, hidden) for n in sizes)
-        self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, n) for n in sizes)
-
-    def sample(self, generator: torch.Generator | None = None, greedy: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """Indices per label, the summed log-probability and the summed entropy.
-
-        ``self.last_probs`` keeps each decision's probability vector (with gradients) for penalties.
-        """
-        h = torch.zeros(1, self.hidden, device=self.start.device)
-        c = torch.zeros_like(h)
-        inp = self.start
-        log_probs, entropies, indices = [], [], []
-        self.last_probs: list[torch.Tensor] = []
-        for k in range(len(self.sizes)):
-            h, c = self.lstm(inp, (h, c))
-            logits = self.tanh_constant * torch.tanh(self.heads[k](h) / self.temperature)
-            logp = F.log_softmax(logits, -1)[0]
-            p = logp.exp()
-            self.last_probs.append(p)
-            if greedy:
-                idx = int(torch.argmax(p))
-            else:
-                idx = int(torch.multinomial(p.detach().cpu(), 1, generator=generator))
-            indices.append(idx)
-            log_probs.append(logp[idx])
-            entropies.append(-(p * logp).sum())
-            inp = self.embeddings[k](torch.tensor([idx], device=h.device))
-        return indices, torch.stack(log_probs).sum(), torch.stack(entropies).sum()
+#: ENAS' LSTM policy: the library's one controller (the RL strategy's too)
+EnasController = LstmController
 
 
 class EnasTrainer(OneShotTrainer):
@@ -100,30 +68,18 @@ class EnasTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
-        grad_clip: float | None = 5.0,
+        *,
         entropy_weight: float = 1e-4,
         baseline_decay: float = 0.99,
         ctrl_lr: float = 3.5e-4,
         ctrl_steps_aggregate: int = 4,
         ctrl_kwargs: dict[str, Any] | None = None,
-        *,
         ctrl_train_steps: int | None = None,
         skip_weight: float = 0.0,
         skip_target: float = 0.4,
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         if not 0.0 < skip_target < 1.0:
             raise ValueError(f"skip_target must be a probability in (0, 1), got {skip_target!r}")
         if ctrl_train_steps is not None and (not isinstance(ctrl_train_steps, int) or ctrl_train_steps < 1):
@@ -137,9 +93,8 @@ class EnasTrainer(OneShotTrainer):
         self.skip_target = skip_target
         self.labels = list(self.supernet.slots)
         # the controller's initial weights come from the trainer's generator, not the global RNG
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)))
-            self.controller = EnasController([s.n for s in self.supernet.slots.values()], **(ctrl_kwargs or {}))
+        init = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)))
+        self.controller = LstmController([s.n for s in self.supernet.slots.values()], **(ctrl_kwargs or {}), generator=init)
         self.controller.to(self.device)
         self.ctrl_optimizer = torch.optim.Adam(self.controller.parameters(), ctrl_lr)
         self.baseline: float | None = None
@@ -175,30 +130,21 @@ class EnasTrainer(OneShotTrainer):
                     return
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
-        params = self._weight_params()
+        model = self.model
         n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
             with torch.no_grad():
                 indices, _, _ = self.controller.sample(self.generator)
-            apply_single_path(self.supernet, indices)
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(x)
-            loss = loss_fn(out, y)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, y)
-            if self.log_frequency:
-                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **values})
+            self.supernet.select(indices)
+            self._weight_step(x, y, meter, (epoch, step, n))
         rewards = []
         ctrl_params = list(self.controller.parameters())
         self.ctrl_optimizer.zero_grad(set_to_none=True)
         k = 0
         for k, (x, y) in enumerate(self._val_stream(), 1):
             indices, log_prob, entropy = self.controller.sample(self.generator)
-            apply_single_path(self.supernet, indices)
+            self.supernet.select(indices)
             with torch.no_grad():
                 acc = float(self.reward_function(model(x), y))
             acc = self._sum_over_ranks([acc])[0] / self.dist.world_size
@@ -240,18 +186,15 @@ class EnasTrainer(OneShotTrainer):
         return {label: self.supernet.slots[label].key(i) for label, i in zip(self.labels, indices)}
 
 
-def _batchnorms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-
 class RandomOneShotTrainer(OneShotTrainer):
     """SPOS: uniform single-path supernet training, then an evolutionary search over sub-networks.
 
     Training: each batch runs one path drawn uniformly at random per label. Search (run when
-    :meth:`fit` ends, or by :meth:`search`): an evolution over archs whose weights are inherited
-    from the supernet — a population of ``population_size`` random archs, then generations of
-    children (half mutation with per-label probability ``mutation_prob``, half uniform
-    crossover of two of the ``top_k`` best), until ``search_samples`` archs have been scored.
+    :meth:`fit` ends, or by :meth:`search`): the library's
+    :class:`~nasforge.strategy.RegularizedEvolution` over archs of the space whose weights are
+    inherited from the supernet (``population_size`` random archs, then tournaments of ``top_k``
+    and mutations with per-label probability ``mutation_prob``), until ``search_samples`` distinct
+    archs have been scored.
     Before each arch is scored its batch-norm statistics are recalibrated: running statistics are
     reset and re-estimated (cumulative average) on ``calib_batches`` training batches; the score
     is the accuracy on ``eval_batches`` validation batches (the same batches for every arch;
@@ -277,11 +220,6 @@ class RandomOneShotTrainer(OneShotTrainer):
         optimizer: torch.optim.Optimizer | None,
         num_epochs: int,
         dataset: Any,
-        batch_size: int = 64,
-        workers: int = 0,
-        device: str | torch.device | None = None,
-        log_frequency: int | None = None,
-        grad_clip: float | None = 5.0,
         *,
         search_samples: int = 50,
         population_size: int = 16,
@@ -290,22 +228,19 @@ class RandomOneShotTrainer(OneShotTrainer):
         calib_batches: int = 4,
         eval_batches: int | None = 4,
         score: str = "accuracy",
-        seed: int | None = None,
-        lr_scheduler: Any = None,
-        threads: int | None = None,
-        distributed: bool | None = None,
-        cost_table: Mapping[str, list[float]] | None = None,
-        cost_weight: float = 0.0,
+        **options: Unpack[TrainerOptions],
     ):
-        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, batch_size, workers, device,
-                         log_frequency, grad_clip, seed, lr_scheduler, threads=threads, distributed=distributed,
-                         cost_table=cost_table, cost_weight=cost_weight)
+        super().__init__(model, loss, metrics, optimizer, num_epochs, dataset, **options)
         # the calibration / evaluation batches of the sub-network search: fixed per trainer, from its seed
         self._eval_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
+        for name, value in (("search_samples", search_samples), ("population_size", population_size), ("top_k", top_k)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.search_samples = search_samples
         self.population_size = population_size
         self.top_k = top_k
         self.mutation_prob = mutation_prob
+        self._evolution()  # invalid evolution settings fail here, not after training
         self.calib_batches = calib_batches
         self.eval_batches = eval_batches
         if score not in ("accuracy", "loss"):
@@ -314,48 +249,33 @@ class RandomOneShotTrainer(OneShotTrainer):
         self.search_history: list[tuple[Arch, float]] = []
         self._best: Arch | None = None
 
+    def _evolution(self) -> RegularizedEvolution:
+        population = min(self.population_size, self.search_samples)
+        return RegularizedEvolution(population_size=population, sample_size=min(self.top_k, population), mutation_prob=self.mutation_prob)
+
     def _sample_uniform(self) -> list[int]:
         return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self._weight_params()
         n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
-            apply_single_path(self.supernet, self._sample_uniform())
-            optimizer.zero_grad(set_to_none=True)
-            out = self._train_forward(x)
-            loss = loss_fn(out, y)
-            loss.backward()
-            clip(params, self.grad_clip)
-            optimizer.step()
-            values = meter.add(loss, out, y)
-            if self.log_frequency:
-                self._log_step(epoch, step, n, {"loss": float(loss.detach()), **values})
+            self.supernet.select(self._sample_uniform())
+            self._weight_step(x, y, meter, (epoch, step, n))
         return meter.result()
 
     # -- sub-network evaluation ---------------------------------------------------------------
-    def _fixed_batches(self) -> tuple[list, list]:
+    def _fixed_batches(self) -> tuple[list[Batch], list[Batch]]:
         gen = torch.Generator()
         gen.manual_seed(self._eval_seed)
-        rank, world = self.dist.rank, self.dist.world_size
-        calib = []
-        for i, b in enumerate(self.train_data.batches(self.batch_size, gen, self.device, rank, world)):
-            if i >= self.calib_batches:
-                break
-            calib.append(b)
-        evals = []
-        for i, b in enumerate(self.val_data.batches(self.batch_size, gen, self.device, rank, world)):
-            if self.eval_batches is not None and i >= self.eval_batches:
-                break
-            evals.append(b)
+        calib = list(itertools.islice(self._batches("train", gen), self.calib_batches))
+        evals = list(itertools.islice(self._batches("val", gen), self.eval_batches))
         return calib, evals
 
     def _score(self, indices: list[int], calib: list, evals: list) -> float:
-        apply_single_path(self.supernet, indices)
+        self.supernet.select(indices)
         model = self.model
-        bns = _batchnorms(model)
+        bns = batchnorms(model)
         momenta = [bn.momentum for bn in bns]
         with torch.no_grad():
             if bns and calib:
@@ -368,10 +288,9 @@ class RandomOneShotTrainer(OneShotTrainer):
                 for bn, m in zip(bns, momenta):
                     bn.momentum = m
                 if self.dist.enabled:  # every rank scores with the statistics of all ranks' batches
-                    allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var)])
+                    allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None])
             model.eval()
-            correct = total = 0
-            loss_sum = 0.0
+            correct = total = loss_sum = 0.0
             for x, y in evals:
                 out = model(x)
                 correct += int((out.argmax(1) == y).sum())
@@ -389,84 +308,47 @@ class RandomOneShotTrainer(OneShotTrainer):
 
     def evaluate_arch(self, arch: Arch) -> float:
         """Validation accuracy of ``arch`` with inherited supernet weights (batch norm recalibrated)."""
-        # a canonical arch omits inactive labels: their (unused) paths stay at the first candidate
-        indices = [s.categorical.index(arch[label]) if label in arch else 0 for label, s in self.supernet.slots.items()]
-        was = self.supernet.installed
-        self.supernet.install()
-        state = {id(bn): (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in _batchnorms(self.model)}
-        try:
-            return self._score(indices, *self._fixed_batches())
-        finally:
-            for bn in _batchnorms(self.model):
-                bn.running_mean.copy_(state[id(bn)][0])
-                bn.running_var.copy_(state[id(bn)][1])
-                bn.num_batches_tracked.copy_(state[id(bn)][2])
-            if not was:
-                self.supernet.restore()
+        with self._supernet_installed():
+            return self._score(self.supernet.indices(arch), *self._fixed_batches())
 
     def search(self) -> Arch:
-        """Run the evolutionary search over sub-networks; returns (and keeps) the best arch."""
-        was = self.supernet.installed
-        self.supernet.install()
-        bns = _batchnorms(self.model)
-        saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in bns]
-        try:
-            best = self._evolve()
-        finally:
-            for bn, (m, v, t) in zip(bns, saved):
-                bn.running_mean.copy_(m)
-                bn.running_var.copy_(v)
-                bn.num_batches_tracked.copy_(t)
-            if not was:
-                self.supernet.restore()
-        self._best = self.supernet.arch_of_indices(dict(zip(self.supernet.slots, best)))
-        return dict(self._best)
+        """Run the evolutionary search over sub-networks; returns (and keeps) the best arch.
 
-    def _evolve(self) -> list[int]:
-        sizes = [s.n for s in self.supernet.slots.values()]
-        calib, evals = self._fixed_batches()
-        scored: dict[tuple[int, ...], float] = {}
-        budget = max(self.search_samples, 1)
-        total_space = 1
-        for n in sizes:
-            total_space *= n
-        budget = min(budget, total_space)
+        The library's :class:`~nasforge.strategy.RegularizedEvolution` proposes archs of the supernet's space
+        through its ask/tell interface (seeded from the trainer's generator), ``population_size`` and
+        ``top_k`` (its tournament size) capped by ``search_samples``; each proposal is scored by
+        :meth:`evaluate_arch`'s procedure on the same fixed batches.
+        """
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
+        scored: list[tuple[Arch, float]] = []
+        errors: list[Exception] = []
+        with self._supernet_installed():
+            calib, evals = self._fixed_batches()
 
-        def rand_int(n: int) -> int:
-            return int(torch.randint(n, (), generator=self.generator))
+            def objective(arch: Arch) -> float:
+                try:
+                    value = self._score(self.supernet.indices(arch), calib, evals)
+                except Exception as exc:  # a failing sub-network is a bug to report, not a failed trial
+                    errors.append(exc)
+                    raise
+                scored.append((dict(arch), value))
+                self.logger.debug("sub-network %s: %.4f", arch, value)
+                return value
 
-        def score(cand: tuple[int, ...]) -> None:
-            if cand not in scored and len(scored) < budget:
-                scored[cand] = self._score(list(cand), calib, evals)
-                self.search_history.append((self.supernet.arch_of_indices(dict(zip(self.supernet.slots, cand))), scored[cand]))
-                self.logger.debug("sub-network %s: %.4f", cand, scored[cand])
+            def reraise(_trial: Any) -> None:
+                if errors:
+                    raise errors[0]
 
-        tries = 0
-        while len(scored) < min(self.population_size, budget) and tries < 100 * budget:
-            score(tuple(rand_int(n) for n in sizes))
-            tries += 1
-        population = sorted(scored, key=scored.get, reverse=True)[: self.population_size]
-        while len(scored) < budget and tries < 100 * budget:
-            parents = population[: self.top_k]
-            tries += 1
-            if rand_int(2) == 0:
-                p = parents[rand_int(len(parents))]
-                child = tuple(rand_int(n) if float(torch.rand((), generator=self.generator)) < self.mutation_prob else v
-                              for v, n in zip(p, sizes))
-            else:
-                a, b = parents[rand_int(len(parents))], parents[rand_int(len(parents))]
-                child = tuple(x if rand_int(2) == 0 else y for x, y in zip(a, b))
-            score(child)
-            population = sorted(set(population) | ({child} if child in scored else set()), key=scored.get, reverse=True)[: self.population_size]
-        best = max(scored, key=scored.get)
-        self.logger.info("SPOS search: %d sub-networks scored, best validation accuracy %.4f", len(scored), scored[best])
-        return list(best)
+            run_ask_tell(self._evolution(), self.supernet.space, objective, self.search_samples, seed=seed, on_tell=reraise)
+        self.search_history.extend(scored)
+        best, value = max(scored, key=lambda item: item[1] if math.isfinite(item[1]) else -math.inf)
+        self.logger.info("SPOS search: %d sub-networks scored, best score %.4f", len(scored), value)
+        self._best = best
+        return dict(best)
 
     def _after_fit(self) -> None:
         self.search()
 
     def _export(self) -> Arch:
         """The best arch of the sub-network search (run now if :meth:`fit` has not run it)."""
-        if self._best is None:
-            self.search()
-        return dict(self._best)
+        return dict(self._best) if self._best is not None else self.search()

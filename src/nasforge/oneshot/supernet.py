@@ -22,7 +22,8 @@ Value choices of layer arguments (widths, kernel sizes) are not supported in one
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -97,19 +98,34 @@ class ArchSlot:
     def key(self, index: int) -> Any:
         return self.categorical.key_at(index)
 
+    def logits(self) -> torch.Tensor:
+        """α (a clear error for a slot whose trainer samples without architecture weights)."""
+        if self.alpha is None:
+            raise RuntimeError(f"label {self.label!r} has no architecture weights α: its trainer has not set them")
+        return self.alpha
+
     def weights(self) -> torch.Tensor:
         """The mixture weights of a mixed module: ``fixed`` when set (DrNAS samples, DARTS-PT masks), else softmax(α)."""
-        return F.softmax(self.alpha, -1) if self.fixed is None else self.fixed
+        return F.softmax(self.logits(), -1) if self.fixed is None else self.fixed
 
-    def export_from_alpha(self, exclude_zero: bool = False) -> Any:
-        """Argmax of α (top-``n_chosen`` inputs, sorted, for a multi-input DARTS choice).
+    def select(self, index: int) -> None:
+        """Run exactly the candidate ``index`` (no gates): one sampled path."""
+        self.index, self.gate, self.paths, self.gate_all = index, None, None, False
+
+    def export_from_alpha(self, exclude_zero: bool = False, scores: torch.Tensor | None = None,
+                          allowed: list[int] | None = None) -> Any:
+        """Argmax of α, or of ``scores``, among the ``allowed`` candidates (top-``n_chosen`` inputs, sorted,
+        for a multi-input DARTS choice).
 
         ``exclude_zero``: DARTS' derivation rule ("retain the strongest non-zero operation"):
-        a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one.
+        a zero candidate (see :func:`is_zero_op`) is never exported unless it is the only one allowed.
         """
-        assert self.alpha is not None
-        a = self.alpha.detach()
-        if exclude_zero and any(self.zero) and not all(self.zero):
+        a = (self.logits() if scores is None else scores).detach().clone()
+        allowed = list(range(self.n)) if allowed is None else allowed
+        if len(allowed) < self.n:
+            a[[k for k in range(self.n) if k not in allowed]] = float("-inf")
+        zero = [self.zero[k] for k in allowed]
+        if exclude_zero and any(zero) and not all(zero):
             a = a.masked_fill(torch.tensor(self.zero, device=a.device), float("-inf"))
         if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
             top = sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
@@ -120,12 +136,41 @@ class ArchSlot:
         return f"ArchSlot({self.label!r}, kind={self.kind!r}, n={self.n})"
 
 
-def _broadcast(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return w.view((-1,) + (1,) * like.dim())
+def _mix(terms: list[tuple[int, torch.Tensor | None]], value: Callable[[int], Any]) -> Any:
+    """``Σ w · value(k)`` over the ``(k, w)`` terms, in their order (``w`` None: ``value(k)`` unscaled)."""
+    out = None
+    for k, w in terms:
+        y = value(k) if w is None else value(k) * w
+        out = y if out is None else out + y
+    return out
 
 
-class _LayerChoiceWrapper(torch.nn.Module):
-    """Holds a layer choice's own candidate modules (same objects, same names) and its slot."""
+class _SupernetModule(torch.nn.Module):
+    """A supernet module reads its decision from its slot: all candidates weighted by the mixture
+    (``mixes``, DARTS) or the sampled candidate, or the gated sampled ``paths``."""
+
+    mixes: bool = False
+    slot: ArchSlot
+    label: str | None
+
+    def _terms(self) -> list[tuple[int, torch.Tensor | None]]:
+        slot = self.slot
+        if self.mixes:
+            w = slot.weights()
+            return [(k, w[k]) for k in range(slot.n)]
+        if slot.gate is None:
+            return [(slot.index, None)]
+        return [(k, slot.gate[k]) for k in slot.paths or []]
+
+
+class _LayerChoiceWrapper(_SupernetModule):
+    """Holds a layer choice's own candidate modules (same objects, same names) and its slot.
+
+    Output: ``Σ_k w_k · op_k(x)`` (mixed: ``w = softmax(α)``; sampled: the slot's candidate, or
+    ``Σ_{k in paths} gate[k] · op_k(x)`` with a gate, plus the other candidates' gates with ``slot.gate_all``).
+    """
+
+    ops: list[torch.nn.Module]
 
     def __init__(self, original: LayerChoice, slot: ArchSlot):
         super().__init__()
@@ -135,27 +180,27 @@ class _LayerChoiceWrapper(torch.nn.Module):
         self.__dict__["slot"] = slot
         self.label = original.label
 
-
-# -- mixed (DARTS) -----------------------------------------------------------------------------
-
-class MixedLayerChoice(_LayerChoiceWrapper):
-    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
-
     def forward(self, *args: Any, **kwargs: Any):
-        w = self.slot.weights()
-        ops = self.ops
-        out = ops[0](*args, **kwargs) * w[0]
-        for k in range(1, len(ops)):
-            out = out + ops[k](*args, **kwargs) * w[k]
+        out = _mix(self._terms(), lambda k: self.ops[k](*args, **kwargs))
+        slot = self.slot
+        if slot.gate_all and slot.gate is not None and not self.mixes:
+            rest = [slot.gate[k] for k in range(len(self.ops)) if k not in (slot.paths or [])]
+            if rest:
+                out = out + torch.stack(rest).sum()
         return out
 
 
-class MixedInputChoice(torch.nn.Module):
-    """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+class _InputChoiceWrapper(_SupernetModule):
+    """An input choice over the slot's keys: an input index, or a combination for ``n_chosen > 1``
+    (reduced by the choice's reduction). A DARTS multi-input choice weighs each candidate input
+    instead (one α per input; ``reduction="sum"`` scales by ``n_chosen``; top-k exported)."""
+
+    combos: list[list[int]]
 
     def __init__(self, original: InputChoice, slot: ArchSlot):
         super().__init__()
-        if original.n_chosen > 1 and original.reduction not in ("sum", "mean"):
+        per_input = self.mixes and original.n_chosen > 1
+        if per_input and original.reduction not in ("sum", "mean"):
             raise UnsupportedOneShotError(
                 f"InputChoice {original.label!r}: DARTS mixes inputs by a weighted sum, which cannot stand for "
                 f"reduction={original.reduction!r} with n_chosen={original.n_chosen}; use reduction 'sum' or 'mean'"
@@ -165,37 +210,35 @@ class MixedInputChoice(torch.nn.Module):
         self.n_candidates = original.n_candidates
         self.n_chosen = original.n_chosen
         self.reduction = original.reduction
+        keys = range(slot.n) if per_input else slot.categorical.values
+        self.__dict__["combos"] = [[k] if isinstance(k, int) else list(k) for k in keys]
+        self.scale = original.n_chosen if per_input and original.reduction == "sum" else 1
 
-    def weights(self) -> torch.Tensor:
-        return self.slot.weights()
+    def _pick(self, inputs: Sequence[torch.Tensor], k: int) -> torch.Tensor:
+        chosen = self.combos[k]
+        if len(chosen) == 1:
+            return inputs[chosen[0]]
+        return reduce_tensors([inputs[i] for i in chosen], "sum" if self.reduction == "none" else self.reduction)
 
     def forward(self, inputs: Sequence[torch.Tensor]):
-        w = self.weights()
-        out = inputs[0] * w[0]
-        for k in range(1, len(inputs)):
-            out = out + inputs[k] * w[k]
-        if self.n_chosen > 1 and self.reduction == "sum":
-            out = out * self.n_chosen
+        out = _mix(self._terms(), lambda k: self._pick(inputs, k))
+        if self.scale != 1:
+            out = out * self.scale
         return [out] if self.reduction == "none" else out
 
     def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
-        w = self.weights()
-        if per_input:
-            out = op_for(0)(states[0]) * w[0]
-            for k in range(1, len(states)):
-                out = out + op_for(k)(states[k]) * w[k]
-            return out
-        mixed = states[0] * w[0]
-        for k in range(1, len(states)):
-            mixed = mixed + states[k] * w[k]
-        return op_for(None)(mixed)
+        """A cell's op slot: the op(s) applied to the chosen state(s); DARTS with one op for every input mixes the states first."""
+        if self.mixes and not per_input:
+            return op_for(None)(_mix(self._terms(), lambda k: states[k]))
+        return _mix(self._terms(), lambda k: op_for(k if per_input else None)(states[k]))
 
     def representative(self) -> int:
-        return int(torch.argmax(self.slot.alpha.detach()))
+        return int(torch.argmax(self.slot.logits().detach())) if self.mixes else self.slot.index
 
 
-class _RepeatWrapper(torch.nn.Module):
-    """Holds a Repeat's own blocks (same objects, same names), its depths and its slot."""
+class _RepeatWrapper(_SupernetModule):
+    """Holds a Repeat's own blocks (same objects, same names), its depths and its slot; outputs
+    ``Σ_d w_d · x_d`` over the chosen depths ``d`` (``x_d``: the output after ``d`` blocks)."""
 
     def __init__(self, original: Repeat, slot: ArchSlot):
         super().__init__()
@@ -205,112 +248,43 @@ class _RepeatWrapper(torch.nn.Module):
         self.depth_values = list(original.depth_values)
         self.label = original.label
 
-
-class MixedRepeat(_RepeatWrapper):
-    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d`` where ``x_d`` is the output after ``d`` blocks."""
-
     def forward(self, x):
-        w = self.slot.weights()
-        outs = {}
-        depths = self.depth_values
-        deepest = max(depths)
-        if 0 in depths:
-            outs[0] = x
-        for i in range(deepest):
+        terms = self._terms()
+        outs = {0: x}
+        for i in range(max(self.depth_values[k] for k, _ in terms)):
             x = self._modules[str(i)](x)
             outs[i + 1] = x
-        out = outs[depths[0]] * w[0]
-        for k in range(1, len(depths)):
-            out = out + outs[depths[k]] * w[k]
-        return out
+        return _mix(terms, lambda k: outs[self.depth_values[k]])
 
 
-# -- sampled (ENAS, SPOS, GDAS, ProxylessNAS) ---------------------------------------------------
+class MixedLayerChoice(_LayerChoiceWrapper):
+    """DARTS mixed op: ``Σ_k softmax(α)_k · op_k(x)`` over the same candidate modules."""
+
+    mixes = True
+
+
+class MixedInputChoice(_InputChoiceWrapper):
+    """DARTS input choice: softmax(α)-weighted sum of the candidate inputs (top-k exported)."""
+
+    mixes = True
+
+
+class MixedRepeat(_RepeatWrapper):
+    """DARTS over a depth: ``Σ_d softmax(α)_d · x_d``."""
+
+    mixes = True
+
 
 class SampledLayerChoice(_LayerChoiceWrapper):
     """Runs the slot's sampled candidate; with a gate, ``Σ_{k in paths} gate[k] · op_k(x)``."""
 
-    def forward(self, *args: Any, **kwargs: Any):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            return self.ops[slot.index](*args, **kwargs)
-        out = None
-        for k in slot.paths:
-            y = self.ops[k](*args, **kwargs) * gate[k]
-            out = y if out is None else out + y
-        if slot.gate_all:
-            rest = [gate[k] for k in range(len(self.ops)) if k not in slot.paths]
-            if rest:
-                out = out + torch.stack(rest).sum()
-        return out
 
-
-class SampledInputChoice(torch.nn.Module):
-    """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``)."""
-
-    def __init__(self, original: InputChoice, slot: ArchSlot):
-        super().__init__()
-        self.__dict__["slot"] = slot
-        self.label = original.label
-        self.n_candidates = original.n_candidates
-        self.n_chosen = original.n_chosen
-        self.reduction = original.reduction
-        keys = slot.categorical.values
-        self.__dict__["combos"] = [[k] if isinstance(k, int) else list(k) for k in keys]
-
-    def _pick(self, inputs: Sequence[torch.Tensor], k: int):
-        chosen = self.combos[k]
-        if len(chosen) == 1:
-            return inputs[chosen[0]]
-        return reduce_tensors([inputs[i] for i in chosen], "sum" if self.reduction == "none" else self.reduction)
-
-    def forward(self, inputs: Sequence[torch.Tensor]):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            out = self._pick(inputs, slot.index)
-        else:
-            out = None
-            for k in slot.paths:
-                y = self._pick(inputs, k) * gate[k]
-                out = y if out is None else out + y
-        return [out] if self.reduction == "none" else out
-
-    def cell_slot(self, states: list[torch.Tensor], op_for: Callable[[int | None], torch.nn.Module], per_input: bool):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            k = slot.index
-            return op_for(k if per_input else None)(states[k])
-        out = None
-        for k in slot.paths:
-            y = op_for(k if per_input else None)(states[k]) * gate[k]
-            out = y if out is None else out + y
-        return out
-
-    def representative(self) -> int:
-        return self.slot.index
+class SampledInputChoice(_InputChoiceWrapper):
+    """Picks the slot's sampled key (an index, or a combination for ``n_chosen > 1``), or gates the ``paths``."""
 
 
 class SampledRepeat(_RepeatWrapper):
     """Runs the sampled depth; with a gate, the gated sum of the outputs at the depths in ``paths``."""
-
-    def forward(self, x):
-        slot = self.slot
-        gate = slot.gate
-        if gate is None:
-            for i in range(self.depth_values[slot.index]):
-                x = self._modules[str(i)](x)
-            return x
-        wanted = {self.depth_values[k]: k for k in slot.paths}
-        out = x * gate[wanted[0]] if 0 in wanted else None
-        for i in range(max(wanted)):
-            x = self._modules[str(i)](x)
-            if i + 1 in wanted:
-                y = x * gate[wanted[i + 1]]
-                out = y if out is None else out + y
-        return out
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -372,6 +346,30 @@ class SupernetCell(torch.nn.Module):
         return merge_cell_output(states, self._output_nodes(used), self.concat_dim, self.postprocessor, original)
 
 
+# -- the styles --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SupernetFamily:
+    """What a supernet style swaps in for each kind of choice.
+
+    ``mixes``: every candidate runs and the outputs are mixed by weights (DARTS); a multi-input choice
+    (``n_chosen > 1``) then has one weight per candidate input rather than one per combination. Otherwise
+    only sampled paths run, so a step may leave candidates' parameters unused.
+    """
+
+    layer: type[_LayerChoiceWrapper]
+    input: type[_InputChoiceWrapper]
+    repeat: type[_RepeatWrapper]
+    mixes: bool
+
+
+#: style name -> the modules of that style (a trainer's ``style`` is one of these keys)
+STYLES: dict[str, SupernetFamily] = {
+    "mixed": SupernetFamily(MixedLayerChoice, MixedInputChoice, MixedRepeat, mixes=True),
+    "sampled": SupernetFamily(SampledLayerChoice, SampledInputChoice, SampledRepeat, mixes=False),
+}
+
+
 # -- the conversion ------------------------------------------------------------------------------
 
 def _is_param_free(module: torch.nn.Module) -> bool:
@@ -389,7 +387,7 @@ def is_zero_op(name: Any, module: torch.nn.Module) -> bool:
 class Supernet:
     """The in-place conversion of a model space into a supernet, and its undoing.
 
-    ``style`` is ``"mixed"`` (DARTS) or ``"sampled"``. ``slots`` maps each label to its
+    ``style`` is a key of :data:`STYLES`: ``"mixed"`` (DARTS) or ``"sampled"``. ``slots`` maps each label to its
     :class:`ArchSlot`; trainers set α, indices and gates there. Example::
 
         net = Supernet(model, "mixed")        # model's choices are now DARTS mixed ops
@@ -399,10 +397,11 @@ class Supernet:
     """
 
     def __init__(self, model: torch.nn.Module, style: str):
-        if style not in ("mixed", "sampled"):
-            raise ValueError(f"style must be 'mixed' or 'sampled', got {style!r}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
         self.model = model
         self.style = style
+        self.family = STYLES[style]
         space = model.__dict__.get("_nf_space") or discover(model)
         self.space: Space = space
         _check_value_choices(model)
@@ -420,7 +419,9 @@ class Supernet:
             )
 
     # -- slots ------------------------------------------------------------------------------
-    def _slot(self, label: str, kind: str, n: int, n_chosen: int = 1) -> ArchSlot:
+    def _slot(self, label: str | None, kind: str, n: int, n_chosen: int = 1) -> ArchSlot:
+        if label is None:
+            raise UnsupportedOneShotError(f"a {kind} choice without a label cannot be converted to a supernet module")
         slot = self.slots.get(label)
         if slot is None:
             slot = ArchSlot(label, kind, self.space[label], n, n_chosen)
@@ -434,31 +435,26 @@ class Supernet:
 
     def _layer(self, lc: LayerChoice) -> torch.nn.Module:
         slot = self._slot(lc.label, "layer", len(lc.names))
-        for k, name in enumerate(lc.names):
-            if _is_param_free(lc._modules[str(name)]):
-                slot.param_free[k] = True
-            if is_zero_op(name, lc._modules[str(name)]):
-                slot.zero[k] = True
+        for k, (name, op) in enumerate(zip(lc.names, lc.candidates)):
+            slot.param_free[k] = slot.param_free[k] or _is_param_free(op)  # tied labels: any module's
+            slot.zero[k] = slot.zero[k] or is_zero_op(name, op)
         for cand in lc.candidates:
             self._convert(cand)
-        return (MixedLayerChoice if self.style == "mixed" else SampledLayerChoice)(lc, slot)
+        return self.family.layer(lc, slot)
 
     def _input(self, ic: InputChoice) -> torch.nn.Module:
-        if self.style == "mixed" and ic.n_chosen > 1:
-            slot = self._slot(ic.label, "input", ic.n_candidates, ic.n_chosen)
-            return MixedInputChoice(ic, slot)
-        slot = self._slot(ic.label, "input", len(self.space[ic.label]), ic.n_chosen)
-        return (MixedInputChoice if self.style == "mixed" else SampledInputChoice)(ic, slot)
+        n = ic.n_candidates if self.family.mixes and ic.n_chosen > 1 else len(self.space[str(ic.label)])
+        return self.family.input(ic, self._slot(ic.label, "input", n, ic.n_chosen))
 
     def _repeat(self, rep: Repeat) -> torch.nn.Module:
         slot = self._slot(rep.label, "repeat", len(rep.depth_values))
-        for m in rep._modules.values():
+        for m in rep.children():
             self._convert(m)
-        return (MixedRepeat if self.style == "mixed" else SampledRepeat)(rep, slot)
+        return self.family.repeat(rep, slot)
 
     def _cell(self, cell: Cell) -> torch.nn.Module:
-        edges = {key: self._layer(lc) for key, lc in cell.edges.items()}
-        inputs = {key: self._input(ic) for key, ic in cell.input_choices.items()}
+        edges = {key: self._layer(cast(LayerChoice, lc)) for key, lc in cell.edges.items()}
+        inputs = {key: self._input(cast(InputChoice, ic)) for key, ic in cell.input_choices.items()}
         for m in (cell.preprocessor, cell.postprocessor):
             if m is not None:
                 self._convert(m)
@@ -526,10 +522,16 @@ class Supernet:
 
     def set_arch(self, arch: Mapping[str, Any]) -> None:
         """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
-        for label, slot in self.slots.items():
-            slot.index = slot.categorical.index(arch[label]) if label in arch else 0  # inactive: unused
-            slot.gate = None
-            slot.paths = None
+        self.select(self.indices(arch))
+
+    def indices(self, arch: Mapping[str, Any]) -> list[int]:
+        """The candidate index of each slot under ``arch``; labels it leaves out (inactive: unused) take 0."""
+        return [slot.categorical.index(arch[label]) if label in arch else 0 for label, slot in self.slots.items()]
+
+    def select(self, indices: Sequence[int]) -> None:
+        """Make every slot run exactly its candidate at ``indices`` (in slot order, no gates): one path."""
+        for slot, index in zip(self.slots.values(), indices):
+            slot.select(index)
 
     def arch_of_indices(self, indices: Mapping[str, int]) -> Arch:
         return {label: self.slots[label].key(int(indices[label])) for label in self.slots}
@@ -539,7 +541,7 @@ class Supernet:
 
 
 def _check_value_choices(model: torch.nn.Module) -> None:
-    labels: list[str] = []
+    labels: list[str | None] = []
     for m in model.modules():
         init = m.__dict__.get("_nf_init")
         if init is not None:

@@ -3,13 +3,18 @@
 Importing this package imports neither torch nor Optuna: ``PolicyBasedRL`` imports torch and
 ``TPE`` imports Optuna when they are created / set up.
 
+Extension points: subclass :class:`Strategy` (or :class:`HistoryStrategy`), check it with
+``nasforge.strategy.testing.StrategyConformance``; give :class:`PredictorBased` any
+:class:`Surrogate`.
+
 Example::
 
     from nasforge.strategy import RegularizedEvolution
     strategy = RegularizedEvolution(population_size=20, sample_size=5)
 """
 
-from nasforge.strategy.base import Strategy
+from nasforge.strategy._surrogate import MLPEnsemble, Surrogate
+from nasforge.strategy.base import HistoryStrategy, Strategy
 from nasforge.strategy.evolution import RegularizedEvolution
 from nasforge.strategy.grid import GridSearch
 from nasforge.strategy.hyperband import Hyperband, SuccessiveHalving
@@ -22,8 +27,10 @@ from nasforge.strategy.warmstart import ZeroCostWarmStart
 
 __all__ = [
     "GridSearch",
+    "HistoryStrategy",
     "Hyperband",
     "LocalSearch",
+    "MLPEnsemble",
     "PolicyBasedRL",
     "PredictorBased",
     "Progressive",
@@ -31,6 +38,7 @@ __all__ = [
     "RegularizedEvolution",
     "Strategy",
     "SuccessiveHalving",
+    "Surrogate",
     "TPE",
     "ZeroCostWarmStart",
 ]

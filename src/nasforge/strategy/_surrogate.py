@@ -1,4 +1,5 @@
-"""A small ensemble of MLP regressors in numpy, the surrogate of the model-based strategies.
+"""The surrogate protocol of the model-based strategies, and its default: a small ensemble of MLP
+regressors in numpy.
 
 All members are trained at once (weights stacked along a leading ensemble axis) with
 full-batch Adam on the mean squared error of standardised targets; members differ by their
@@ -9,20 +10,50 @@ fast enough to refit after every result for the few hundred points a NAS search 
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["MLPEnsemble", "acquisition"]
+__all__ = ["MLPEnsemble", "Surrogate", "acquisition"]
+
+
+@runtime_checkable
+class Surrogate(Protocol):
+    """What :class:`~nasforge.strategy.PredictorBased` and :class:`~nasforge.strategy.Progressive`
+    learn from: a regressor over the space's numeric encoding (:meth:`nasforge.space.Space.encode`,
+    one row per arch; scores are larger-is-better).
+
+    * ``fit(X, y)``: (re)fit from scratch on ``X`` (``n × d``) and scores ``y`` (``n``);
+    * ``predict(X) -> (mean, std)``: predicted score and its uncertainty, two arrays of ``len(X)``.
+
+    A surrogate that uses randomness may also define ``set_seed(seed: int)``: the strategy calls it
+    before every fit with a seed drawn from its own generator, so the same seed gives the same
+    proposals and a restored state refits the same model. The default is :class:`MLPEnsemble`.
+    Example (a nearest-neighbour regressor)::
+
+        class NearestNeighbour:
+            def fit(self, X, y):
+                self.X, self.y = X, y
+            def predict(self, X):
+                d = ((X[:, None, :] - self.X[None]) ** 2).sum(-1)
+                return self.y[d.argmin(1)], np.sqrt(d.min(1))
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None: ...
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class MLPEnsemble:
-    """``n_models`` ReLU MLPs with ``layers`` hidden layers of width ``hidden``.
+    """``n_models`` ReLU MLPs with ``layers`` hidden layers of width ``hidden``; a :class:`Surrogate`
+    whose mean and std are the ensemble's.
 
     Example::
 
         ens = MLPEnsemble(n_models=5)
-        ens.fit(X, y, rng)
-        mean, std = ens.predict_mean_std(X_new)
+        ens.set_seed(0)
+        ens.fit(X, y)
+        mean, std = ens.predict(X_new)
     """
 
     def __init__(
@@ -43,6 +74,11 @@ class MLPEnsemble:
         self.weight_decay = weight_decay
         self.bootstrap = bootstrap
         self._theta: np.ndarray | None = None
+        self._seed: int | None = None
+
+    def set_seed(self, seed: int | None) -> None:
+        """Seed of the next :meth:`fit` (initial weights, bootstrap resamples)."""
+        self._seed = seed
 
     # -- parameters as views into one flat vector (one Adam update per step) -----------------
     def _shapes(self, d: int) -> list[tuple[int, ...]]:
@@ -63,7 +99,8 @@ class MLPEnsemble:
             pos += n
         return out
 
-    def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> MLPEnsemble:
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        rng = np.random.default_rng(self._seed)
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         n, d = X.shape
@@ -123,12 +160,11 @@ class MLPEnsemble:
             theta -= np.float32(lr_t) * m / (np.sqrt(v) + np.float32(eps))
         self._theta = theta
         self._shapes_d = shapes
-        return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict_members(self, X: np.ndarray) -> np.ndarray:
         """Predictions of every member, shape ``(n_models, len(X))``, in the targets' units."""
         if self._theta is None:
-            raise RuntimeError("MLPEnsemble.predict called before fit")
+            raise RuntimeError("MLPEnsemble: predict called before fit")
         params = self._views(self._theta, self._shapes_d)
         a = np.asarray(X, dtype=np.float32)[None]
         for li in range(self.layers):
@@ -136,8 +172,9 @@ class MLPEnsemble:
         out = (a @ params[2 * self.layers] + params[2 * self.layers + 1])[..., 0]
         return out.astype(np.float64) * self._y_std + self._y_mean
 
-    def predict_mean_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = self.predict(X)
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members, each of shape ``(len(X),)``."""
+        p = self.predict_members(X)
         return p.mean(axis=0), p.std(axis=0)
 
 
@@ -146,21 +183,20 @@ ACQUISITIONS = ("its", "ucb", "ei", "mean")
 
 def acquisition(
     kind: str,
-    preds: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
     best: float,
     rng: np.random.Generator,
     beta: float = 0.5,
 ) -> np.ndarray:
-    """Acquisition values (larger is better) from ensemble predictions ``(n_models, n)``.
+    """Acquisition values (larger is better) from a surrogate's predicted ``mean`` and ``std``.
 
     * ``its``: independent Thompson sampling (BANANAS): one draw per candidate from a normal
-      with the ensemble's mean and standard deviation;
+      with the predicted mean and standard deviation;
     * ``ucb``: mean + ``beta`` * std;
     * ``ei``: expected improvement over ``best`` under that normal;
-    * ``mean``: the ensemble mean (pure exploitation).
+    * ``mean``: the predicted mean (pure exploitation).
     """
-    mean = preds.mean(axis=0)
-    std = preds.std(axis=0)
     if kind == "its":
         return mean + std * rng.standard_normal(mean.shape)
     if kind == "ucb":

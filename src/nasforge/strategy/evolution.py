@@ -8,14 +8,9 @@ from collections import deque
 from typing import Any
 
 from nasforge.pareto import nsga2_rank
-from nasforge.space import Arch
-from nasforge.strategy._common import (
-    HistoryStrategy,
-    arch_key,
-    check_choice,
-    check_fraction,
-    check_positive_int,
-)
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy._common import check_choice, check_fraction, check_positive_int
+from nasforge.strategy.base import HistoryStrategy
 from nasforge.trial import Trial
 
 __all__ = ["RegularizedEvolution"]
@@ -54,6 +49,8 @@ class RegularizedEvolution(HistoryStrategy):
         strategy = RegularizedEvolution(population_size=20, sample_size=5)
     """
 
+    _state_attrs = ("_n_random",)
+
     def __init__(
         self,
         population_size: int = 20,
@@ -74,7 +71,7 @@ class RegularizedEvolution(HistoryStrategy):
         self.on_failure = check_choice("on_failure", on_failure, ("ignore", "worst"))
         self.max_retries = check_positive_int("max_retries", max_retries)
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         self._population: deque[list[Any]] = deque()  # [key, score] oldest first
         self._n_random = 0
@@ -121,19 +118,7 @@ class RegularizedEvolution(HistoryStrategy):
         return self._asked[pop[best][0]]
 
     def _mutate(self, parent: Arch) -> Arch:
-        # Only labels that matter for the parent mutate; labels a mutation activates are drawn at random.
-        labels = [label for label in self.space.active_labels(parent) if len(self.space[label]) > 1]
-        child = self.space.complete(parent, self.rng) if self.space.conditional else dict(parent)
-        if not labels:
-            return self._canonical(child)
-        forced = labels[int(self.rng.integers(len(labels)))]
-        for label in labels:
-            if label == forced or self.rng.random() < self.mutation_prob:
-                choice = self.space[label]
-                current = choice.index(parent[label])
-                offset = int(self.rng.integers(1, len(choice)))
-                child[label] = choice.key_at((current + offset) % len(choice))
-        return self._canonical(child)
+        return self.space.mutate(parent, self.rng, n=1, prob=self.mutation_prob)
 
     def ask(self) -> Arch | None:
         if self.dedup and self._exhausted():
@@ -171,7 +156,7 @@ class RegularizedEvolution(HistoryStrategy):
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         pop = [[k, s if s != float("-inf") else None] for k, s in self._population]
-        state = {**super().state_dict(), "population": pop, "n_random": self._n_random}
+        state = {**super().state_dict(), "population": pop}
         if self._nsga:
             state["mo_population"] = [[k, list(v)] for k, v in self._mo_pop]
         return state
@@ -181,7 +166,6 @@ class RegularizedEvolution(HistoryStrategy):
         self._population = deque(
             [k, float("-inf") if s is None else float(s)] for k, s in state["population"]
         )
-        self._n_random = int(state["n_random"])
         self._mo_pop = [[k, [float(x) for x in v]] for k, v in state.get("mo_population", [])]
 
     def __repr__(self) -> str:

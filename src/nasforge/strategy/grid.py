@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from nasforge.space import Arch, Space
 from nasforge.strategy.base import Strategy
+from nasforge.trial import Trial
 
 __all__ = ["GridSearch"]
 
@@ -25,6 +27,8 @@ class GridSearch(Strategy):
         strategy = GridSearch(shuffle=True)
     """
 
+    _state_attrs = ("_position",)
+
     def __init__(self, shuffle: bool = False):
         self.shuffle = bool(shuffle)
 
@@ -40,6 +44,8 @@ class GridSearch(Strategy):
         self._position = 0
         self._perm: np.ndarray | None = None
         self._seed = int(self.rng.integers(2**63 - 1))
+        self._iter: Iterator[Arch] | None = None  # conditional spaces: canonical archs in grid order
+        self._iter_pos = 0
 
     def _permutation(self) -> np.ndarray:
         if self._perm is None:
@@ -50,12 +56,10 @@ class GridSearch(Strategy):
         if self.space.conditional:
             if self.shuffle:
                 return self._canonical_archs()[index]
-            it = getattr(self, "_iter", None)
-            if it is None or self._iter_pos > index:
-                it, self._iter_pos = self.space.grid(), 0
-                self._iter = it
+            if self._iter is None or self._iter_pos > index:
+                self._iter, self._iter_pos = self.space.grid(), 0
             while True:  # canonical archs in grid order, generated lazily
-                arch = next(it)
+                arch = next(self._iter)
                 self._iter_pos += 1
                 if self._iter_pos - 1 == index:
                     return arch
@@ -80,12 +84,14 @@ class GridSearch(Strategy):
         self._position += 1
         return self._arch_at(index)
 
+    def tell(self, trial: Trial) -> None:
+        """The order is fixed: results change nothing."""
+
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "position": self._position, "seed": self._seed}
+        return {**super().state_dict(), "seed": self._seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._position = int(state["position"])
         if int(state["seed"]) != self._seed:
             self._seed = int(state["seed"])
             self._perm = None

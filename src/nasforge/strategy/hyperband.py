@@ -64,6 +64,8 @@ class SuccessiveHalving(Strategy):
         strategy = SuccessiveHalving(RegularizedEvolution(), min_step=1, max_step=27, eta=3)
     """
 
+    _state_attrs = ("stopped",)
+
     def __init__(
         self,
         strategy: Strategy,
@@ -155,7 +157,6 @@ class SuccessiveHalving(Strategy):
             "inner": self.strategy.state_dict(),
             "records": [b.records for b in self._brackets],
             "passed": {k: list(v) for k, v in self._passed.items()},
-            "stopped": self.stopped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -164,7 +165,6 @@ class SuccessiveHalving(Strategy):
         for b, rec in zip(self._brackets, state["records"]):
             b.records = [[float(x) for x in r] for r in rec]
         self._passed = {k: [int(v[0]), int(v[1])] for k, v in state["passed"].items()}
-        self.stopped = int(state["stopped"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.strategy!r}, min_step={self.min_step}, max_step={self.max_step}, eta={self.eta})"

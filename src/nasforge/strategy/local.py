@@ -5,11 +5,9 @@ Architecture Search Benchmarks")."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from nasforge.space import Arch
-from nasforge.strategy._common import HistoryStrategy, arch_key
-from nasforge.trial import Trial
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy.base import HistoryStrategy
 
 __all__ = ["LocalSearch"]
 
@@ -33,12 +31,14 @@ class LocalSearch(HistoryStrategy):
         strategy = LocalSearch()
     """
 
+    _state_attrs = ("_center", "_neighbourhood", "_queue", "_restarts", "_moves")
+
     def __init__(self, max_restarts: int | None = None):
         if max_restarts is not None and (not isinstance(max_restarts, int) or max_restarts < 0):
             raise ValueError(f"max_restarts must be None or an integer >= 0, got {max_restarts!r}")
         self.max_restarts = max_restarts
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         self._center: str | None = None
         self._neighbourhood: list[str] = []  # keys of the centre's neighbours
@@ -70,7 +70,7 @@ class LocalSearch(HistoryStrategy):
 
     def _next_center(self) -> Arch | None:
         """Best neighbour if it improves on the centre, else None (local optimum)."""
-        center_score = self._scores.get(self._center)
+        center_score = None if self._center is None else self._scores.get(self._center)
         if center_score is None:
             return None
         known = [k for k in self._neighbourhood if k in self._scores]
@@ -102,27 +102,6 @@ class LocalSearch(HistoryStrategy):
             self._center = None
             if self._exhausted():
                 return None
-
-    def tell(self, trial: Trial) -> None:
-        self._record(trial)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "center": self._center,
-            "neighbourhood": list(self._neighbourhood),
-            "queue": [dict(a) for a in self._queue],
-            "restarts": self._restarts,
-            "moves": self._moves,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._center = state["center"]
-        self._neighbourhood = list(state["neighbourhood"])
-        self._queue = [dict(a) for a in state["queue"]]
-        self._restarts = int(state["restarts"])
-        self._moves = int(state["moves"])
 
     def __repr__(self) -> str:
         return f"LocalSearch(max_restarts={self.max_restarts})"

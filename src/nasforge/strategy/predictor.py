@@ -1,7 +1,8 @@
 """Sequential model-based search with a learned surrogate: BANANAS-style ``PredictorBased``
 (White et al. 2021, "BANANAS: Bayesian Optimization with Neural Architectures for Neural
 Architecture Search") and PNAS-style ``Progressive`` (Liu et al. 2018, "Progressive Neural
-Architecture Search"). Both use a numpy MLP ensemble on the one-hot arch encoding."""
+Architecture Search"). Both learn a :class:`~nasforge.strategy.Surrogate` (default: a numpy MLP
+ensemble) on the arch encoding."""
 
 from __future__ import annotations
 
@@ -10,16 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.space import Arch
-from nasforge.strategy._common import (
-    HistoryStrategy,
-    arch_key,
-    check_choice,
-    check_positive_int,
-    topk_keys,
-)
-from nasforge.strategy._surrogate import ACQUISITIONS, MLPEnsemble, acquisition
-from nasforge.trial import Trial
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy._common import check_choice, check_positive_int, topk_keys
+from nasforge.strategy._surrogate import ACQUISITIONS, MLPEnsemble, Surrogate, acquisition
+from nasforge.strategy.base import HistoryStrategy
 
 __all__ = ["PredictorBased", "Progressive"]
 
@@ -27,17 +22,29 @@ _log = logging.getLogger("nasforge.strategy.predictor")
 
 
 class _SurrogateMixin(HistoryStrategy):
-    """Fits the ensemble on the told results, refitting once enough new results arrived."""
+    """Fits the surrogate on the told results, refitting once enough new results arrived."""
 
-    n_models: int
-    hidden: int
-    epochs: int
-    encoding: str
-    refit_fraction: float
+    def _surrogate_args(
+        self, surrogate: Surrogate | None, n_models: int, hidden: int, epochs: int, encoding: str, refit_fraction: float
+    ) -> None:
+        if surrogate is None:
+            n_models = check_positive_int("n_models", n_models)
+            surrogate = MLPEnsemble(n_models, check_positive_int("hidden", hidden), epochs=check_positive_int("epochs", epochs))
+        missing = [m for m in ("fit", "predict") if not callable(getattr(surrogate, m, None))]
+        if missing:
+            raise TypeError(
+                f"surrogate must follow nasforge.strategy.Surrogate (fit(X, y) and predict(X) -> (mean, std)); "
+                f"{type(surrogate).__name__} has no {' or '.join(missing)}()"
+            )
+        self.surrogate = surrogate
+        self.encoding = check_choice("encoding", encoding, ("onehot", "ordinal"))
+        if not 0 <= refit_fraction < 1:
+            raise ValueError(f"refit_fraction must be in [0, 1), got {refit_fraction!r}")
+        self.refit_fraction = float(refit_fraction)
 
     def _init_surrogate(self) -> None:
-        self._model: MLPEnsemble | None = None
-        self._fitted_on = 0
+        self._fitted_on = 0  # number of results the surrogate was last fitted on (0: not fitted)
+        self._fit_seed: int | None = None
         self._feature_cache: dict[str, np.ndarray] = {}
         self._feature_norm: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -60,47 +67,41 @@ class _SurrogateMixin(HistoryStrategy):
         mu, sd = self._feature_norm
         return np.concatenate([X, (F - mu) / sd], axis=1)
 
+    def _fit(self, n: int, seed: int) -> None:
+        """Fit the surrogate on the first ``n`` results, seeded with ``seed``."""
+        keys = list(self._scores)[:n]
+        set_seed = getattr(self.surrogate, "set_seed", None)
+        if callable(set_seed):
+            set_seed(seed)
+        self.surrogate.fit(self._encode([self._asked[k] for k in keys], fit=True), np.array([self._scores[k] for k in keys]))
+        self._fitted_on, self._fit_seed = n, seed
+
     def _maybe_fit(self) -> bool:
         """(Re)fit when the number of results grew by ``max(1, n * refit_fraction)``."""
         n = len(self._scores)
         if n < 2:
             return False
-        if self._model is not None and n - self._fitted_on < max(1, int(n * self.refit_fraction)):
+        if self._fitted_on and n - self._fitted_on < max(1, int(n * self.refit_fraction)):
             return True
-        keys = list(self._scores)
-        X = self._encode([self._asked[k] for k in keys], fit=True)
-        y = np.array([self._scores[k] for k in keys])
-        seed = int(self.rng.integers(2**63 - 1))
-        self._model = MLPEnsemble(n_models=self.n_models, hidden=self.hidden, epochs=self.epochs).fit(
-            X, y, np.random.default_rng(seed)
-        )
-        self._fitted_on = n
-        self._fit_seed = seed
+        self._fit(n, int(self.rng.integers(2**63 - 1)))
         return True
 
-    def _predict(self, archs: list[Arch]) -> np.ndarray:
-        X = self._encode(archs)
-        assert self._model is not None
-        return self._model.predict(X)
+    def _predict(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        """The surrogate's predicted (mean, std) of ``archs``."""
+        if not self._fitted_on:
+            raise RuntimeError(f"{type(self).__name__}: the surrogate is used before it was fitted")
+        mean, std = self.surrogate.predict(self._encode(archs))
+        return np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
 
     def _surrogate_state(self) -> dict[str, Any]:
-        return {"fitted_on": self._fitted_on, "fit_seed": getattr(self, "_fit_seed", None)}
+        return {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}
 
     def _load_surrogate_state(self, state: dict[str, Any]) -> None:
         """Re-create the exact model from the seed it was fitted with and the same data."""
-        self._model = None
-        self._fitted_on = int(state["fitted_on"])
+        self._init_surrogate()
         seed = state.get("fit_seed")
-        if seed is None or self._fitted_on < 2:
-            self._fitted_on = 0
-            return
-        keys = list(self._scores)[: self._fitted_on]
-        X = self._encode([self._asked[k] for k in keys], fit=True)
-        y = np.array([self._scores[k] for k in keys])
-        self._model = MLPEnsemble(n_models=self.n_models, hidden=self.hidden, epochs=self.epochs).fit(
-            X, y, np.random.default_rng(int(seed))
-        )
-        self._fit_seed = int(seed)
+        if seed is not None and int(state["fitted_on"]) >= 2:
+            self._fit(int(state["fitted_on"]), int(seed))
 
 
 class PredictorBased(_SurrogateMixin):
@@ -114,6 +115,10 @@ class PredictorBased(_SurrogateMixin):
     ``"ucb"``, ``"ei"`` or ``"mean"``. Concurrent asks exclude pending archs, so a batch is
     diverse; with ITS each ask draws fresh samples.
 
+    ``surrogate``: any :class:`~nasforge.strategy.Surrogate` (``fit(X, y)``, ``predict(X) ->
+    (mean, std)``), e.g. a Gaussian process; ``n_models``, ``hidden`` and ``epochs`` configure
+    the default, an :class:`~nasforge.strategy.MLPEnsemble`.
+
     To keep an ask cheap the ensemble is refitted only when the number of results has grown by
     ``refit_fraction`` (default 5 %, i.e. after every result early on and every 5th at 100).
 
@@ -124,8 +129,11 @@ class PredictorBased(_SurrogateMixin):
     Example::
 
         strategy = PredictorBased(num_init=10, acquisition="its")
+        strategy = PredictorBased(surrogate=MyGaussianProcess(), acquisition="ei")
         strategy = PredictorBased(features=ProxyScorer(model_space, ["synflow", "naswot"], batch, transform="log").features)
     """
+
+    _state_attrs = ("_n_random",)
 
     def __init__(
         self,
@@ -141,25 +149,20 @@ class PredictorBased(_SurrogateMixin):
         refit_fraction: float = 0.05,
         beta: float = 0.5,
         features: Any = None,
+        surrogate: Surrogate | None = None,
     ):
         if features is not None and not callable(features):
             raise TypeError(f"features must be a callable arch -> float | list[float], got {type(features).__name__}")
         self.features = features
         self.num_init = check_positive_int("num_init", num_init, minimum=2)
         self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
-        self.n_models = check_positive_int("n_models", n_models)
-        self.hidden = check_positive_int("hidden", hidden)
-        self.epochs = check_positive_int("epochs", epochs)
+        self._surrogate_args(surrogate, n_models, hidden, epochs, encoding, refit_fraction)
         self.num_parents = check_positive_int("num_parents", num_parents)
         self.mutations_per_parent = check_positive_int("mutations_per_parent", mutations_per_parent)
         self.num_random = check_positive_int("num_random", num_random, minimum=0)
-        self.encoding = check_choice("encoding", encoding, ("onehot", "ordinal"))
-        if not 0 <= refit_fraction < 1:
-            raise ValueError(f"refit_fraction must be in [0, 1), got {refit_fraction!r}")
-        self.refit_fraction = float(refit_fraction)
         self.beta = float(beta)
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         self._init_surrogate()
         self._n_random = 0
@@ -193,24 +196,19 @@ class PredictorBased(_SurrogateMixin):
         if not cands:
             arch = self._random_unseen()
             return None if arch is None else self._propose(arch)
-        preds = self._predict(cands)
-        best = max(self._scores.values())
-        acq = acquisition(self.acquisition, preds, best, self.rng, beta=self.beta)
+        mean, std = self._predict(cands)
+        acq = acquisition(self.acquisition, mean, std, max(self._scores.values()), self.rng, beta=self.beta)
         return self._propose(cands[int(np.argmax(acq))])
 
-    def tell(self, trial: Trial) -> None:
-        self._record(trial)
-
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "n_random": self._n_random, "surrogate": self._surrogate_state()}
+        return {**super().state_dict(), "surrogate": self._surrogate_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._n_random = int(state["n_random"])
         self._load_surrogate_state(state["surrogate"])
 
     def __repr__(self) -> str:
-        return f"PredictorBased(num_init={self.num_init}, acquisition={self.acquisition!r}, n_models={self.n_models})"
+        return f"PredictorBased(num_init={self.num_init}, acquisition={self.acquisition!r}, surrogate={self.surrogate!r})"
 
 
 class Progressive(_SurrogateMixin):
@@ -223,7 +221,7 @@ class Progressive(_SurrogateMixin):
     PNAS' smaller cells). Stage 1 evaluates every value of the first stage's labels (up to
     ``beam_size`` × ``expand_limit`` of them). At each later stage the ``beam_size`` best
     archs evaluated so far are expanded with every value of the next stage's labels; the
-    surrogate (an MLP ensemble refitted on all results) ranks the expansions and the top
+    surrogate (``surrogate``, default an MLP ensemble; refitted on all results) ranks the expansions and the top
     ``beam_size`` unseen ones are evaluated. Once every label is decided the search continues
     greedily: the surrogate's best unseen one-choice neighbours of the top archs.
 
@@ -234,6 +232,8 @@ class Progressive(_SurrogateMixin):
 
         strategy = Progressive(beam_size=16, order=["op_3_0", "op_3_1", ...])
     """
+
+    _state_attrs = ("_stage", "_queue", "_stage_keys")
 
     def __init__(
         self,
@@ -247,21 +247,16 @@ class Progressive(_SurrogateMixin):
         expand_limit: int = 64,
         encoding: str = "onehot",
         refit_fraction: float = 0.05,
+        surrogate: Surrogate | None = None,
     ):
         self.beam_size = check_positive_int("beam_size", beam_size)
         self.step = check_positive_int("step", step)
         self.order = list(order) if order is not None else None
         self.base = dict(base) if base is not None else None
-        self.n_models = check_positive_int("n_models", n_models)
-        self.hidden = check_positive_int("hidden", hidden)
-        self.epochs = check_positive_int("epochs", epochs)
         self.expand_limit = check_positive_int("expand_limit", expand_limit)
-        self.encoding = check_choice("encoding", encoding, ("onehot", "ordinal"))
-        if not 0 <= refit_fraction < 1:
-            raise ValueError(f"refit_fraction must be in [0, 1), got {refit_fraction!r}")
-        self.refit_fraction = float(refit_fraction)
+        self._surrogate_args(surrogate, n_models, hidden, epochs, encoding, refit_fraction)
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         order = self.order if self.order is not None else space.labels
         unknown = [label for label in order if label not in space]
@@ -313,8 +308,8 @@ class Progressive(_SurrogateMixin):
             self._stage = nxt
         else:  # every label decided: greedy surrogate-ranked neighbours of the best archs
             parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            cands = {arch_key(a): a for p in parents for a in self.space.neighbors(p) if arch_key(a) not in self._asked}
-            chosen = self._rank(list(cands.values()))[: self.beam_size]
+            unseen = {arch_key(a): a for p in parents for a in self.space.neighbors(p) if arch_key(a) not in self._asked}
+            chosen = self._rank(list(unseen.values()))[: self.beam_size]
             if not chosen:
                 arch = self._random_unseen()
                 chosen = [] if arch is None else [arch]
@@ -333,7 +328,7 @@ class Progressive(_SurrogateMixin):
         if not self._maybe_fit():
             perm = self.rng.permutation(len(cands))
             return [cands[int(i)] for i in perm]
-        mean = self._predict(cands).mean(axis=0)
+        mean = self._predict(cands)[0]
         return [cands[int(i)] for i in np.argsort(-mean, kind="stable")]
 
     def ask(self) -> Arch | None:
@@ -349,23 +344,11 @@ class Progressive(_SurrogateMixin):
             if not self._issue_stage():
                 return None
 
-    def tell(self, trial: Trial) -> None:
-        self._record(trial)
-
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "stage": self._stage,
-            "queue": [dict(a) for a in self._queue],
-            "stage_keys": list(self._stage_keys),
-            "surrogate": self._surrogate_state(),
-        }
+        return {**super().state_dict(), "surrogate": self._surrogate_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._stage = int(state["stage"])
-        self._queue = [dict(a) for a in state["queue"]]
-        self._stage_keys = list(state["stage_keys"])
         self._load_surrogate_state(state["surrogate"])
 
     def __repr__(self) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
-from nasforge.space import Arch
+from nasforge.space import Arch, arch_key
 from nasforge.strategy.base import Strategy
+from nasforge.trial import Trial
 
 __all__ = ["Random"]
 
@@ -31,30 +33,25 @@ class Random(Strategy):
             return self.space.sample(self.rng)
         if len(self._seen) >= self.space.size:
             return None
-        for _ in range(self.max_retries):
-            arch = self.space.sample(self.rng)
-            key = _key(arch)
-            if key not in self._seen:
-                self._seen.add(key)
-                return arch
-        # Nearly exhausted space: fall back to the first unseen arch of the grid.
-        for arch in self.space.grid():
-            key = _key(arch)
+        samples = (self.space.sample(self.rng) for _ in range(self.max_retries))
+        # max_retries samples, then (a nearly exhausted space) the first unseen arch of the grid
+        for arch in itertools.chain(samples, self.space.grid()):
+            key = arch_key(arch)
             if key not in self._seen:
                 self._seen.add(key)
                 return arch
         return None
+
+    def tell(self, trial: Trial) -> None:
+        """Results change nothing."""
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "seen": sorted(self._seen)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._seen = set(state.get("seen", []))
+        # keys are re-made, so states saved with another JSON spacing still load
+        self._seen = {arch_key(json.loads(k)) for k in state.get("seen", [])}
 
     def __repr__(self) -> str:
         return f"Random(dedup={self.dedup})"
-
-
-def _key(arch: Arch) -> str:
-    return json.dumps(arch, sort_keys=True)

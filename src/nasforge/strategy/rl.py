@@ -11,8 +11,6 @@ import logging
 import math
 from typing import Any
 
-import numpy as np
-
 from nasforge.space import Arch
 from nasforge.strategy._common import HistoryStrategy, arch_key, check_choice, check_positive_int
 from nasforge.trial import Trial
@@ -20,59 +18,6 @@ from nasforge.trial import Trial
 __all__ = ["PolicyBasedRL"]
 
 _log = logging.getLogger("nasforge.strategy.rl")
-
-
-def _build_controller(torch: Any, sizes: list[int], hidden: int, tanh_constant: float | None, temperature: float):
-    nn = torch.nn
-
-    class Controller(nn.Module):
-        """Emits one decision per label; each decision's embedding is the next step's input."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.start = nn.Parameter(torch.zeros(1, hidden))
-            self.cell = nn.LSTMCell(hidden, hidden)
-            self.embeddings = nn.ModuleList(nn.Embedding(n, hidden) for n in sizes)
-            self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in sizes)
-
-        def logits(self, step: int, h: Any) -> Any:
-            z = self.heads[step](h) / temperature
-            if tanh_constant is not None:
-                z = tanh_constant * torch.tanh(z)
-            return z
-
-        def run(self, actions: list[list[int]] | None = None, rng: np.random.Generator | None = None):
-            """Sample one episode (``actions`` None, uses ``rng``) or score a batch of given ones.
-
-            Returns the actions, the summed log-probabilities and entropies (shape ``(batch,)``).
-            """
-            batch = 1 if actions is None else len(actions)
-            x = self.start.expand(batch, hidden)
-            h = torch.zeros(batch, hidden)
-            c = torch.zeros(batch, hidden)
-            logp = torch.zeros(batch)
-            ent = torch.zeros(batch)
-            chosen: list[list[int]] = [[] for _ in range(batch)]
-            for step, n in enumerate(sizes):
-                h, c = self.cell(x, (h, c))
-                if n == 1:
-                    a = torch.zeros(batch, dtype=torch.long)
-                else:
-                    lp = torch.log_softmax(self.logits(step, h), dim=-1)
-                    if actions is None:
-                        p = lp.detach().exp().double().numpy()[0]
-                        a_i = int(rng.choice(n, p=p / p.sum()))
-                        a = torch.tensor([a_i])
-                    else:
-                        a = torch.tensor([acts[step] for acts in actions])
-                    logp = logp + lp.gather(1, a[:, None])[:, 0]
-                    ent = ent - (lp.exp() * lp).sum(dim=-1)
-                for b in range(batch):
-                    chosen[b].append(int(a[b]))
-                x = self.embeddings[step](a)
-            return chosen, logp, ent
-
-    return Controller()
 
 
 def _to_json(obj: Any, torch: Any) -> Any:
@@ -172,9 +117,11 @@ class PolicyBasedRL(HistoryStrategy):
         super().setup(space, seed)
         import torch
 
+        from nasforge.controller import LstmController
+
         self._torch = torch
         self._sizes = [len(space[label]) for label in space.labels]
-        self._controller = _build_controller(torch, self._sizes, self.hidden, self.tanh_constant, self.temperature)
+        self._controller = LstmController(self._sizes, self.hidden, self.temperature, self.tanh_constant)
         with torch.no_grad():  # initialise from our generator: uniform(-0.1, 0.1) as in ENAS
             for p in self._controller.parameters():
                 p.copy_(torch.from_numpy(self.rng.uniform(-0.1, 0.1, size=tuple(p.shape))).to(p.dtype))
@@ -187,13 +134,17 @@ class PolicyBasedRL(HistoryStrategy):
 
     # -- policy -----------------------------------------------------------------------------------
     def _sample(self) -> tuple[list[int], float]:
+        def choose(_step: int, p: Any) -> int:
+            p = p.double().numpy()
+            return int(self.rng.choice(len(p), p=p / p.sum()))
+
         with self._torch.no_grad():
-            chosen, logp, _ = self._controller.run(rng=self.rng)
+            chosen, logp, _ = self._controller(choose=choose)
         return chosen[0], float(logp[0])
 
     def _logp(self, indices: list[int]) -> float:
         with self._torch.no_grad():
-            _, logp, _ = self._controller.run(actions=[indices])
+            _, logp, _ = self._controller(actions=[indices])
         return float(logp[0])
 
     def _advantage(self, reward: float) -> float:
@@ -222,7 +173,7 @@ class PolicyBasedRL(HistoryStrategy):
         old = torch.tensor([b[2] for b in self._buffer], dtype=torch.float32)
         epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
         for _ in range(epochs):
-            _, logp, ent = self._controller.run(actions=acts)
+            _, logp, ent = self._controller(actions=acts)
             if not logp.requires_grad:  # every choice has a single candidate: no decision to learn
                 break
             if self.algorithm == "ppo":
@@ -250,11 +201,11 @@ class PolicyBasedRL(HistoryStrategy):
                 return self._propose(arch)
             if self.learn_from_repeats and key in self._scores:  # known reward: a free update
                 self._learn(indices, self._scores[key], logp)
-        arch = self._random_unseen()
-        if arch is None:
+        fallback = self._random_unseen()
+        if fallback is None:
             return None
         _log.debug("controller repeated known archs %d times; proposing a random unseen one", self.max_resample)
-        return self._propose(arch)
+        return self._propose(fallback)
 
     def tell(self, trial: Trial) -> None:
         key, score = self._record(trial)

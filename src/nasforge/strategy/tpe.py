@@ -9,10 +9,11 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
-from nasforge.space import Arch
-from nasforge.strategy._common import HistoryStrategy, arch_key, check_positive_int
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy._common import check_positive_int
+from nasforge.strategy.base import HistoryStrategy
 from nasforge.trial import Trial
 
 __all__ = ["TPE"]
@@ -67,14 +68,14 @@ class TPE(HistoryStrategy):
         except TypeError as exc:
             raise ValueError(f"TPE: invalid sampler_options {sorted(sampler_options)}: {exc}") from None
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         import optuna
 
         self._optuna = optuna
         self._labels = space.labels
         self._order = [label for label in space._order()] if space.conditional else self._labels
-        self._dists = {
+        self._dists: dict[str, Any] = {
             label: optuna.distributions.CategoricalDistribution(tuple(range(len(space[label]))))
             for label in self._labels
         }
@@ -108,13 +109,13 @@ class TPE(HistoryStrategy):
         self._vectors[arch_key(trial.arch)] = [float(v) for v in vec]
         return [float(v) for v in vec]
 
-    def _sampler(self, seed: int):
+    def _sampler(self, seed: int) -> Any:
         return self._optuna.samplers.TPESampler(
             n_startup_trials=self.n_startup_trials, seed=seed, **self.sampler_options
         )
 
     # -- ask/tell ------------------------------------------------------------------------------
-    def _optuna_ask(self, params: dict[str, int] | None = None, reseed: bool = True):
+    def _optuna_ask(self, params: dict[str, int] | None = None, reseed: bool = True) -> tuple[Any, dict[str, int]]:
         """An Optuna trial and the candidate index of each *active* label.
 
         In a conditional space the parameters are suggested one by one, only for the labels
@@ -134,7 +135,7 @@ class TPE(HistoryStrategy):
         for label in self._order:
             if not self.space.is_active(label, partial):
                 continue
-            i = int(t.suggest_categorical(label, self._dists[label].choices))
+            i = int(cast(int, t.suggest_categorical(label, self._dists[label].choices)))
             chosen[label] = i
             partial[label] = self.space[label].key_at(i)
         return t, chosen
@@ -147,7 +148,7 @@ class TPE(HistoryStrategy):
 
     def _reseed(self, seed: int) -> None:
         """Seed the sampler's generators for this ask, keeping its (deterministic) caches."""
-        sampler = self._study.sampler
+        sampler: Any = self._study.sampler  # Optuna's private layout, checked below
         try:
             sampler._rng.rng.seed(seed)
             sampler._random_sampler._rng.rng.seed(seed)
@@ -173,18 +174,17 @@ class TPE(HistoryStrategy):
                 else:
                     self._study.tell(t, state=tt.FAIL)
                     self._entries.append([params, "fail", None])
-            arch = self._random_unseen()
-            if arch is None:
+            fallback = self._random_unseen()
+            if fallback is None:
                 return None
             _log.debug("TPE repeated known archs %d times; proposing a random unseen one", self.max_retries)
-            params = self._params(arch)
+            params = self._params(fallback)
             self._optuna_ask(params)
             self._entries.append([params, "pending", None])
-            return self._propose(arch)
+            return self._propose(fallback)
 
     def tell(self, trial: Trial) -> None:
-        key, score = self._record(trial)
-        score = self._value(trial, score)
+        value = self._value(trial, self._record(trial)[1])
         params = self._params(trial.arch)
         tt = self._optuna.trial.TrialState
         number = next(
@@ -192,24 +192,24 @@ class TPE(HistoryStrategy):
         )
         with _quiet_optuna():
             if number is None:  # told about a trial this strategy did not propose: learn from it
-                self._study.add_trial(self._frozen(params, score))
-                self._entries.append([params, "done" if score is not None else "fail", score])
+                self._study.add_trial(self._frozen(params, value))
+                self._entries.append([params, "done" if value is not None else "fail", value])
                 return
-            if score is None:
+            if value is None:
                 self._study.tell(number, state=tt.FAIL)
                 self._entries[number][1:] = ["fail", None]
             else:
-                self._study.tell(number, score)
-                self._entries[number][1:] = ["done", score]
+                self._study.tell(number, value)
+                self._entries[number][1:] = ["done", value]
 
-    def _frozen(self, params: dict[str, int], score: float | None):
+    def _frozen(self, params: dict[str, int], score: float | list[float] | None) -> Any:
         tt = self._optuna.trial.TrialState
-        many = isinstance(score, (list, tuple))
+        value, values = (None, list(score)) if isinstance(score, (list, tuple)) else (score, None)
         return self._optuna.trial.create_trial(
             params=dict(params),
             distributions={label: self._dists[label] for label in params},
-            value=None if many else score,
-            values=list(score) if many else None,
+            value=value,
+            values=values,
             state=tt.COMPLETE if score is not None else tt.FAIL,
         )
 

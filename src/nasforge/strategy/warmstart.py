@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.space import Arch
-from nasforge.strategy._common import arch_key, check_positive_int
+from nasforge.space import Arch, Space, arch_key
+from nasforge.strategy._common import check_positive_int
 from nasforge.strategy.base import Strategy
 from nasforge.trial import Trial
 
@@ -30,8 +30,8 @@ class ZeroCostWarmStart(Strategy):
     with ``scorer(arch)`` (no training) and proposes the ``top_k`` best first. Their results are
     told to the wrapped ``strategy`` as well, and count as its random initialisation (the
     initial random population of :class:`RegularizedEvolution`, the ``num_init`` random archs of
-    :class:`PredictorBased`); after them every ask goes to the wrapped strategy, which never
-    re-proposes a warm arch if it de-duplicates.
+    :class:`PredictorBased`); once they are all told (``ask`` returns None while some still run)
+    every ask goes to the wrapped strategy, which never re-proposes a warm arch if it de-duplicates.
 
     With ``strategy=None`` it is a pure pre-filter: only the ``top_k`` candidates are trained,
     then the search is exhausted.
@@ -44,6 +44,8 @@ class ZeroCostWarmStart(Strategy):
         scorer = ProxyScorer(NasBench201Space(), "synflow", (1, 3, 32, 32))
         strategy = ZeroCostWarmStart(RegularizedEvolution(), scorer, candidates=1000, top_k=10)
     """
+
+    _state_attrs = ("_queue", "_top")
 
     def __init__(
         self,
@@ -63,12 +65,13 @@ class ZeroCostWarmStart(Strategy):
         if self.top_k > self.candidates:
             raise ValueError(f"top_k ({top_k}) must not exceed candidates ({candidates})")
 
-    def setup(self, space, seed=None) -> None:
+    def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         if self.strategy is not None:
             self.strategy.setup(space, None if seed is None else int(seed) + 1)
         self._queue: list[Arch] | None = None  # None: not scored yet
         self._warm: set[str] = set()
+        self._running: set[str] = set()  # warm archs proposed and not yet told
         self._top: list[list[Any]] = []  # [arch, score] of the top_k, best first
         self.scoring_seconds = 0.0
 
@@ -97,18 +100,19 @@ class ZeroCostWarmStart(Strategy):
     def ask(self) -> Arch | None:
         if self._queue is None:
             self._score_candidates()
-        assert self._queue is not None
         if self._queue:
+            self._running.add(arch_key(self._queue[0]))
             return self._queue.pop(0)
-        if self.strategy is None:
-            return None
+        if self.strategy is None or self._running:
+            return None  # the wrapped strategy starts from the warm results (and must not repeat a running one)
         return self.strategy.ask()
 
     def tell(self, trial: Trial) -> None:
+        key = arch_key(trial.arch)
+        self._running.discard(key)
         if self.strategy is None:
             return
         self.strategy.tell(trial)
-        key = arch_key(trial.arch)
         if key in self._warm and hasattr(self.strategy, "_n_random"):
             self.strategy._n_random += 1  # the warm archs stand in for its random initialisation
 
@@ -129,18 +133,16 @@ class ZeroCostWarmStart(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
-            "queue": self._queue,
             "warm": sorted(self._warm),
-            "top": self._top,
+            "running": sorted(self._running),
             "scoring_seconds": self.scoring_seconds,
             "strategy": self.strategy.state_dict() if self.strategy is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self._queue = None if state["queue"] is None else [dict(a) for a in state["queue"]]
         self._warm = set(state["warm"])
-        self._top = [list(x) for x in state["top"]]
+        self._running = set(state.get("running", []))
         self.scoring_seconds = float(state.get("scoring_seconds", 0.0))
         if self.strategy is not None and state.get("strategy") is not None:
             self.strategy.load_state_dict(state["strategy"])
