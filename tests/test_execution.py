@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nasforge.execution import (
-    InlineExecutor,
-    LocalExecutor,
-    ResultError,
-    TrialContext,
-    make_executor,
-    normalize_metrics,
-)
+from nasforge.evaluate import ResultError, TrialContext, normalize_metrics
+from nasforge.execution import InlineExecutor, LocalExecutor, make_executor
 
 
 def _collect(ex, n, on_report=None, timeout=60.0):
@@ -193,3 +187,41 @@ def test_inline_executor_sets_and_restores_torch_threads():
     assert seen[-1] == before
     with pytest.raises(ValueError, match="threads must be a positive int, 'auto' or None"):
         InlineExecutor(threads=0)
+
+
+PAYLOADS = [("a tuple", 1, 2.5), "text", None, {"nested": {"list": [1, "x", None]}}, 3, [b"bytes"]]
+
+
+def _reports_payloads(payloads, channel):
+    """A raw runner: reports arbitrary (picklable) payloads through the channel, stops when asked."""
+    from nasforge.execution import TrialStopped
+
+    for step, payload in enumerate(payloads):
+        if channel.report(step, payload):
+            raise TrialStopped()
+    return payloads[-1]
+
+
+@pytest.mark.parametrize("kind", ["inline", "local"])
+@pytest.mark.parametrize("stop_at", [None, 0, 3])
+def test_executors_pass_reports_through_as_opaque_payloads(kind, stop_at):
+    """The executor is a generic pool: what a runner reports reaches on_report unchanged (no metric
+    checks there; they live in the evaluator's TrialContext), and a stopped task ends with the last
+    payload it reported."""
+    ex = make_executor(kind, 1)
+    ex.register("p", _reports_payloads)
+    seen = []
+
+    def on_report(task_id, step, payload):
+        seen.append((task_id, step, payload))
+        return stop_at is not None and step >= stop_at
+
+    with ex:
+        ex.submit(7, "p", PAYLOADS)
+        (c,) = _collect(ex, 1, on_report).values()
+    n = len(PAYLOADS) if stop_at is None else stop_at + 1
+    assert seen == [(7, step, p) for step, p in enumerate(PAYLOADS[:n])]
+    if stop_at is None:
+        assert (c.status, c.value) == ("ok", PAYLOADS[-1])
+    else:
+        assert (c.status, c.value) == ("stopped", PAYLOADS[stop_at])

@@ -13,6 +13,7 @@ import pytest
 
 from nasforge import Categorical, Experiment, Space, TrialStatus, load_arch
 from nasforge.evaluate import FunctionEvaluator
+from nasforge.execution import LocalExecutor
 from nasforge.store import StoreConflictError
 from nasforge.strategy import Random, Strategy
 
@@ -208,7 +209,7 @@ def test_inline_timeout_at_reports():
 
 def test_user_mistakes_raise_clear_errors():
     ev = FunctionEvaluator(score_fn, uses_model=False)
-    with pytest.raises(TypeError, match="strategy must be a nasforge.strategy.Strategy"):
+    with pytest.raises(TypeError, match=r"strategy: got str, which is not a nasforge.strategy.Strategy"):
         Experiment(SPACE, "random", ev)
     with pytest.raises(TypeError, match="model_space must be a nasforge.nn.ModelSpace"):
         Experiment(object(), Random(), ev)
@@ -224,7 +225,7 @@ def test_user_mistakes_raise_clear_errors():
         Experiment(SPACE, Random(), ev, mode="maximise")
     with pytest.raises(ValueError, match="trial_timeout must be a positive number"):
         Experiment(SPACE, Random(), ev, trial_timeout=-1)
-    with pytest.raises(TypeError, match="evaluator must be an Evaluator"):
+    with pytest.raises(TypeError, match=r"evaluator: got int, which is not a nasforge.evaluate.Evaluator"):
         Experiment(SPACE, Random(), 3)
     exp = Experiment(SPACE, Random(), ev, executor="inline")
     with pytest.raises(ValueError, match="no successful trial|0 successful trial"):
@@ -236,6 +237,140 @@ def test_user_mistakes_raise_clear_errors():
 
     with pytest.raises(ValueError, match="Bad proposed an invalid arch.*99.*'x'"):
         Experiment(SPACE, Bad(), ev, max_trials=1, executor="inline").run()
+
+
+class _DuckStrategy:
+    def setup(self, space, seed=None):
+        pass
+
+    def ask(self):
+        return None
+
+    def tell(self, trial):
+        pass
+
+
+class _DuckEvaluator:
+    uses_model = False
+
+    def evaluate(self, arch, ctx):
+        return 1.0
+
+
+class _DuckExecutor:
+    capacity = 1
+
+    def submit(self, task_id, key, args, timeout=None):
+        return 0.0
+
+
+@pytest.mark.parametrize(
+    "arg, value, message",
+    [
+        ("strategy", object(), r"strategy: got object, which is not a nasforge\.strategy\.Strategy \(it lacks ask\(\) and "
+                               r"tell\(\)\); subclass Strategy and implement ask\(\) and tell\(\)"),
+        ("strategy", _DuckStrategy(), r"strategy: got _DuckStrategy, .*\(it has ask\(\) and tell\(\) but does not subclass it\)"),
+        ("strategy", Random, r"strategy: got the class Random itself; pass an instance, e.g. Random\(\.\.\.\)"),
+        ("evaluator", _DuckEvaluator(), r"evaluator: got _DuckEvaluator, which is not a nasforge\.evaluate\.Evaluator \(it has "
+                                        r"evaluate\(\) but does not subclass it\); subclass Evaluator and implement evaluate\(\)"),
+        ("evaluator", None, r"evaluator: got NoneType, .*\(it lacks evaluate\(\)\).*or pass a function"),
+        ("evaluator", FunctionEvaluator, r"evaluator: got the class FunctionEvaluator itself; pass an instance"),
+        ("executor", LocalExecutor, r"executor: got the class LocalExecutor itself; pass an instance"),
+        ("executor", _DuckExecutor(), r"executor: got _DuckExecutor, which is not a nasforge\.execution\.Executor \(it lacks "
+                                      r"cancel\(\), idle_slots\(\), poll\(\), register\(\) and running\(\)\); "
+                                      r"subclass Executor and implement cancel\(\), capacity\(\), .*submit\(\)"),
+        ("executor", 3, r"executor: got int, .*\(it lacks cancel\(\), capacity\(\), idle_slots\(\), poll\(\), "
+                        r"register\(\), running\(\) and submit\(\)\).*or pass 'inline', 'local' or 'ray'"),
+    ],
+)
+def test_only_the_abcs_are_accepted_and_the_error_names_what_is_missing(arg, value, message):
+    """Duck-typed objects are refused with the argument, the class got, the base class and the
+    contract methods it lacks (a nasforge subclass of each ABC is accepted: the other tests)."""
+    kwargs = {"strategy": Random(), "evaluator": FunctionEvaluator(score_fn, uses_model=False), "executor": "inline", arg: value}
+    with pytest.raises(TypeError, match=message):
+        Experiment(SPACE, kwargs.pop("strategy"), kwargs.pop("evaluator"), **kwargs)
+
+
+class Vandal(Strategy):
+    """A strategy that tries to change what it is told (every way a trial can be changed)."""
+
+    def __init__(self, how):
+        self.how = how
+        self.errors = []
+
+    def ask(self):
+        return self.space.sample(self.rng)
+
+    def _try(self, trial):
+        try:
+            self.how(trial)
+        except (TypeError, AttributeError) as exc:
+            self.errors.append(exc)
+
+    def tell(self, trial):
+        self._try(trial)
+
+    def on_report(self, trial, step, score):
+        self._try(trial)
+        return False
+
+
+VANDALISM = {
+    "score": lambda t: setattr(t, "score", 1e9),
+    "status": lambda t: setattr(t, "status", TrialStatus.FAILED),
+    "delete": lambda t: delattr(t, "error"),
+    "arch item": lambda t: t.arch.__setitem__("x", 99),
+    "arch update": lambda t: t.arch.update({"y": "zzz"}),
+    "arch pop": lambda t: t.arch.pop("x"),
+    "metrics item": lambda t: t.metrics.__setitem__("score", 1e9),
+    "metrics clear": lambda t: t.metrics.clear(),
+    "reports": lambda t: t.reports.append((99, {"score": 1e9})),
+    "report metrics": lambda t: t.reports and t.reports[-1][1].__setitem__("score", 1e9),
+    "objectives": lambda t: t.objectives is not None and t.objectives.append(1.0),
+}
+
+
+@pytest.mark.parametrize("how", sorted(VANDALISM))
+def test_strategies_are_told_frozen_trials_and_cannot_change_the_store(tmp_path, how):
+    def reporting(arch, ctx):
+        ctx.report(1, {"score": float(arch["x"])})
+        return {"score": float(arch["x"])}
+
+    kwargs = dict(max_trials=4, executor="inline", seed=3, name="v")
+    ev = FunctionEvaluator(reporting, uses_model=False)
+    plain = Experiment(SPACE, Random(), ev, store=tmp_path / "plain.db", **kwargs)
+    plain.run()
+    vandal = Vandal(VANDALISM[how])
+    exp = Experiment(SPACE, vandal, ev, store=tmp_path / "vandal.db", **kwargs)
+    exp.run()
+    told = 8 if how not in ("objectives",) else 0  # 4 tells + 4 reports (single-objective: no objectives)
+    assert len(vandal.errors) == told, vandal.errors
+    assert all("read-only" in str(e) for e in vandal.errors)
+    stored = [(t.id, t.arch, t.status, t.metrics, t.score, t.reports, t.error) for t in exp.trials()]
+    expected = [(t.id, t.arch, t.status, t.metrics, t.score, t.reports, t.error) for t in plain.trials()]
+    assert stored == expected and len(stored) == 4  # same seed, same archs: what a strategy did changed nothing
+
+
+def test_a_frozen_trial_reads_like_a_trial():
+    from nasforge.trial import Trial
+
+    t = Trial(2, {"x": 3, "y": [1, 2]}, TrialStatus.SUCCEEDED, {"score": 1.0}, 1.0, [(0, {"score": 0.5})], objectives=[1.0, -2.0])
+    f = t.frozen()
+    assert isinstance(f, Trial) and f.arch == t.arch and f.metrics == t.metrics and f.reports == [(0, {"score": 0.5})]
+    assert json.loads(json.dumps({"arch": f.arch, "objectives": f.objectives})) == {"arch": t.arch, "objectives": [1.0, -2.0]}
+    mutable = dict(f.arch)
+    mutable["x"] = 4  # a copy is the strategy's own
+    import copy
+    import pickle
+
+    deep = copy.deepcopy(f.arch)
+    deep["y"].append(3)
+    assert type(deep) is dict and t.arch == {"x": 3, "y": [1, 2]}
+    assert pickle.loads(pickle.dumps(f)).arch == t.arch
+    t.metrics["score"] = 2.0  # the copy does not follow the original either
+    assert f.metrics == {"score": 1.0}
+    with pytest.raises(TypeError, match="read-only"):
+        f.arch["y"].append(3)
 
 
 def test_plain_function_evaluator_and_test_fn(tmp_path):
@@ -268,8 +403,6 @@ def test_progress_bar_and_history_plot(tmp_path, capsys):
 
 
 def test_given_executor_is_reused_and_left_running():
-    from nasforge.execution import LocalExecutor
-
     with LocalExecutor(2) as ex:
         for name in ("a", "b"):
             Experiment(SPACE, Random(), FunctionEvaluator(score_fn, uses_model=False), max_trials=3,
@@ -288,3 +421,79 @@ def test_evaluator_without_model_never_pays_for_torch_in_workers():
                      executor="local")
     exp.run()
     assert exp.trials()[0].metrics["torch_loaded"] == 0.0
+
+
+def test_evaluator_is_an_abstract_base_class():
+    import abc
+
+    from nasforge.evaluate import Evaluator
+
+    assert isinstance(Evaluator, abc.ABCMeta) and Evaluator.__abstractmethods__ == {"evaluate"}
+    with pytest.raises(TypeError, match="abstract.*evaluate"):
+        Evaluator()
+
+    class NoEvaluate(Evaluator):
+        def config(self):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract.*evaluate"):
+        NoEvaluate()
+
+    class Minimal(Evaluator):
+        uses_model = False
+
+        def evaluate(self, arch, ctx):
+            return float(arch["x"])
+
+    ev = Minimal()  # the hooks have defaults: config() names the class, metric, mode, uses_model; test() refuses clearly
+    assert ev.config() == {"class": "test_evaluator_is_an_abstract_base_class.<locals>.Minimal", "metric": "score",
+                           "mode": "max", "uses_model": False}
+    with pytest.raises(NotImplementedError, match="Minimal has no test-set evaluation"):
+        ev.test({"x": 1}, None)
+    exp = Experiment(SPACE, Random(), ev, max_trials=3, executor="inline", seed=1)
+    exp.run()
+    assert [t.status for t in exp.trials()] == [TrialStatus.SUCCEEDED] * 3
+
+
+def _interrupting(arch, ctx):
+    if arch["x"] == 3:
+        raise KeyboardInterrupt
+    return float(arch["x"])
+
+
+def _failing_strategy_run():
+    class Broken(Random):
+        def tell(self, trial):
+            raise RuntimeError("a strategy bug")
+
+    return Broken()
+
+
+@pytest.mark.parametrize("ending", ["budget", "exhausted", "interrupted", "strategy error"])
+def test_run_gives_the_signal_handlers_back_however_it_ends(tmp_path, ending):
+    """SIGTERM / SIGHUP stop run() cleanly while it runs; after it, whatever its ending, the
+    program's own handlers are back (before: SIGTERM kept raising ExperimentInterrupted anywhere)."""
+    sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in sigs}  # each case on its own, whatever ran before
+    try:
+        _run_ending(tmp_path, ending)
+        assert {s: signal.getsignal(s) for s in sigs} == {s: signal.SIG_DFL for s in sigs}
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _run_ending(tmp_path, ending):
+    ev = FunctionEvaluator(_interrupting if ending == "interrupted" else score_fn, uses_model=False)
+    strategy = _failing_strategy_run() if ending == "strategy error" else (
+        ListStrategy([{"x": 1, "y": "a"}]) if ending == "exhausted" else ListStrategy([{"x": x, "y": "a"} for x in (1, 2, 3, 4)]))
+    exp = Experiment(SPACE, strategy, ev, max_trials=3 if ending == "budget" else None, executor="inline",
+                     store=tmp_path / "s.db", progress=False)
+    if ending == "interrupted":
+        with pytest.raises(KeyboardInterrupt):
+            exp.run()
+    elif ending == "strategy error":
+        with pytest.raises(RuntimeError, match="a strategy bug"):
+            exp.run()
+    else:
+        exp.run()

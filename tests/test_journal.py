@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from nasforge import Experiment
-from nasforge.evaluate import FunctionEvaluator
+from nasforge.evaluate import Evaluator, FunctionEvaluator
 from nasforge.experiment import journal as journal_module
 from nasforge.experiment.interrupt import ExperimentInterrupted
 from nasforge.strategy import Random
@@ -19,7 +19,7 @@ from nasforge.strategy.base import Strategy
 from .test_strategy import ALL, toy_score, toy_space
 
 
-class Interrupt:
+class Interrupt(Evaluator):
     """An evaluator that stops the whole run (like Ctrl-C) when it reaches its ``at``-th call."""
 
     uses_model = False

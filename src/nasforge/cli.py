@@ -23,7 +23,7 @@ from typing import Any
 
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Store, StoreError
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = ["main"]
 
@@ -68,11 +68,6 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
     return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
-def _ranked(trials: list[Trial]) -> list[Trial]:
-    ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and t.score is not None]
-    return sorted(ok, key=lambda t: (-t.score, t.id))
-
-
 def _pick_experiments(store: Store, name: str | None) -> list[ExperimentRecord]:
     records = store.experiments()
     if name is None:
@@ -100,25 +95,21 @@ def _canonicalizer(config: dict[str, Any]) -> Callable[[dict[str, Any]], dict[st
     """Arch -> the arch as the space defines it (definition order, inactive labels omitted) where the
     stored space description can say so; else the stored arch in the labels' definition order."""
     description = config.get("space")
-    order = [d.get("label") for d in description if isinstance(d, dict)] if isinstance(description, list) else []
+    description = description if isinstance(description, list) else []
+    order = [d.get("label") for d in description if isinstance(d, dict)]
 
     def by_order(arch: dict[str, Any]) -> dict[str, Any]:
         known = {label: arch[label] for label in order if label in arch}
         return {**known, **{k: v for k, v in arch.items() if k not in known}}
 
-    from_description = getattr(Space, "from_description", None)
-    if from_description is None or description is None:
-        return by_order
     try:
-        canonical = getattr(from_description(description), "canonical", None)
-    except Exception:  # noqa: BLE001 - an old or foreign description: fall back to the label order
-        canonical = None
-    if not callable(canonical):
+        space = Space.from_description(description)
+    except Exception:  # noqa: BLE001 - none, or an old or foreign description: fall back to the label order
         return by_order
 
     def by_space(arch: dict[str, Any]) -> dict[str, Any]:
         try:
-            return dict(canonical(arch))
+            return dict(space.canonical(arch))
         except Exception:  # noqa: BLE001 - an arch the description cannot validate: as stored
             return by_order(arch)
 
@@ -164,12 +155,12 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
     metric = metric if isinstance(metric, str) else str(metric)
     status = store.live_status(rec.name)  # "running" only while a live process owns it
     owner = store.owner(rec.name)
-    if status == "running" and owner is not None:
+    if status == ExperimentStatus.RUNNING and owner is not None:
         status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.status.value] = counts.get(t.status.value, 0) + 1
-    ranked = _ranked(trials)
+    ranked = rank_trials(trials)
     canonical = _canonicalizer(rec.config)
     leaderboard = [
         {"rank": rank, "trial": t.id, metric: t.metrics.get(metric), "score": t.score, "metrics": t.metrics,
@@ -292,7 +283,7 @@ def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) ->
             how = "retrained on train+val" if r["retrain"] else "trained on train"
             rank = f"rank {r['rank']}, " if r["rank"] is not None else ""
             runs = len(r["runs"]) or 1
-            ok = sum(run["status"] == "SUCCEEDED" for run in r["runs"]) if r["runs"] else int(r["status"] == "SUCCEEDED")
+            ok = sum(run["status"] == TrialStatus.SUCCEEDED for run in r["runs"]) if r["runs"] else int(r["status"] == TrialStatus.SUCCEEDED)
             seeds = f"{runs} seed{'s' * (runs > 1)}" if ok == runs else f"{ok}/{runs} seeds succeeded"
             parts = []
             for k in sorted(r["metrics"]):
@@ -301,7 +292,7 @@ def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) ->
                     if k in r["std"]:
                         text += f" ± {_fmt_value(r['std'][k])}"
                     parts.append(text)
-            body = ", ".join(parts) if r["status"] == "SUCCEEDED" else "failed: " + _first_line(r["error"])
+            body = ", ".join(parts) if r["status"] == TrialStatus.SUCCEEDED else "failed: " + _first_line(r["error"])
             print(f"  {rank}trial {r['trial_id']}: {body or '-'} ({seeds}, {how})")
     print()
 
@@ -319,7 +310,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(records) > 1:
         names = ", ".join(repr(r.name) for r in records)
         raise StoreError(f"{args.store!r} holds several experiments ({names}); name one: nasforge export {args.store} NAME")
-    ranked = _ranked(store.trials(records[0].id, with_reports=False))
+    ranked = rank_trials(store.trials(records[0].id, with_reports=False))
     if not ranked:
         raise StoreError(f"experiment {records[0].name!r} has no successful trial to export")
     from nasforge.experiment.results import hyperparameter_labels
@@ -353,7 +344,7 @@ def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRe
         shape = ex.parse_shape(args.input_shape)
         weights = None
         for r in reversed(store.tests(record.id)):
-            if r.weights and r.arch == best.arch and r.status == "SUCCEEDED":
+            if r.weights and r.arch == best.arch and r.status == TrialStatus.SUCCEEDED:
                 options = [r.weights, os.path.join(os.path.dirname(os.path.abspath(args.store)), r.weights)]
                 weights = next((p for p in options if os.path.isfile(p)), None)
                 if weights is None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasforge.errors import NasforgeError
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus
 
 __all__ = ["ExperimentLockedError", "ExperimentRecord", "Lease", "Store", "StoreConflictError", "StoreError", "TestRecord"]
 
@@ -176,6 +177,12 @@ class TestRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("id", "created", "config")}
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise StoreError("SQLite returned no row id for an insert")
+    return cursor.lastrowid
 
 
 def _dumps(value: Any) -> str:
@@ -541,8 +548,8 @@ class Store:
         record = self._require(name)
         owner = self.owner(name)
         if owner is not None and owner["alive"]:
-            return "running"
-        return "done" if record.status == "done" else "interrupted"
+            return ExperimentStatus.RUNNING.value
+        return (ExperimentStatus.DONE if record.status == ExperimentStatus.DONE else ExperimentStatus.INTERRUPTED).value
 
     def acquire(self, exp_id: int, name: str | None = None, wait: float = 2.0) -> Lease:
         """Become the only process that runs experiment ``exp_id``; raises
@@ -554,8 +561,9 @@ class Store:
             raise self._locked(exp_id, label)
         fd = None
         if self.path != ":memory:":
+            fcntl: Any
             try:
-                import fcntl
+                fcntl = importlib.import_module("fcntl")
             except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only
                 fcntl = None
             if fcntl is not None:
@@ -646,21 +654,22 @@ class Store:
         try:
             with self._tx() as db:
                 cur = db.execute(
-                    "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, 'created')",
-                    (name, t, t, _dumps(config)),
+                    "INSERT INTO experiments (name, created, updated, config, status) VALUES (?, ?, ?, ?, ?)",
+                    (name, t, t, _dumps(config), ExperimentStatus.CREATED.value),
                 )
-                return int(cur.lastrowid)
+                return _rowid(cur)
         except sqlite3.IntegrityError:
             raise StoreConflictError(
                 f"an experiment named {name!r} already exists in {self.path!r} (created by another process just now?)"
             ) from None
 
-    def update_experiment(self, exp_id: int, *, config: dict[str, Any] | None = None, status: str | None = None) -> None:
+    def update_experiment(self, exp_id: int, *, config: dict[str, Any] | None = None,
+                          status: ExperimentStatus | str | None = None) -> None:
         with self._tx() as db:
             if config is not None:
                 db.execute("UPDATE experiments SET config = ? WHERE id = ?", (_dumps(config), exp_id))
             if status is not None:
-                db.execute("UPDATE experiments SET status = ? WHERE id = ?", (status, exp_id))
+                db.execute("UPDATE experiments SET status = ? WHERE id = ?", (status.value if isinstance(status, ExperimentStatus) else status, exp_id))
             db.execute("UPDATE experiments SET updated = ? WHERE id = ?", (time.time(), exp_id))
 
     def _set_state(self, db: sqlite3.Connection, exp_id: int, state: dict[str, Any] | str | None, seq: int | None = None) -> None:
@@ -783,8 +792,8 @@ class Store:
             for tid in ids:
                 db.execute("DELETE FROM reports WHERE experiment_id = ? AND trial_id = ?", (exp_id, tid))
                 db.execute(
-                    "UPDATE trials SET status = 'WAITING', started = NULL, worker = NULL WHERE experiment_id = ? AND id = ?",
-                    (exp_id, tid),
+                    "UPDATE trials SET status = ?, started = NULL, worker = NULL WHERE experiment_id = ? AND id = ?",
+                    (TrialStatus.WAITING.value, exp_id, tid),
                 )
         return [t for t in self.trials(exp_id) if t.id in set(ids)]
 
@@ -861,7 +870,7 @@ class Store:
                 (exp_id, trial_id, _dumps_arch(arch), int(retrain), status, _dumps(metrics or {}), error, weights, time.time(),
                  seed, config),
             )
-            return int(cur.lastrowid)
+            return _rowid(cur)
 
     def tests(self, experiment: int | str) -> list[TestRecord]:
         """The final test evaluations of an experiment (its name or record id), oldest first."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.store import ExperimentRecord, Store
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = [
     "arch_weights",
@@ -98,28 +98,25 @@ def _better(a: float, b: float, mode: str) -> bool:
 
 
 def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
-    best: Trial | None = None
-    for t in trials:
-        v = _metric_of(t, metric)
-        if t.status is not TrialStatus.SUCCEEDED or v is None:
-            continue
-        if best is None or _better(v, _metric_of(best, metric), mode):  # type: ignore[arg-type]
-            best = t
-    return best
+    top = rank_trials(trials, 1, metric=metric, mode=mode)
+    return top[0] if top else None
+
+
+def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> list[dict[str, Any]]:
+    """``rows`` of ``(order, trial id, value)`` in order, each with the best value so far."""
+    out = []
+    best: float | None = None
+    for order, tid, v in sorted(rows):
+        if best is None or _better(v, best, mode):
+            best = v
+        out.append({"trial": tid, **({key: order} if key else {}), "value": v, "best": best})
+    return out
 
 
 def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
     """Per successful trial in id order: its value and the best value so far."""
-    out = []
-    best: float | None = None
-    for t in sorted(trials, key=lambda t: t.id):
-        v = _metric_of(t, metric)
-        if t.status is not TrialStatus.SUCCEEDED or v is None:
-            continue
-        if best is None or _better(v, best, mode):
-            best = v
-        out.append({"trial": t.id, "value": v, "best": best})
-    return out
+    return _best_so_far([(t.id, t.id, v) for t in trials
+                         if t.status is TrialStatus.SUCCEEDED and (v := _metric_of(t, metric)) is not None], mode, "")
 
 
 def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
@@ -127,17 +124,8 @@ def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict
     starts = [t.started for t in trials if t.started is not None]
     if not starts:
         return []
-    t0 = min(starts)
-    done = [t for t in trials if t.status is TrialStatus.SUCCEEDED and t.finished is not None and _metric_of(t, metric) is not None]
-    out = []
-    best: float | None = None
-    for t in sorted(done, key=lambda t: (t.finished, t.id)):
-        v = _metric_of(t, metric)
-        assert v is not None
-        if best is None or _better(v, best, mode):
-            best = v
-        out.append({"trial": t.id, "time": float(t.finished) - t0, "value": v, "best": best})  # type: ignore[arg-type]
-    return out
+    return _best_so_far([(float(t.finished) - min(starts), t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
+                         and t.finished is not None and (v := _metric_of(t, metric)) is not None], mode, "time")
 
 
 def cost_metrics(trials: Sequence[Trial]) -> list[str]:
@@ -314,7 +302,7 @@ def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Tri
             "max_time": cfg.get("max_time"),
             "trials_used": len(trials),
             "trials_fraction": (len(trials) / max_trials) if isinstance(max_trials, int) and max_trials > 0 else None,
-            "elapsed": _elapsed(trials, status["status"] == "running"),
+            "elapsed": _elapsed(trials, status["status"] == ExperimentStatus.RUNNING),
         },
         "best": {"trial": best.id, "value": best.metrics.get(metric), "arch": best.arch} if best else None,
         "created": rec.created,

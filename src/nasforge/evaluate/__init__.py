@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasforge.evaluate.base import Evaluator, TrialContextProtocol, evaluator_config
+from nasforge.evaluate.base import (
+    Evaluator,
+    ResultError,
+    TrialContext,
+    TrialContextProtocol,
+    evaluator_config,
+    normalize_metrics,
+)
 from nasforge.evaluate.function import FunctionEvaluator
 
 __all__ = [
@@ -23,9 +30,12 @@ __all__ = [
     "Evaluator",
     "FunctionEvaluator",
     "Regression",
+    "ResultError",
     "Supervised",
+    "TrialContext",
     "TrialContextProtocol",
     "evaluator_config",
+    "normalize_metrics",
     "ZeroCostEvaluator",
 ]
 

@@ -29,12 +29,28 @@ override ``config()`` to add the settings your evaluator's scores depend on, e.g
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
+import math
+import numbers
 import re
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-__all__ = ["Evaluator", "TrialContextProtocol", "config_hash", "evaluator_config", "evaluator_test_config"]
+from nasforge.errors import NasforgeError
+from nasforge.execution.base import TrialStopped
+
+__all__ = [
+    "Evaluator",
+    "ResultError",
+    "TrialContext",
+    "TrialContextProtocol",
+    "config_hash",
+    "evaluator_config",
+    "evaluator_test_config",
+    "normalize_metrics",
+]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -95,6 +111,64 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class ResultError(NasforgeError, ValueError):
+    """An evaluator returned something that is not a valid result (wrong type, NaN, …)."""
+
+    brief = True  # executors report its message alone, without the traceback
+
+
+def _to_float(name: str, value: Any) -> float:
+    if isinstance(value, numbers.Real):  # bool included
+        return float(value)
+    item = getattr(value, "item", None)  # numpy / torch scalars and 1-element arrays
+    if callable(item):
+        try:
+            out = item()
+        except (ValueError, RuntimeError):
+            out = None
+        if isinstance(out, numbers.Real):
+            return float(out)
+    raise ResultError(
+        f"metric {name!r} is a {type(value).__name__} ({value!r:.60}); metrics must be numbers "
+        f"(int, float, or a 0-d numpy/torch value)"
+    )
+
+
+def normalize_metrics(result: Any, metric: str, *, require_metric: bool = True) -> dict[str, float]:
+    """Turn an evaluator's return value (a number or a dict of numbers) into ``{name: float}``.
+
+    Raises :class:`ResultError` when the value is not a number / dict of numbers, when the main
+    ``metric`` is missing (with ``require_metric``) or when any value is NaN or infinite.
+
+    >>> normalize_metrics(0.5, "acc")
+    {'acc': 0.5}
+    """
+    if isinstance(result, Mapping):
+        out = {}
+        for name, value in result.items():
+            if not isinstance(name, str):
+                raise ResultError(f"metric names must be strings, got {name!r}")
+            out[name] = _to_float(name, value)
+    elif result is None:
+        raise ResultError(f"the evaluator returned None; return a float (stored as {metric!r}) or a dict of metrics")
+    else:
+        try:
+            out = {metric: _to_float(metric, result)}
+        except ResultError:
+            raise ResultError(
+                f"the evaluator returned a {type(result).__name__}; return a float (stored as {metric!r}) or a dict of metrics"
+            ) from None
+    if require_metric and metric not in out:
+        raise ResultError(
+            f"the evaluator's metrics {sorted(out)} lack the main metric {metric!r}; return it, "
+            f"or set Experiment(metric=...) to one of them"
+        )
+    bad = [f"{k}={v}" for k, v in out.items() if not math.isfinite(v)]
+    if bad:
+        raise ResultError(f"the evaluator returned non-finite metric(s): {', '.join(bad)}")
+    return out
+
+
 class TrialContextProtocol(Protocol):
     arch: dict[str, Any]
     trial_id: int
@@ -102,15 +176,73 @@ class TrialContextProtocol(Protocol):
     def report(self, step: int, metrics: float | dict[str, float]) -> None: ...
 
 
-class Evaluator:
-    """Base class of evaluators (see the module docstring for the contract)."""
+class TrialContext:
+    """What an evaluator sees of its trial: ``arch``, ``trial_id``, ``seed``, ``report()``, ``should_stop``.
+
+    It wraps the executor's ``channel`` (whose ``report(step, payload) -> stop?`` passes the
+    payload through untouched): the metrics are checked and made floats here, on the evaluator's
+    side. Example (inside an evaluator)::
+
+        for epoch in range(epochs):
+            train_one_epoch(model)
+            ctx.report(epoch, {"val_acc": validate(model)})   # may stop the trial early
+
+    ``report`` takes a number (stored under the experiment's main metric) or a dict of numbers.
+    When the experiment decides to stop the trial, ``report`` raises
+    :class:`~nasforge.execution.TrialStopped` (the trial ends STOPPED with its last report).
+    """
+
+    def __init__(
+        self,
+        trial_id: int,
+        arch: dict[str, Any],
+        channel: Any,
+        metric: str = "score",
+        worker: str | None = None,
+        seed: int | None = None,
+    ):
+        self.trial_id = trial_id
+        self.arch = arch
+        self.metric = metric
+        self.worker = worker
+        self.seed = seed
+        self._channel = channel
+        self._stop = False
+        self.last_metrics: dict[str, float] | None = None
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the experiment asked this trial to stop (evaluators may poll it)."""
+        return self._stop
+
+    def report(self, step: int, metrics: float | Mapping[str, float]) -> None:
+        """Report intermediate metrics at ``step`` (e.g. an epoch). May raise TrialStopped."""
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise TypeError(f"ctx.report step must be an int (e.g. the epoch), got {step!r}")
+        values = normalize_metrics(metrics, self.metric, require_metric=False)
+        self.last_metrics = values
+        if self._channel.report(int(step), values):
+            self._stop = True
+            raise TrialStopped(f"trial {self.trial_id} stopped early at step {step}")
+
+    def __repr__(self) -> str:
+        return f"TrialContext(trial_id={self.trial_id}, arch={self.arch})"
+
+
+class Evaluator(abc.ABC):
+    """Base class of evaluators (see the module docstring for the contract).
+
+    Subclasses implement :meth:`evaluate`; :meth:`config` and :meth:`test` have defaults
+    (the class name, ``metric``, ``mode``, ``uses_model``; no test-set evaluation).
+    """
 
     uses_model: bool = True
     metric: str = "score"
     mode: str = "max"
 
-    def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def evaluate(self, model_or_arch: Any, ctx: TrialContextProtocol) -> float | dict[str, float]:
+        """Score one candidate: the frozen network (``uses_model``) or the arch dict."""
 
     def config(self) -> dict[str, Any]:
         """What decides the search scores (see the module docstring); override to be precise."""

@@ -22,11 +22,8 @@ from nasforge.execution.base import (
     Completion,
     Executor,
     ExecutorError,
-    ResultError,
     TrialCancelled,
-    TrialContext,
     TrialStopped,
-    normalize_metrics,
 )
 from nasforge.execution.inline import InlineExecutor
 from nasforge.execution.local import LocalExecutor, available_cores
@@ -38,13 +35,10 @@ __all__ = [
     "InlineExecutor",
     "LocalExecutor",
     "RayExecutor",
-    "ResultError",
     "TrialCancelled",
-    "TrialContext",
     "TrialStopped",
     "available_cores",
     "make_executor",
-    "normalize_metrics",
 ]
 
 EXECUTORS = ("inline", "local", "ray")

@@ -1,24 +1,24 @@
-"""What every executor shares: the task protocol, the completion record, the trial context.
+"""What every executor shares: the task protocol and the completion record.
 
 An executor runs *tasks*. A task is ``(task_id, key, args)``: ``key`` names a *runner* that
 was registered once with :meth:`Executor.register` (a picklable callable, typically the
 evaluator bundled with the model space), and ``args`` is the small per-task argument (the
 arch). The runner is called as ``runner(args, channel)`` where ``channel.report(step,
-metrics) -> bool`` forwards intermediate values to the parent and returns True when the parent
-asked the task to stop.
+payload) -> bool`` forwards an intermediate value to the parent and returns True when the
+parent asked the task to stop (the runner then raises :class:`TrialStopped`).
 
 The parent drives everything through :meth:`Executor.poll`, which returns the tasks that
-finished (successfully or not) as :class:`Completion` records. Nothing here knows about
-strategies or the store.
+finished (successfully or not) as :class:`Completion` records. Reports and results are
+opaque payloads passed through as they are: an executor is a generic pool that knows nothing
+of trials, metrics, strategies or the store (the evaluator's side,
+:class:`nasforge.evaluate.TrialContext`, checks and converts metrics).
 """
 
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,16 +29,13 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "ReportCallback",
-    "ResultError",
     "TrialCancelled",
-    "TrialContext",
     "TrialStopped",
     "TrialTimeout",
-    "normalize_metrics",
 ]
 
-#: ``on_report(task_id, step, metrics) -> stop?`` — called in the parent for every report.
-ReportCallback = Callable[[int, int, dict[str, float]], bool]
+#: ``on_report(task_id, step, payload) -> stop?`` — called in the parent for every report.
+ReportCallback = Callable[[int, int, Any], bool]
 
 
 class ExecutorError(NasforgeError, RuntimeError):
@@ -46,11 +43,11 @@ class ExecutorError(NasforgeError, RuntimeError):
 
 
 class TrialStopped(BaseException):
-    """Raised by :meth:`TrialContext.report` when the experiment stopped the trial early.
+    """Raised by a runner (``TrialContext.report``) when the parent asked its task to stop.
 
     It derives from ``BaseException`` so that an evaluator's ``except Exception`` does not
-    swallow it. Evaluators normally let it propagate; the trial is then recorded as STOPPED
-    with its last reported metrics.
+    swallow it. Evaluators normally let it propagate; the task then ends ``"stopped"`` with its
+    last reported payload.
     """
 
 
@@ -62,16 +59,12 @@ class TrialCancelled(BaseException):
     """Raised inside an inline trial that was cancelled while it ran (checked at each report)."""
 
 
-class ResultError(NasforgeError, ValueError):
-    """An evaluator returned something that is not a valid result (wrong type, NaN, …)."""
-
-
 @dataclass
 class Completion:
     """How a task ended.
 
     ``status`` is ``"ok"`` (``value`` is the runner's return value), ``"stopped"`` (``value``
-    holds the last reported metrics, or None), ``"error"`` (``error`` holds the reason:
+    holds the last reported payload, or None), ``"error"`` (``error`` holds the reason:
     exception and traceback, ``"timeout after N s"``, ``"worker died with signal 11 (SIGSEGV)"``)
     or ``"cancelled"`` (:meth:`Executor.cancel`; ``error`` says so).
     ``started`` / ``finished`` are wall-clock times (``time.time()``) seen by the parent.
@@ -84,114 +77,6 @@ class Completion:
     worker: str | None = None
     started: float | None = None
     finished: float | None = None
-
-
-def _to_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    item = getattr(value, "item", None)  # numpy / torch scalars and 1-element arrays
-    if callable(item):
-        try:
-            out = item()
-        except (ValueError, RuntimeError):
-            out = None
-        if isinstance(out, numbers.Real):
-            return float(out)
-    raise ResultError(
-        f"metric {name!r} is a {type(value).__name__} ({value!r:.60}); metrics must be numbers "
-        f"(int, float, or a 0-d numpy/torch value)"
-    )
-
-
-def normalize_metrics(result: Any, metric: str, *, require_metric: bool = True) -> dict[str, float]:
-    """Turn an evaluator's return value (a number or a dict of numbers) into ``{name: float}``.
-
-    Raises :class:`ResultError` when the value is not a number / dict of numbers, when the main
-    ``metric`` is missing (with ``require_metric``) or when any value is NaN or infinite.
-
-    >>> normalize_metrics(0.5, "acc")
-    {'acc': 0.5}
-    """
-    if isinstance(result, Mapping):
-        out = {}
-        for name, value in result.items():
-            if not isinstance(name, str):
-                raise ResultError(f"metric names must be strings, got {name!r}")
-            out[name] = _to_float(name, value)
-    elif result is None:
-        raise ResultError(
-            f"the evaluator returned None; return a float (stored as {metric!r}) or a dict of metrics"
-        )
-    else:
-        try:
-            out = {metric: _to_float(metric, result)}
-        except ResultError:
-            raise ResultError(
-                f"the evaluator returned a {type(result).__name__}; return a float (stored as "
-                f"{metric!r}) or a dict of metrics"
-            ) from None
-    if require_metric and metric not in out:
-        raise ResultError(
-            f"the evaluator's metrics {sorted(out)} lack the main metric {metric!r}; return it, "
-            f"or set Experiment(metric=...) to one of them"
-        )
-    bad = [f"{k}={v}" for k, v in out.items() if not math.isfinite(v)]
-    if bad:
-        raise ResultError(f"the evaluator returned non-finite metric(s): {', '.join(bad)}")
-    return out
-
-
-class TrialContext:
-    """What an evaluator sees of its trial: ``arch``, ``trial_id``, ``report()``, ``should_stop``.
-
-    Example (inside an evaluator)::
-
-        for epoch in range(epochs):
-            train_one_epoch(model)
-            ctx.report(epoch, {"val_acc": validate(model)})   # may stop the trial early
-
-    ``report`` takes a number (stored under the experiment's main metric) or a dict of numbers.
-    When the experiment decides to stop the trial, ``report`` raises :class:`TrialStopped`
-    (pass ``raise_on_stop=False`` to the constructor's owner to only set ``should_stop``).
-    """
-
-    def __init__(
-        self,
-        trial_id: int,
-        arch: dict[str, Any],
-        channel: Any,
-        metric: str = "score",
-        worker: str | None = None,
-        seed: int | None = None,
-    ):
-        self.trial_id = trial_id
-        self.arch = arch
-        self.metric = metric
-        self.worker = worker
-        self.seed = seed
-        self._channel = channel
-        self._stop = False
-        self.last_metrics: dict[str, float] | None = None
-
-    @property
-    def should_stop(self) -> bool:
-        """True once the experiment asked this trial to stop (evaluators may poll it)."""
-        return self._stop
-
-    def report(self, step: int, metrics: float | Mapping[str, float]) -> None:
-        """Report intermediate metrics at ``step`` (e.g. an epoch). May raise TrialStopped."""
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-            raise TypeError(f"ctx.report step must be an int (e.g. the epoch), got {step!r}")
-        values = normalize_metrics(metrics, self.metric, require_metric=False)
-        self.last_metrics = values
-        if self._channel.report(int(step), values):
-            self._stop = True
-            raise TrialStopped(f"trial {self.trial_id} stopped early at step {step}")
-
-    def __repr__(self) -> str:
-        return f"TrialContext(trial_id={self.trial_id}, arch={self.arch})"
 
 
 class Executor(abc.ABC):

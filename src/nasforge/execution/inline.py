@@ -36,11 +36,11 @@ class _InlineChannel:
         self.deadline = deadline
         self.cancelled = cancelled
         self.worker = "inline"
-        self.last_metrics: dict[str, float] | None = None
+        self.last_payload: Any = None
 
-    def report(self, step: int, metrics: dict[str, float]) -> bool:
-        self.last_metrics = metrics
-        stop = bool(self.on_report(self.task_id, step, metrics))
+    def report(self, step: int, payload: Any) -> bool:
+        self.last_payload = payload
+        stop = bool(self.on_report(self.task_id, step, payload))
         if self.task_id in self.cancelled:
             raise TrialCancelled()
         if self.deadline is not None and time.monotonic() > self.deadline:

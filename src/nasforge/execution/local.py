@@ -346,8 +346,8 @@ class LocalExecutor(Executor):
                 return
             kind = msg[0]
             if kind == "report":
-                _, task_id, step, metrics = msg
-                stop = bool(on_report(task_id, step, metrics))
+                _, task_id, step, payload = msg
+                stop = bool(on_report(task_id, step, payload))
                 try:
                     w.conn.send_bytes(pickle.dumps(("ack", stop), _PROTOCOL))
                 except OSError:
@@ -403,11 +403,11 @@ class LocalExecutor(Executor):
             # left threads running in that worker: run it on the replacement instead.
             innocent = (not w.ready or not w.begun) and resends < _MAX_START_FAILURES
             suspect = w.begun and w.tainted and resends == 0
-            if innocent or suspect:
+            if (innocent or suspect) and w.key is not None:  # a worker with a task has its key
                 task, key, args, timeout = w.task, w.key, w.args, w.timeout
                 logger.warning(
                     "%s (%s) before trial %s could %s; giving the trial to a fresh worker",
-                    reason, w.name, task, "finish (" + w.tainted + ")" if suspect and not innocent else "start",
+                    reason, w.name, task, f"finish ({w.tainted})" if suspect and not innocent else "start",
                 )
                 self._resends[task] = resends + 1
                 w.task = None

@@ -25,6 +25,7 @@ that connection is used and left open.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import logging
 import math
@@ -74,8 +75,9 @@ def ray_available() -> bool:
 def _loopback_only() -> Iterator[None]:
     """While Ray starts or joins a node on this machine: use (and bind) the loopback address only."""
     _import_ray()
+    ray_constants: Any
     try:
-        from ray._private import ray_constants
+        ray_constants = importlib.import_module("ray._private.ray_constants")
     except ImportError:  # pragma: no cover - a Ray without this module
         ray_constants = None
     saved_env = os.environ.get(_LOOPBACK_ENV)
@@ -159,6 +161,9 @@ class _Pickled:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return cloudpickle.loads, (self.blob,)
 
+    def __call__(self, args: Any, channel: Any) -> Any:  # pragma: no cover - never called: unpickled as the runner itself
+        raise TypeError("a _Pickled runner runs only after it was sent to a worker")
+
 
 class _Hub:
     """An asyncio actor beside the driver through which trial reports reach it.
@@ -183,13 +188,13 @@ class _Hub:
             self._event = asyncio.Event()
         return self._event
 
-    async def report(self, task_id: int, step: int, metrics: dict[str, float]) -> bool:
+    async def report(self, task_id: int, step: int, payload: Any) -> bool:
         import asyncio
 
         future = asyncio.get_running_loop().create_future()
         self._seq += 1
         self._futures[self._seq] = future
-        self._queue.append((self._seq, task_id, step, metrics))
+        self._queue.append((self._seq, task_id, step, payload))
         self._wakeup().set()
         return bool(await future)
 
@@ -259,10 +264,10 @@ class _TrialActor:
     def register(self, key: str, blob: bytes) -> None:
         self._ex.register(key, _Pickled(blob))
 
-    def _report(self, task_id: int, step: int, metrics: dict[str, float]) -> bool:
+    def _report(self, task_id: int, step: int, payload: Any) -> bool:
         import ray
 
-        return bool(ray.get(self._hub.report.remote(task_id, step, metrics)))
+        return bool(ray.get(self._hub.report.remote(task_id, step, payload)))
 
     def run(self, token: int, task_id: int, key: str, args: Any, timeout: float | None) -> tuple[Any, ...]:
         self._hub.started.remote(self._slot, token)
@@ -456,7 +461,8 @@ class RayExecutor(Executor):
         """``max_concurrency``, or how many trials the cluster's resources hold (connects to Ray to see)."""
         if self._capacity is None:
             self._check_resources(self._connect())
-        assert self._capacity is not None
+        if self._capacity is None:  # pragma: no cover - _check_resources sets it or raises
+            raise ExecutorError("could not find the Ray cluster's capacity")
         return self._capacity
 
     def _connect(self) -> Any:
@@ -682,22 +688,25 @@ class RayExecutor(Executor):
                     self._take_ref = None
                     self._answer_reports(ray.get(ref), on_report)
                 elif kind == "ready":
-                    assert slot is not None
-                    if slot.ready_ref is ref:  # not replaced meanwhile
+                    if slot is not None and slot.ready_ref is ref:  # not replaced meanwhile
                         self._on_ready(slot, done)
-                else:
-                    assert slot is not None
-                    if slot.ref is ref:  # not already handled (e.g. as a death seen by _on_ready)
-                        self._on_result(slot, done)
+                elif slot is not None and slot.ref is ref:  # not already handled (e.g. as a death seen by _on_ready)
+                    self._on_result(slot, done)
             self._check_backstops(done)
             if done or (end is not None and time.monotonic() >= end):
                 return done
 
-    def _answer_reports(self, reports: list[tuple[int, int, int, dict[str, float]]], on_report: ReportCallback) -> None:
+    def _answer_reports(self, reports: list[tuple[int, int, int, Any]], on_report: ReportCallback) -> None:
         if not reports:
             return
-        decisions = [(seq, bool(on_report(task_id, step, metrics))) for seq, task_id, step, metrics in reports]
+        decisions = [(seq, bool(on_report(task_id, step, payload))) for seq, task_id, step, payload in reports]
         self._hub.answer.remote(decisions)
+
+    @staticmethod
+    def _task_of(slot: _Slot) -> int:
+        if slot.task is None:  # pragma: no cover - a result comes only from a slot running a task
+            raise ExecutorError(f"Ray trial actor {slot.worker} returned a result without a task")
+        return slot.task
 
     def _on_ready(self, slot: _Slot, done: list[Completion]) -> None:
         ray = _import_ray()
@@ -725,15 +734,13 @@ class RayExecutor(Executor):
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ExecutorError):  # its worker cannot start: as fatal as for the local executor
                 raise ExecutorError(f"on Ray actor {slot.worker}: {cause}") from None
-            task = slot.task
-            assert task is not None
+            task = self._task_of(slot)
             logger.warning("Ray trial actor %s failed running trial %s: %s", slot.worker, task, exc)
             done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, now()))
             self._replace(slot)
             return
         finished = now()
-        task = slot.task
-        assert task is not None
+        task = self._task_of(slot)
         done.append(Completion(task, status, value, error, slot.worker, finished - float(duration), finished))
         slot.task, slot.ref, slot.args, slot.deadline = None, None, None, None
 

@@ -42,13 +42,8 @@ from typing import Any
 
 import pytest
 
-from nasforge.execution.base import (
-    Completion,
-    Executor,
-    ExecutorError,
-    TrialContext,
-    normalize_metrics,
-)
+from nasforge.evaluate.base import TrialContext, normalize_metrics
+from nasforge.execution.base import Completion, Executor, ExecutorError
 
 __all__ = ["ExecutorContract", "contract_task"]
 
@@ -311,7 +306,7 @@ class ExecutorContract:
         assert run.runs(99) == 0
 
     def test_every_task_completes_exactly_once(self, run: _Run) -> None:
-        pending, done = list(range(12)), {}
+        pending, done = list(range(12)), dict[int, Completion]()
         end = time.monotonic() + PATIENCE
         while len(done) < 12:
             assert time.monotonic() < end, f"{len(done)} of 12 tasks finished"
@@ -379,14 +374,14 @@ class ExecutorContract:
     def test_exception_is_recorded_with_its_traceback(self, run: _Run) -> None:
         c = run.one(0, "raise")
         assert c.status == "error" and c.value is None
-        assert c.error.startswith("RuntimeError: boom from task 0")
-        assert "Traceback" in c.error and "contract_task" in c.error
+        assert str(c.error).startswith("RuntimeError: boom from task 0")
+        assert "Traceback" in str(c.error) and "contract_task" in str(c.error)
         assert run.one(1, "ok").status == "ok"
 
     @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
     def test_nan_and_inf_results_fail(self, run: _Run, value: float) -> None:
         c = run.one(0, "bad_result", value=value)
-        assert c.status == "error" and "non-finite" in c.error and f"score={value}" in c.error
+        assert c.status == "error" and "non-finite" in str(c.error) and f"score={value}" in str(c.error)
 
     def test_timeout_of_a_reporting_task(self, run: _Run) -> None:
         c = run.one(0, "report_forever", timeout=1.0)
@@ -398,7 +393,7 @@ class ExecutorContract:
         self._needs("hard_timeouts")
         c = run.one(0, "sleep", timeout=1.0)
         assert c.status == "error" and c.error == "timeout after 1 s"
-        assert c.finished - c.started >= 0.9
+        assert c.finished is not None and c.started is not None and c.finished - c.started >= 0.9
         assert not _wait_dead([run.read("pid", 0)]), "the timed-out task's process still runs"
         assert run.one(1, "ok").status == "ok"
 
@@ -422,14 +417,14 @@ class ExecutorContract:
         done = run.collect(1 + len(neighbours))
         c = done[0]
         assert all(done[task].status == "ok" for task in neighbours)
-        assert c.status == "error" and "exited with code 3" in c.error
+        assert c.status == "error" and "exited with code 3" in str(c.error)
         assert run.one(100, "ok").status == "ok"
         assert run.runs(0) == 1 and all(run.runs(task) == 1 for task in neighbours)
 
     def test_segfault_fails_only_its_task(self, run: _Run) -> None:
         self._needs("isolates_crashes")
         c = run.one(0, "segv")
-        assert c.status == "error" and "SIGSEGV" in c.error
+        assert c.status == "error" and "SIGSEGV" in str(c.error)
         assert run.one(1, "ok").status == "ok"
         assert run.runs(0) == 1
 
@@ -440,7 +435,7 @@ class ExecutorContract:
         time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
         c = run.collect(1)[0]
-        assert c.status == "error" and "SIGKILL" in c.error
+        assert c.status == "error" and "SIGKILL" in str(c.error)
         assert run.runs(0) == 1, "the killed task was run again"
         done = {}
         for i in range(1, 1 + run.ex.capacity):  # every slot works again
@@ -452,7 +447,7 @@ class ExecutorContract:
         kinds = ["raise", "ok", "bad_result", "ok"]
         if self.isolates_crashes:
             kinds += ["exit", "segv", "ok"]
-        pending, done = list(enumerate(kinds)), {}
+        pending, done = list(enumerate(kinds)), dict[int, Completion]()
         end = time.monotonic() + PATIENCE
         while len(done) < len(kinds):
             assert time.monotonic() < end

@@ -31,7 +31,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from nasforge.execution.base import ResultError, TrialCancelled, TrialStopped, TrialTimeout
+from nasforge.execution.base import TrialCancelled, TrialStopped, TrialTimeout
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -82,9 +82,10 @@ def _set_threads(n: int | None) -> None:
 
 
 def format_error(exc: BaseException) -> str:
-    """``"Type: message"`` first, then the traceback (not for result-validation errors)."""
+    """``"Type: message"`` first, then the traceback (not for exceptions whose class sets
+    ``brief = True``, such as the evaluator side's result-validation errors)."""
     head = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, ResultError):
+    if getattr(exc, "brief", False):
         return head
     return head + "\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
@@ -94,11 +95,11 @@ class _PipeChannel:
         self.conn = conn
         self.task_id = task_id
         self.worker = worker
-        self.last_metrics: dict[str, float] | None = None
+        self.last_payload: Any = None
 
-    def report(self, step: int, metrics: dict[str, float]) -> bool:
-        self.last_metrics = metrics
-        self.conn.send_bytes(pickle.dumps(("report", self.task_id, step, metrics), _PROTOCOL))
+    def report(self, step: int, payload: Any) -> bool:
+        self.last_payload = payload
+        self.conn.send_bytes(pickle.dumps(("report", self.task_id, step, payload), _PROTOCOL))
         while True:
             msg = pickle.loads(self.conn.recv_bytes())
             if msg[0] == "ack":
@@ -112,7 +113,7 @@ def run_task(runner: Any, task_id: int, args: Any, channel: Any) -> tuple[str, A
     try:
         return "ok", runner(args, channel), None
     except TrialStopped:
-        return "stopped", getattr(channel, "last_metrics", None), None
+        return "stopped", getattr(channel, "last_payload", None), None
     except (KeyboardInterrupt, TrialTimeout, TrialCancelled):
         raise
     except SystemExit as exc:

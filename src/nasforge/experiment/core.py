@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -9,18 +10,17 @@ import os
 import secrets
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.errors import InvalidArchError
 from nasforge.evaluate.base import Evaluator, evaluator_config
 from nasforge.evaluate.function import FunctionEvaluator
-from nasforge.execution import EXECUTORS, Completion, Executor, make_executor
+from nasforge.execution import EXECUTORS, Executor
 from nasforge.experiment.interrupt import ExperimentInterrupted, interrupt_signals, shielded
 from nasforge.experiment.interrupt import report as report_interrupt
 from nasforge.experiment.journal import StrategyJournal
+from nasforge.experiment.loop import SearchLoop, running_executor
 from nasforge.experiment.objectives import (
     COSTS,
     Constraints,
@@ -31,12 +31,18 @@ from nasforge.experiment.objectives import (
     parse_objectives,
 )
 from nasforge.experiment.progress import Progress, progress_wanted
-from nasforge.experiment.results import ExperimentResults, NoResultsError, TestResult
+from nasforge.experiment.results import (
+    ExperimentResults,
+    NoResultsError,
+    TestResult,
+    _positive,
+    write_arch,
+)
 from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
-from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError
+from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError, StoreError
 from nasforge.strategy.base import Strategy
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
 
 __all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
@@ -84,14 +90,22 @@ def _config_diff(before: Any, now: Any, prefix: str = "") -> str:
     return f"{label} {json.dumps(before)} → {json.dumps(now)}"
 
 
-def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:
-    if value is None and allow_none:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or not (value > 0) or (kind is float and not math.isfinite(value)):
-        what = "a positive int" if kind is int else "a positive number of seconds"
-        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
-    return value
+def _require(arg: str, value: Any, base: type, where: str, methods: tuple[str, ...], alternative: str = "") -> None:
+    """``TypeError`` naming the argument, what it got and what is missing unless ``value`` is a ``base``."""
+    if isinstance(value, base):
+        return
+    if isinstance(value, type) and issubclass(value, base):
+        raise TypeError(f"{arg}: got the class {value.__name__} itself; pass an instance, e.g. {value.__name__}(...)")
+
+    def listed(names: list[str]) -> str:
+        return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+    lacking = [f"{m}()" for m in methods if not hasattr(value, m)]
+    why = f"it lacks {listed(lacking)}" if lacking else f"it has {listed([f'{m}()' for m in methods])} but does not subclass it"
+    raise TypeError(
+        f"{arg}: got {type(value).__name__}, which is not a {where} ({why}); subclass {base.__name__} "
+        f"and implement {listed([f'{m}()' for m in methods])}{alternative}"
+    )
 
 
 class Experiment:
@@ -173,12 +187,15 @@ class Experiment:
         save_weights: str | None = None,
         weights_dir: str | os.PathLike | None = None,
     ):
-        if callable(evaluator) and not hasattr(evaluator, "evaluate"):
+        if callable(evaluator) and not hasattr(evaluator, "evaluate") and not isinstance(evaluator, type):
             evaluator = FunctionEvaluator(evaluator)
-        if not callable(getattr(evaluator, "evaluate", None)):
-            raise TypeError(
-                f"evaluator must be an Evaluator (with evaluate(model_or_arch, ctx)) or a function, got {type(evaluator).__name__}"
-            )
+        _require("evaluator", evaluator, Evaluator, "nasforge.evaluate.Evaluator", ("evaluate",), " (or pass a function fn(model, ctx))")
+        _require("strategy", strategy, Strategy, "nasforge.strategy.Strategy", ("ask", "tell"))
+        if isinstance(executor, str) and executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}; valid: 'inline', 'local', 'ray', or an Executor instance")
+        if not isinstance(executor, str):
+            methods = tuple(sorted(Executor.__abstractmethods__))
+            _require("executor", executor, Executor, "nasforge.execution.Executor", methods, " (or pass 'inline', 'local' or 'ray')")
         uses_model = bool(getattr(evaluator, "uses_model", True))
         if isinstance(model_space, Space):
             space = model_space
@@ -188,24 +205,16 @@ class Experiment:
                     f"pass a model space (a nasforge.nn.ModelSpace instance), or an evaluator with uses_model=False"
                 )
         else:
-            space = getattr(model_space, "space", None)
-            if not isinstance(space, Space) or not callable(getattr(model_space, "freeze", None)):
+            found = getattr(model_space, "space", None)
+            if not isinstance(found, Space) or not callable(getattr(model_space, "freeze", None)):
                 raise TypeError(
                     f"model_space must be a nasforge.nn.ModelSpace instance (with .space and .freeze(arch)) "
                     f"or a nasforge.space.Space, got {type(model_space).__name__}"
                 )
+            space = found
         hyper = getattr(evaluator, "hyperparameters", None)
         if isinstance(hyper, Space) and len(hyper):  # joint architecture and training-recipe search
             space = space.merged(hyper, f"{type(evaluator).__name__}'s hyper-parameter choices")
-        if not isinstance(strategy, Strategy):
-            if not all(callable(getattr(strategy, m, None)) for m in ("setup", "ask", "tell")):
-                raise TypeError(
-                    f"strategy must be a nasforge.strategy.Strategy (e.g. nasforge.strategy.Random()), got {type(strategy).__name__}"
-                )
-        if isinstance(executor, str) and executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {executor!r}; valid: 'inline', 'local', 'ray', or an Executor instance")
-        if not isinstance(executor, (str, Executor)):
-            raise TypeError(f"executor must be 'inline', 'local', 'ray' or an Executor instance, got {type(executor).__name__}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -236,8 +245,8 @@ class Experiment:
         self.name = name
         self.seed = seed
         self.executor = executor
-        self.metric = metric
-        self.mode = mode
+        self.metric: str = str(metric)
+        self.mode: str = mode
         self.progress = progress
         self.allow_evaluator_change = bool(allow_evaluator_change)
         if save_weights not in (None, "best", "all"):
@@ -255,7 +264,6 @@ class Experiment:
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self._record: ExperimentRecord | None = None
-        self._journal: StrategyJournal | None = None
         self._costs = self._cost_meter(model_space, evaluator)
 
     def _cost_meter(self, model_space: Any, evaluator: Any) -> CostMeter | None:
@@ -332,8 +340,6 @@ class Experiment:
         if record is None:
             seed = self.seed if self.seed is not None else secrets.randbelow(2**31)
             store.create_experiment(self.name, self._config(seed))
-            record = store.experiment(self.name)
-            assert record is not None
         else:
             old = record.config
             if old.get("space_fingerprint") != self.space.fingerprint():
@@ -356,8 +362,9 @@ class Experiment:
             if "evaluator_config" in old and old["evaluator_config"] != config["evaluator_config"]:
                 config["evaluator_history"] = [*old.get("evaluator_history", []), old["evaluator_config"]]
             store.update_experiment(record.id, config=config)
-            record = store.experiment(self.name)
-            assert record is not None
+        record = store.experiment(self.name)
+        if record is None:  # deleted by another process meanwhile
+            raise StoreError(f"experiment {self.name!r} disappeared from {self.store_path!r} while it was opened")
         self._record = record
         return record
 
@@ -378,14 +385,6 @@ class Experiment:
             )
         logger.warning("experiment %r: the evaluator configuration changed (%s); mixing results as allowed", self.name, changes)
 
-    def _restore_strategy(self, record: ExperimentRecord, finished: list[Trial]) -> None:
-        """Bring the strategy to the state recorded in the store (checkpoint plus replayed events)."""
-        store = self._open_store()
-        trials = {t.id: self._with_objectives(t) for t in store.trials(record.id)}
-        self._tell_objectives()
-        self._journal = StrategyJournal(self.strategy, store, record.id, self.space)
-        self._journal.restore(record.strategy_state, record.state_seq, int(record.config["seed"]), trials, finished)
-
     def _tell_objectives(self) -> None:
         """Multi-objective experiments tell the strategy how many objectives ``trial.objectives``
         has (before its ``setup``: the setting persists across it)."""
@@ -400,34 +399,6 @@ class Experiment:
     def _with_objectives(self, trial: Trial) -> Trial:
         if self.objectives is not None and trial.status is TrialStatus.SUCCEEDED:
             trial.objectives = objective_vector(trial.metrics, self.objectives)
-        return trial
-
-    def _reject(self, store: Store, exp_id: int, trial_id: int, arch: dict[str, Any]) -> Trial | None:
-        """Measure ``arch`` against the constraints; record and tell a REJECTED trial if over budget."""
-        if self.constraints is None or self._costs is None:
-            return None
-        try:
-            measured = self._costs.measure(arch)
-        except Exception as exc:  # noqa: BLE001 - a network that cannot be measured fails in its trial instead
-            logger.warning("could not measure %s for the constraints (%r); the arch is trained unchecked", arch, exc)
-            return None
-        over = self.constraints.violations(measured)
-        if not over:
-            return None
-        now = time.time()
-        reason = "; ".join(f"{k} {v:g} > limit {lim:g}" for k, (v, lim) in over.items())
-        trial = Trial(id=trial_id, arch=arch, status=TrialStatus.REJECTED, metrics=measured,
-                      error=f"rejected by constraints: {reason}", started=now, finished=now)
-        journal = self._journal
-        assert journal is not None
-        store.add_trial(exp_id, trial, events=journal.ask_event(trial.id))
-        events = journal.tell_event(trial)
-        try:
-            journal.tell(trial)
-        finally:
-            store.finish_trial(exp_id, trial, events=events)
-        journal.maybe_checkpoint()
-        logger.info("trial %d rejected before training: %s", trial_id, reason)
         return trial
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -455,7 +426,7 @@ class Experiment:
         requeued_ids = {t.id for t in requeued}
         finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
         self._tell_objectives()
-        journal = self._journal = StrategyJournal(self.strategy, store, exp_id, self.space)
+        journal = StrategyJournal(self.strategy, store, exp_id, self.space)
         journal.restore(record.strategy_state, record.state_seq, seed, {t.id: t for t in trials}, finished)
         if finished or requeued:
             message = f"resuming {self.name!r}: {len(finished)} finished trials kept, {len(requeued)} re-queued"
@@ -463,189 +434,51 @@ class Experiment:
                 logger.info("%s", message)
             else:
                 print(message, file=sys.stderr, flush=True)
-        n_rejected = sum(t.status is TrialStatus.REJECTED for t in trials)
-        total = len(trials) - n_rejected  # rejects never count against max_trials
-        next_id = max((t.id for t in trials), default=-1) + 1
-        pending: deque[Trial] = deque(requeued)
-        running: dict[int, Trial] = {}
-        counts = {s.value: 0 for s in TrialStatus}
-        for t in finished:
-            counts[t.status.value] += 1
-        best = max((t for t in finished if t.score is not None and t.status is TrialStatus.SUCCEEDED), key=lambda t: t.score, default=None)
-
-        uses_model = bool(getattr(self.evaluator, "uses_model", True))
-        executor = make_executor(self.executor, self.concurrency, preload=("torch",) if uses_model else ())
-        owns_executor = executor is not self.executor  # an Executor given by the user stays up
         runner = TrialRunner(self.model_space, self.evaluator, self.metric, seed)
         runner.save_weights = self.save_weights is not None
-        executor.register("trial", runner)
         self._warn_about_steps()
         self._best_kept = self._kept_best_score()
-
-        def on_report(task_id: int, step: int, metrics: dict[str, float]) -> bool:
-            trial = running.get(task_id)
-            if trial is None:  # pragma: no cover - a late report of a killed trial
-                return True
-            trial.reports.append((step, metrics))
-            stop = False
-            events: list = []
-            score = self._score(metrics)
-            if score is not None:
-                stop, events = journal.on_report(trial, step, score, metrics)
-            store.add_report(exp_id, task_id, step, metrics, events=events)
-            journal.maybe_checkpoint()
-            return stop
-
-        start = time.monotonic()
-        stop_reason = ""
-        show = progress_wanted(self.progress)
-        bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if show else None
-        store.update_experiment(exp_id, status="running")
-        status = "interrupted"
+        bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if progress_wanted(self.progress) else None
+        loop = SearchLoop(self, store, exp_id, lease, journal, trials, requeued, bar)
+        store.update_experiment(exp_id, status=ExperimentStatus.RUNNING)
+        status = ExperimentStatus.INTERRUPTED
         interrupted: ExperimentInterrupted | None = None
         n_requeued = 0
-        signals = interrupt_signals()
-        signals.__enter__()
-        try:
-            if bar is not None:
-                bar.__enter__()
-            executor.start()
-            while True:
-                lease.heartbeat()
-                # 1. fill free slots: re-queued trials first, then new asks
-                while not stop_reason and executor.idle_slots() > 0:
-                    if self.max_time is not None and time.monotonic() - start >= self.max_time:
-                        stop_reason = "max_time"
-                        break
-                    if pending:
-                        trial = pending.popleft()
-                        trial.status = TrialStatus.RUNNING
-                        trial.reports = []
-                        trial.started = executor.submit(trial.id, "trial", (trial.id, trial.arch), self.trial_timeout)
-                        store.start_trial(exp_id, trial)
-                        running[trial.id] = trial
-                        continue
-                    if self.max_trials is not None and total >= self.max_trials:
-                        stop_reason = "max_trials"
-                        break
-                    arch = journal.ask()
-                    if arch is None:
-                        journal.record_empty_ask()
-                        if not running:
-                            stop_reason = "strategy exhausted"
-                        break
-                    try:
-                        arch = self.space.validate(arch)
-                    except InvalidArchError as exc:
-                        raise InvalidArchError(f"{type(self.strategy).__name__} proposed an invalid arch: {exc}") from None
-                    if self._reject(store, exp_id, next_id, arch) is not None:
-                        next_id += 1
-                        n_rejected += 1
-                        counts[TrialStatus.REJECTED.value] += 1
-                        assert self.constraints is not None
-                        if n_rejected >= self.constraints.max_rejected:
-                            stop_reason = "max_rejected"
-                            break
-                        continue
-                    trial = Trial(id=next_id, arch=arch, status=TrialStatus.RUNNING)
-                    next_id += 1
-                    total += 1
-                    trial.started = time.time()
-                    store.add_trial(exp_id, trial, events=journal.ask_event(trial.id))
-                    journal.maybe_checkpoint()
-                    executor.submit(trial.id, "trial", (trial.id, trial.arch), self.trial_timeout)
-                    running[trial.id] = trial
-                if not running:
-                    if not stop_reason:
-                        stop_reason = "strategy exhausted"
-                    break
-                # 2. wait for results
-                wait = 0.25 if bar is not None else 1.0
-                if self.max_time is not None and not stop_reason:
-                    wait = max(0.0, min(wait, self.max_time - (time.monotonic() - start)))
-                for completion in executor.poll(wait, on_report):
-                    trial = running.pop(completion.task_id, None)
-                    if trial is None:  # pragma: no cover
-                        continue
-                    self._finish(trial, completion)
-                    counts[trial.status.value] += 1
-                    if trial.status is TrialStatus.SUCCEEDED and trial.score is not None and (best is None or trial.score > best.score):
-                        best = trial
+        resources = contextlib.ExitStack()
+        with interrupt_signals():  # left after the shielded clean-up: the caller's handlers come back
+            try:
                 if bar is not None:
-                    done = sum(counts[s] for s in ("SUCCEEDED", "FAILED", "STOPPED"))
-                    bar.update(done, len(running), counts["FAILED"], best.metrics.get(self.metric) if best else None, best.id if best else None, total)
-            journal.checkpoint()
-            status = "done"
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
-            interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
-        finally:
-            with shielded():
-                signals.__exit__(None, None, None)
-                if owns_executor:
-                    executor.shutdown()
-                if bar is not None:
-                    bar.__exit__(None, None, None)
-                if interrupted is not None:
-                    n_requeued = len(store.requeue_unfinished(exp_id))
-                store.update_experiment(exp_id, status=status)
+                    resources.enter_context(bar)
+                stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
+                journal.checkpoint()
+                status = ExperimentStatus.DONE
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt_signals)
+                interrupted = exc if isinstance(exc, ExperimentInterrupted) else ExperimentInterrupted(str(exc) or "interrupted")
+            finally:
+                with shielded():
+                    resources.close()
+                    if interrupted is not None:
+                        n_requeued = len(store.requeue_unfinished(exp_id))
+                    store.update_experiment(exp_id, status=status)
         if interrupted is not None:
             raise report_interrupt(interrupted, n_requeued) from None
-        elapsed = time.monotonic() - start
         summary = ExperimentSummary(
             name=self.name,
             store=self.store_path,
             metric=self.metric,
             mode=self.mode,
-            n_trials=total,
-            counts={k: v for k, v in store.status_counts(exp_id).items()},
-            best=best,
-            elapsed=elapsed,
+            n_trials=loop.total,
+            counts=dict(store.status_counts(exp_id)),
+            best=loop.best,
+            elapsed=time.monotonic() - loop.start,
             stop_reason=stop_reason,
             resumed_trials=len(requeued),
         )
         logger.info("%s", summary)
         return summary
 
-    def _finish(self, trial: Trial, c: Completion) -> None:
-        trial.started = c.started if c.started is not None else trial.started
-        trial.finished = c.finished
-        trial.worker = c.worker
-        if c.status == "ok":
-            trial.status = TrialStatus.SUCCEEDED
-            trial.metrics = dict(c.value)
-            if self._costs is not None:  # measured costs complete what the evaluator returned
-                try:
-                    trial.metrics = {**self._costs.measure(trial.arch), **trial.metrics}
-                except Exception as exc:  # noqa: BLE001
-                    logger.warning("could not measure the costs of trial %d: %r", trial.id, exc)
-            trial.score = self._score(trial.metrics)
-            self._with_objectives(trial)
-            if getattr(c.value, "weights", None) is not None:
-                self._keep_weights(trial, c.value.weights)
-        elif c.status == "stopped":
-            trial.status = TrialStatus.STOPPED
-            last = c.value if c.value is not None else (trial.reports[-1][1] if trial.reports else {})
-            trial.metrics = dict(last)
-            trial.score = self._score(trial.metrics)
-        else:
-            trial.status = TrialStatus.FAILED
-            trial.metrics = {}
-            trial.score = None
-            trial.error = c.error or "unknown error"
-            logger.warning("trial %d failed: %s", trial.id, trial.error.splitlines()[0] if trial.error else "")
-        journal = self._journal
-        events = journal.tell_event(trial)
-        try:
-            journal.tell(trial)
-        finally:  # the result is recorded even if the strategy fails on it
-            self._open_store().finish_trial(self._require_record().id, trial, events=events)
-        journal.maybe_checkpoint()
-
     def _require_record(self) -> ExperimentRecord:
-        if self._record is None:
-            self._open_experiment()
-        assert self._record is not None
-        return self._record
+        return self._record if self._record is not None else self._open_experiment()
 
     # -- results ----------------------------------------------------------------------------------------
     def _existing_record(self) -> ExperimentRecord | None:
@@ -665,9 +498,7 @@ class Experiment:
     def best(self, k: int = 1) -> list[Trial]:
         """The ``k`` best successful trials by the main metric (best first)."""
         _positive("k", k, int, allow_none=False)
-        ok = [t for t in self.trials() if t.status is TrialStatus.SUCCEEDED and t.score is not None]
-        ok.sort(key=lambda t: (-t.score, t.id))
-        return ok[:k]
+        return rank_trials(self.trials(), k)
 
     def pareto(self, objectives: list[tuple[str, str]] | None = None) -> list[Trial]:
         """The non-dominated successful trials for ``objectives`` (default: the experiment's),
@@ -699,27 +530,15 @@ class Experiment:
                 f"experiment {self.name!r} has {len(top)} successful trial(s); cannot export rank {rank}"
                 + ("; run() it first" if not top else "")
             )
-        arch = dict(top[rank - 1].arch)
         hyper = getattr(self.evaluator, "hyperparameters", None)
-        if isinstance(hyper, Space) and len(hyper):
-            arch = {label: value for label, value in arch.items() if label not in hyper}
+        arch = {label: value for label, value in top[rank - 1].arch.items() if not isinstance(hyper, Space) or label not in hyper}
         if path is not None:
-            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-            os.makedirs(folder, exist_ok=True)
-            with open(path, "w") as f:
-                json.dump(arch, f, indent=2, sort_keys=False)
-                f.write("\n")
+            write_arch(arch, path)
         return arch
 
     def tests(self) -> list[TestResult]:
         """Every single final test run recorded so far, oldest first (see :meth:`test`; one per seed)."""
-        record = self._existing_record()
-        if record is None:
-            return []
-        return [
-            TestResult(r.trial_id, r.arch, r.retrain, r.status, r.metrics, r.error, r.weights, r.seed)
-            for r in self._open_store().tests(record.id)
-        ]
+        return [] if self._existing_record() is None else ExperimentResults(self._open_store(), self.name).tests()
 
     def test(
         self,

@@ -6,6 +6,7 @@ loop stays readable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,10 +16,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from nasforge.evaluate.base import config_hash, evaluator_test_config
-from nasforge.execution import make_executor
+from nasforge.experiment.loop import running_executor
 from nasforge.experiment.progress import TestProgress, progress_wanted
-from nasforge.experiment.results import TestResult, aggregate_runs, rank_trials
+from nasforge.experiment.results import TestResult, aggregate_runs
 from nasforge.experiment.runners import FinalTestRunner, test_seed
+from nasforge.trial import TrialStatus, rank_trials
 
 if TYPE_CHECKING:  # pragma: no cover
     from nasforge.experiment.core import Experiment
@@ -47,7 +49,7 @@ def run_final_tests(
     store = exp._open_store()
     seed = int(record.config["seed"])
     test_cfg = config_hash(evaluator_test_config(exp.evaluator))
-    stored = [r for r in store.tests(record.id) if r.status == "SUCCEEDED" and r.config == test_cfg and r.retrain == bool(retrain)]
+    stored = [r for r in store.tests(record.id) if r.status == TrialStatus.SUCCEEDED and r.config == test_cfg and r.retrain == bool(retrain)]
     runs: dict[tuple[int, int], TestResult] = {}
     jobs: list[tuple[int, int, int]] = []  # (candidate index, seed index, seed value)
     for i, (trial_id, arch) in enumerate(chosen):
@@ -82,10 +84,7 @@ def _run_jobs(
     progress: bool | None,
 ) -> None:
     store = exp._open_store()
-    uses_model = bool(getattr(exp.evaluator, "uses_model", True))
-    executor = make_executor(exp.executor, min(exp.concurrency, len(jobs)), preload=("torch",) if uses_model else ())
-    owns_executor = executor is not exp.executor
-    executor.register("test", FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, int(exp._require_record().config["seed"])))
+    runner = FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, int(exp._require_record().config["seed"]))
     ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(exp_id, with_reports=False)), 1)}
     total_epochs = getattr(exp.evaluator, "test_epochs", None)
     bar = TestProgress(total_epochs if isinstance(total_epochs, int) else None) if progress_wanted(
@@ -108,10 +107,10 @@ def _run_jobs(
 
     queue = deque(range(len(jobs)))
     done = 0
-    try:
+    with contextlib.ExitStack() as resources:
         if bar is not None:
-            bar.__enter__()
-        executor.start()
+            resources.enter_context(bar)
+        executor = resources.enter_context(running_executor(exp, "test", runner, min(exp.concurrency, len(jobs))))
         while done < len(jobs):
             while queue and executor.idle_slots() > 0:
                 job = queue.popleft()
@@ -128,11 +127,11 @@ def _run_jobs(
                 trial_id, arch = chosen[i]
                 if c.status == "ok":
                     path = _save_weights(weights_dir, c.value.get("weights"), trial_id, i, k, seeds)
-                    result = TestResult(trial_id, arch, bool(retrain), "SUCCEEDED", c.value["metrics"], None, path, value)
+                    result = TestResult(trial_id, arch, bool(retrain), TrialStatus.SUCCEEDED.value, c.value["metrics"], None, path, value)
                 else:
                     reason = c.error or "stopped"
                     logger.warning("test of %s failed: %s", label(c.task_id), reason.splitlines()[0])
-                    result = TestResult(trial_id, arch, bool(retrain), "FAILED", {}, reason, None, value)
+                    result = TestResult(trial_id, arch, bool(retrain), TrialStatus.FAILED.value, {}, reason, None, value)
                 store.add_test(exp_id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights,
                                seed=value, config=test_cfg)
                 runs[(i, k)] = result
@@ -140,13 +139,8 @@ def _run_jobs(
                 elapsed = time.monotonic() - started.get(c.task_id, time.monotonic())
                 logger.info("tested %s in %.1f s: %s", label(c.task_id), elapsed, result.format() or result.status.lower())
                 if bar is not None:
-                    ok = result.status == "SUCCEEDED"
+                    ok = result.status == TrialStatus.SUCCEEDED
                     bar.finish(c.task_id, result.format() if ok else "failed: " + (result.error or "").splitlines()[0], ok)
-    finally:
-        if owns_executor:
-            executor.shutdown()
-        if bar is not None:
-            bar.__exit__(None, None, None)
 
 
 def _save_weights(folder: str | os.PathLike | None, blob: bytes | None, trial_id: int | None, index: int, k: int, seeds: int) -> str | None:

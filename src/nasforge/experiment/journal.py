@@ -9,6 +9,9 @@ small *event* row, in the same transaction as the trial change it belongs to:
 * ``tell``   — ``strategy.tell(trial)``; the trial itself is in the trials table;
 * ``report`` — ``strategy.on_report(trial, step, score)``; the payload holds step and score.
 
+Strategies are told read-only copies of the trials (:meth:`~nasforge.trial.Trial.frozen`): a
+strategy cannot change what the store holds.
+
 Every so often (when the events since the last checkpoint reach a quarter of all events, or
 took a second of strategy time) the full state is written once and the older events are
 dropped, so the cost per trial stays flat and a resume replays a bounded number of events.
@@ -79,7 +82,7 @@ class StrategyJournal:
                 logger.warning("could not restore the %s state (%r); replaying %d finished trials", name, exc, len(finished))
                 self.strategy.setup(self.space, seed)
                 for trial in finished:
-                    self.strategy.tell(trial)
+                    self.strategy.tell(trial.frozen())
                 self.seq = self.checkpoint_seq = max([state_seq or 0] + [e[0] for e in events])
                 return 0
             base = state_seq if state_seq is not None else max((e[0] for e in events), default=0)
@@ -101,14 +104,14 @@ class StrategyJournal:
                             "deterministic given its seed?); it continues from where the replay left it", name
                         )
                 elif kind == "tell" and tid in trials:
-                    self.strategy.tell(trials[tid])
+                    self.strategy.tell(trials[tid].frozen())
                 elif kind == "report" and tid in trials:
                     base_trial = trials[tid]
                     metrics = payload.get("metrics", {})
                     reports.setdefault(tid, []).append((payload["step"], metrics))
                     running = Trial(id=tid, arch=base_trial.arch, status=TrialStatus.RUNNING, reports=list(reports[tid]),
                                     started=base_trial.started)
-                    self.strategy.on_report(running, payload["step"], payload["score"])
+                    self.strategy.on_report(running.frozen(), payload["step"], payload["score"])
             except Exception as exc:  # noqa: BLE001 - the same failure happened in the original run
                 logger.warning("replaying %s event %d of %s raised %r; continuing", kind, seq, name, exc)
         self._since = len(events)
@@ -151,15 +154,15 @@ class StrategyJournal:
         self.maybe_checkpoint()
 
     def tell(self, trial: Trial) -> None:
-        """``strategy.tell(trial)``; the caller stores :meth:`tell_event` with the finished trial
-        (in a ``finally``: the result is kept even if the strategy fails on it)."""
-        self._timed(self.strategy.tell, trial)
+        """``strategy.tell`` of a read-only copy of ``trial``; the caller stores :meth:`tell_event`
+        with the finished trial (in a ``finally``: the result is kept even if the strategy fails on it)."""
+        self._timed(self.strategy.tell, trial.frozen())
 
     def tell_event(self, trial: Trial) -> list[Event]:
         return self._event("tell", trial.id)
 
     def on_report(self, trial: Trial, step: int, score: float, metrics: dict[str, float]) -> tuple[bool, list[Event]]:
-        stop = bool(self._timed(self.strategy.on_report, trial, step, score))
+        stop = bool(self._timed(self.strategy.on_report, trial.frozen(), step, score))
         return stop, self._event("report", trial.id, {"step": step, "score": score, "metrics": metrics})
 
     # -- checkpoints ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from nasforge.pareto import orient, pareto_front
 from nasforge.trial import Trial, TrialStatus
@@ -202,12 +202,11 @@ class CostMeter:
             out: dict[str, float] = {}
             if "params" in self.costs:
                 out["params"] = float(profile.count_params(net))
+            shape = cast(tuple[int, ...], self.input_shape)  # set whenever flops / latency are measured (__init__)
             if "flops" in self.costs:
-                assert self.input_shape is not None
-                out["flops"] = float(profile.count_flops(net, self.input_shape))
+                out["flops"] = float(profile.count_flops(net, shape))
             if "latency_ms" in self.costs:
-                assert self.input_shape is not None
-                lat = profile.measure_latency(net, self.input_shape, repeats=self.latency_repeats, device=self.device)
+                lat = profile.measure_latency(net, shape, repeats=self.latency_repeats, device=self.device)
                 out["latency_ms"] = 1000.0 * lat
             self._cache[key] = out
         return dict(self._cache[key])

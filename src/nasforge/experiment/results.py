@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nasforge.errors import NasforgeError
 from nasforge.store import ExperimentRecord, Store, StoreError, TestRecord
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, TrialStatus, rank_trials
 
 __all__ = ["ExperimentResults", "NoResultsError", "TestResult", "aggregate_runs", "rank_trials", "write_arch"]
 
@@ -70,11 +69,11 @@ class TestResult:
         who = f"trial {self.trial_id}" if self.trial_id is not None else "arch"
         how = "retrained on train+val" if self.retrain else "trained on train"
         if self.runs:
-            ok = sum(r.status == "SUCCEEDED" for r in self.runs)
+            ok = sum(r.status == TrialStatus.SUCCEEDED for r in self.runs)
             seeds = f"{ok}/{len(self.runs)} seeds" if ok != len(self.runs) else f"{len(self.runs)} seed{'s' * (len(self.runs) > 1)}"
         else:
             seeds = f"seed {self.seed}" if self.seed is not None else "1 run"
-        if self.status == "SUCCEEDED":
+        if self.status == TrialStatus.SUCCEEDED:
             body = self.format() or "no test_ metrics"
         else:
             body = "failed: " + ((self.error or "").splitlines() or ["unknown error"])[0]
@@ -90,7 +89,7 @@ def aggregate_runs(runs: list[TestResult]) -> TestResult:
     if not runs:
         raise ValueError("aggregate_runs needs at least one run")
     first = runs[0]
-    ok = [r for r in runs if r.status == "SUCCEEDED"]
+    ok = [r for r in runs if r.status == TrialStatus.SUCCEEDED]
     metrics: dict[str, float] = {}
     std: dict[str, float] = {}
     if ok:
@@ -101,12 +100,12 @@ def aggregate_runs(runs: list[TestResult]) -> TestResult:
             metrics[name] = mean
             if len(values) > 1:
                 std[name] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    failed = [r for r in runs if r.status != "SUCCEEDED"]
+    failed = [r for r in runs if r.status != TrialStatus.SUCCEEDED]
     return TestResult(
         trial_id=first.trial_id,
         arch=first.arch,
         retrain=first.retrain,
-        status="SUCCEEDED" if ok else "FAILED",
+        status=(TrialStatus.SUCCEEDED if ok else TrialStatus.FAILED).value,
         metrics=metrics,
         error=failed[0].error if failed else None,
         weights=ok[0].weights if ok else None,
@@ -117,16 +116,20 @@ def aggregate_runs(runs: list[TestResult]) -> TestResult:
     )
 
 
-def rank_trials(trials: Iterable[Trial]) -> list[Trial]:
-    """Successful trials best first (by the oriented score, then id)."""
-    ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and t.score is not None]
-    return sorted(ok, key=lambda t: (-t.score, t.id))
-
-
 def hyperparameter_labels(config: dict[str, Any]) -> set[str]:
     """The labels of the evaluator's hyper-parameter choices (not part of the network's arch)."""
     described = (config.get("evaluator_config") or {}).get("hyperparameters") or []
     return {d["label"] for d in described if isinstance(d, dict) and "label" in d}
+
+
+def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not ok or not (value > 0) or (kind is float and not math.isfinite(value)):
+        what = "a positive int" if kind is int else "a positive number of seconds"
+        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
+    return value
 
 
 def write_arch(arch: Any, path: str | os.PathLike) -> None:
@@ -176,7 +179,8 @@ class ExperimentResults:
     @property
     def record(self) -> ExperimentRecord:
         record = self._store.experiment(self.name)
-        assert record is not None
+        if record is None:
+            raise StoreError(f"experiment {self.name!r} is no longer in {self._store.path!r} (deleted by another process?)")
         return record
 
     @property
@@ -207,14 +211,12 @@ class ExperimentResults:
 
     def best(self, k: int = 1) -> list[Trial]:
         """The ``k`` best successful trials by the main metric (best first)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        return rank_trials(self.trials(with_reports=False))[:k]
+        _positive("k", k, int, allow_none=False)
+        return rank_trials(self.trials(with_reports=False), k)
 
     def export(self, path: str | os.PathLike | None = None, rank: int = 1) -> dict[str, Any]:
         """The arch of the ``rank``-th best trial; also written as JSON to ``path`` (for ``fixed_arch``)."""
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank must be a positive int, got {rank!r}")
+        _positive("rank", rank, int, allow_none=False)
         top = self.best(rank)
         if len(top) < rank:
             raise NoResultsError(f"experiment {self.name!r} has {len(top)} successful trial(s); cannot export rank {rank}")
@@ -291,7 +293,7 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
         key = (r.trial_id, json.dumps(r.arch, sort_keys=True), r.retrain, r.config)
         # later rows win per seed; rows written before seeds were recorded count as one seed
         groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
-    rank_of = {t.id: i for i, t in enumerate(ranked)}
+    rank_of: dict[int | None, int] = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
     order = {id(res): i for i, res in enumerate(results)}
     results.sort(key=lambda res: (rank_of.get(res.trial_id, len(rank_of)), order[id(res)]))

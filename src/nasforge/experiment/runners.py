@@ -12,7 +12,7 @@ import random
 import sys
 from typing import Any
 
-from nasforge.execution.base import TrialContext, normalize_metrics
+from nasforge.evaluate.base import TrialContext, normalize_metrics
 
 __all__ = ["FinalTestRunner", "MetricsWithWeights", "TrialRunner", "build_model", "test_seed", "trial_seed"]
 
@@ -66,26 +66,8 @@ def build_model(model_space: Any, arch: dict[str, Any]) -> Any:
     return freeze(arch, reinit=True) if accepts_reinit else freeze(arch)
 
 
-def _count_params(model: Any) -> float | None:
-    parameters = getattr(model, "parameters", None)
-    if not callable(parameters):
-        return None
-    return float(sum(p.numel() for p in parameters()))
-
-
-class _ArchRunner:
-    """What a worker needs to turn an arch into scores (the space only when networks are built)."""
-
-    def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
-        self.uses_model = bool(getattr(evaluator, "uses_model", True))
-        self.model_space = model_space if self.uses_model else None
-        self.evaluator = evaluator
-        self.metric = metric
-        self.seed = seed
-
-
-class TrialRunner(_ArchRunner):
-    """Evaluate one arch: seed, freeze (if the evaluator uses models), evaluate, validate the result.
+class TrialRunner:
+    """Evaluate one arch in a worker: seed, freeze (if the evaluator uses models), evaluate, check the result.
 
     With ``save_weights`` the result also carries the trained network's weights
     (:class:`MetricsWithWeights`), for ``Experiment(save_weights=...)``.
@@ -93,29 +75,37 @@ class TrialRunner(_ArchRunner):
 
     save_weights = False
 
-    def __call__(self, args: tuple[int, dict[str, Any]], channel: Any) -> dict[str, float]:
-        trial_id, arch = args
-        seed = trial_seed(self.seed, trial_id)
+    def __init__(self, model_space: Any, evaluator: Any, metric: str, seed: int):
+        self.uses_model = bool(getattr(evaluator, "uses_model", True))
+        self.model_space = model_space if self.uses_model else None  # the space only when networks are built
+        self.evaluator = evaluator
+        self.metric = metric
+        self.seed = seed
+
+    def _run(self, trial_id: int, arch: dict[str, Any], seed: int, channel: Any, **test: bool) -> tuple[Any, Any]:
+        """``(model or None, the evaluator's result)`` of ``evaluate`` (or of ``test(..., retrain=)``)."""
         _seed_everything(seed, self.uses_model)
         ctx = TrialContext(trial_id, arch, channel, self.metric, getattr(channel, "worker", None), seed)
-        if self.uses_model:
-            model = build_model(self.model_space, arch)
-            result = self.evaluator.evaluate(model, ctx)
-        else:
-            result = self.evaluator.evaluate(arch, ctx)
+        model = build_model(self.model_space, arch) if self.uses_model else None
+        method = self.evaluator.test if test else self.evaluator.evaluate
+        return model, method(model if self.uses_model else arch, ctx, **test)
+
+    def __call__(self, args: tuple, channel: Any) -> dict[str, Any]:
+        trial_id, arch = args
+        model, result = self._run(trial_id, arch, trial_seed(self.seed, trial_id), channel)
         metrics = normalize_metrics(result, self.metric)
-        if self.uses_model and "params" not in metrics:
-            params = _count_params(model)
-            if params is not None:
-                metrics["params"] = params
-        if self.save_weights and self.uses_model and callable(getattr(model, "state_dict", None)):
+        if "params" not in metrics and callable(getattr(model, "parameters", None)):
+            from nasforge.profile import count_params
+
+            metrics["params"] = float(count_params(model, trainable_only=False))
+        if self.save_weights and callable(getattr(model, "state_dict", None)):
             out = MetricsWithWeights(metrics)
             out.weights = _state_bytes(model)
             return out
         return metrics
 
 
-class FinalTestRunner(_ArchRunner):
+class FinalTestRunner(TrialRunner):
     """Retrain (or train) one chosen arch from scratch and measure it on the test set.
 
     Returns ``{"metrics": {...}, "weights": bytes | None}`` (the trained state dict, saved with
@@ -125,14 +115,6 @@ class FinalTestRunner(_ArchRunner):
     def __call__(self, args: tuple, channel: Any) -> dict[str, Any]:
         trial_id, arch, retrain, *rest = args
         seed = int(rest[0]) if rest else test_seed(self.seed, trial_id)
-        _seed_everything(seed, self.uses_model)
-        ctx = TrialContext(trial_id, arch, channel, self.metric, getattr(channel, "worker", None), seed)
-        weights = None
-        if self.uses_model:
-            model = build_model(self.model_space, arch)
-            result = self.evaluator.test(model, ctx, retrain=retrain)
-            weights = _state_bytes(model)
-        else:
-            result = self.evaluator.test(arch, ctx, retrain=retrain)
+        model, result = self._run(trial_id, arch, seed, channel, retrain=retrain)
         metrics = normalize_metrics(result, "test_" + self.metric, require_metric=False)
-        return {"metrics": metrics, "weights": weights}
+        return {"metrics": metrics, "weights": _state_bytes(model) if model is not None else None}
