@@ -114,32 +114,32 @@ class TPE(HistoryStrategy):
     # -- the estimator -----------------------------------------------------------------------
     def _split(self) -> tuple[np.ndarray, np.ndarray]:
         """Entry numbers of the good (``l``) and bad (``g``) observations, each in trial order."""
-        n = len(self._entries)
-        status = self._status[:n]
-        done = np.flatnonzero(status == _DONE)
+        status = self._status[: len(self._entries)]
+        is_done = status == _DONE
+        done = np.flatnonzero(is_done)
         n_below = min(math.ceil(self.gamma * len(done)), self.max_below)
         if self._multi:
             ranks = nsga2_rank([self._entries[i][2] for i in done])
-            best = np.array(sorted(range(len(done)), key=lambda j: (ranks[j][0], -ranks[j][1], j)), dtype=np.int64)
-        else:  # the n_below best scores (earlier trial first on ties), found in O(n)
+            best = sorted(range(len(done)), key=lambda j: (ranks[j][0], -ranks[j][1], j))
+            below = np.sort(done[np.array(best[:n_below], dtype=np.int64)])
+        elif 0 < n_below < len(done):  # the n_below best scores (earlier trial first on ties), in O(n)
             values = self._values[done]
-            if 0 < n_below < len(done):
-                cut = np.partition(values, len(done) - n_below)[len(done) - n_below]
-                better = np.flatnonzero(values > cut)
-                tied = np.flatnonzero(values == cut)[: n_below - len(better)]
-                top = np.concatenate([better, tied])
-            else:
-                top = np.arange(n_below)
-            best = np.concatenate([top, np.setdiff1d(np.arange(len(done)), top, assume_unique=True)])
-        below, above = np.sort(done[best[:n_below]]), done[best[n_below:]]
+            cut = np.partition(values, len(done) - n_below)[len(done) - n_below]
+            better = np.flatnonzero(values > cut)
+            tied = np.flatnonzero(values == cut)[: n_below - len(better)]
+            below = done[np.sort(np.concatenate([better, tied]))]
+        else:
+            below = done[:n_below]
+        is_above = is_done.copy()
+        is_above[below] = False
         if self.constant_liar:
-            above = np.concatenate([above, np.flatnonzero(status == _PENDING)])
-        return below, np.sort(above)
+            is_above |= status == _PENDING
+        return below, np.flatnonzero(is_above)
 
     def _kernels(self, rows: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Mixture weights (the observations using every label of ``cols``, then the uniform
         prior) and those observations' candidate indices (one row each)."""
-        obs = self._index[rows][:, cols]
+        obs = self._index[rows[:, None], cols]
         obs = obs[(obs >= 0).all(axis=1)]
         n = len(obs)
         if n < 25:
@@ -279,7 +279,7 @@ def _log_density(mix: np.ndarray, obs: np.ndarray, sizes: np.ndarray, prior_weig
     f = prior_weight / (n + 1)
     off = np.log(f / (sizes * f + 1.0))
     gain = np.log((f + 1.0) / f)
-    matches = np.zeros((len(cand), n), dtype=np.int8)
+    matches = np.zeros((len(cand), n), dtype=np.int8)  # labels each candidate shares with each kernel
     for j in range(cand.shape[1]):
         matches += cand[:, [j]] == obs[None, :, j]
     # kernel i: w_i * exp(sum(off) + gain * matches_i), read from a table of the L + 1 possible values
