@@ -163,11 +163,9 @@ class TPE(HistoryStrategy):
         comp = self.rng.choice(n + 1, size=m, p=mix_l)
         f = self.prior_weight / (n + 1)
         keep = self.rng.random((m, len(group))) < 1.0 / (sizes * f + 1.0)  # the kernel's own value
-        uniform = (self.rng.random((m, len(group))) * sizes).astype(np.int64)
-        from_obs = comp < n
-        cand = uniform.copy()
-        pick = keep & from_obs[:, None]
-        cand[pick] = obs_l[comp[from_obs]][pick[from_obs]] if n else cand[pick]
+        cand = (self.rng.random((m, len(group))) * sizes).astype(np.int64)  # otherwise uniform
+        rows, labels = np.nonzero(keep & (comp < n)[:, None])  # the prior component is uniform throughout
+        cand[rows, labels] = obs_l[comp[rows], labels]
         score = _log_density(mix_l, obs_l, sizes, self.prior_weight, cand) - _log_density(
             mix_g, obs_g, sizes, self.prior_weight, cand)
         best = cand[int(np.argmax(score))]
@@ -196,10 +194,11 @@ class TPE(HistoryStrategy):
     def _arch(self, params: dict[str, int]) -> Arch:
         return self.space.canonical({label: self.space[label].key_at(i) for label, i in params.items()})
 
-    def _add(self, params: dict[str, int], status: str, value: Any) -> None:
+    def _add(self, params: dict[str, int], status: str, value: Any, key: str | None = None) -> None:
+        """Record an entry; ``key`` is the arch key of ``params`` when the caller has it already."""
         number = len(self._entries)
         if status == "pending":
-            self._open.setdefault(arch_key(self._arch(params)), []).append(number)
+            self._open.setdefault(key or arch_key(self._arch(params)), []).append(number)
         if number == len(self._status):
             self._index = np.concatenate([self._index, np.full_like(self._index, -1)])
             self._status = np.concatenate([self._status, np.zeros_like(self._status)])
@@ -223,7 +222,7 @@ class TPE(HistoryStrategy):
             arch = self._arch(params)
             key = arch_key(arch)
             if not self.dedup or key not in self._asked:
-                self._add(params, "pending", None)
+                self._add(params, "pending", None, key)
                 return self._propose(arch)
             known = self._vectors.get(key) if self._multi else self._scores.get(key)
             # a repeat of a known result is one more observation of it; of a failure, a failed entry
