@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nasforge.dashboard import data
-from nasforge.store import Store, StoreError
+from nasforge.store import ExperimentRecord, Store, StoreError
 
 __all__ = ["create_app"]
 
@@ -111,24 +111,21 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
             records = store.experiments()
             return _json({"store": os.path.basename(path), "experiments": [data.experiment_summary(store, r) for r in records]})
 
-    def _missing(store: Store, key: str) -> Response:
-        names = ", ".join(repr(r.name) for r in store.experiments()) or "none"
-        return _error(404, f"no experiment {key!r} in this store; it holds: {names}")
+    def with_experiment(request: Request, respond: Callable[[Store, ExperimentRecord], Response]) -> Response:
+        """``respond(store, record)`` for the experiment the URL names, or a 404 listing those there are."""
+        key = request.path_params["name"]
+        with opened() as store:
+            rec = data.find_experiment(store, key)
+            if rec is None:
+                names = ", ".join(repr(r.name) for r in store.experiments()) or "none"
+                return _error(404, f"no experiment {key!r} in this store; it holds: {names}")
+            return respond(store, rec)
 
     def experiment(request: Request) -> Response:
-        key = request.path_params["name"]
-        with opened() as store:
-            rec = data.find_experiment(store, key)
-            if rec is None:
-                return _missing(store, key)
-            return _json(data.experiment_detail(store, rec))
+        return with_experiment(request, lambda store, rec: _json(data.experiment_detail(store, rec)))
 
     def trials(request: Request) -> Response:
-        key = request.path_params["name"]
-        with opened() as store:
-            rec = data.find_experiment(store, key)
-            if rec is None:
-                return _missing(store, key)
+        def respond(store: Store, rec: ExperimentRecord) -> Response:
             try:
                 rows = data.trial_rows(store.trials(rec.id, with_reports=False), request.query_params.get("status"),
                                        data.report_counts(store, rec.id))
@@ -136,8 +133,9 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
                 return _error(400, str(exc))
             return _json({"experiment": rec.name, "trials": rows})
 
+        return with_experiment(request, respond)
+
     def reports(request: Request) -> Response:
-        key = request.path_params["name"]
         raw = request.query_params.get("ids", "")
         try:
             ids = [int(x) for x in raw.split(",") if x.strip()]
@@ -145,22 +143,18 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
             return _error(400, f"ids must be comma-separated trial ids, got {raw!r}")
         if len(ids) > 200:
             return _error(400, f"at most 200 trial ids at a time, got {len(ids)}")
-        with opened() as store:
-            rec = data.find_experiment(store, key)
-            if rec is None:
-                return _missing(store, key)
+
+        def respond(store: Store, rec: ExperimentRecord) -> Response:
             out = data.trial_reports(store.trials(rec.id, with_reports=True), ids)
             missing = [i for i in ids if str(i) not in out]
             if missing:
                 return _error(404, f"no trial {missing[0]} in experiment {rec.name!r}")
             return _json({"experiment": rec.name, "trials": out})
 
+        return with_experiment(request, respond)
+
     def arch_json(request: Request) -> Response:
-        key = request.path_params["name"]
-        with opened() as store:
-            rec = data.find_experiment(store, key)
-            if rec is None:
-                return _missing(store, key)
+        def respond(store: Store, rec: ExperimentRecord) -> Response:
             trials = store.trials(rec.id, with_reports=False)
             best = data.best_trial(trials, str(rec.config.get("metric", "score")), str(rec.config.get("mode", "max")))
             if best is None:
@@ -171,6 +165,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
                 media_type="application/json",
                 headers={**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="best_arch_trial_{best.id}.json"'},
             )
+
+        return with_experiment(request, respond)
 
     def favicon(request: Request) -> Response:
         return Response(status_code=204, headers=_SECURITY_HEADERS)
