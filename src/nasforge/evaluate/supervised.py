@@ -162,9 +162,8 @@ class Supervised(Evaluator):
         self._metric_fns: dict[str, Callable[..., float] | None] = {self.metric_name: metric_fn}
         for m in extra_metrics:
             name, fn, _ = self._check_metric(m, "extra_metrics")
-            if name in ("loss",):
-                continue
-            self._metric_fns.setdefault(name, fn)
+            if name != "loss":
+                self._metric_fns.setdefault(name, fn)
         if "acc" in self._metric_fns and self.loss_name not in ("cross_entropy", "bce", "custom"):
             raise ValueError(f"metric 'acc' needs a classification loss ('cross_entropy' or 'bce'), got loss={self.loss_name!r}")
         self.metric = f"val_{self.metric_name}"
@@ -203,7 +202,7 @@ class Supervised(Evaluator):
         return self._hparams.space
 
     def _for_arch(self, ctx: TrialContextProtocol) -> Supervised:
-        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses."""
+        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses (itself without any choice)."""
         return self._hparams.resolved(self, getattr(ctx, "arch", {}) or {}, _normalise)
 
     # -- configuration helpers ------------------------------------------------------------------
@@ -270,10 +269,8 @@ class Supervised(Evaluator):
     def _batch_targets(self, y: torch.Tensor) -> torch.Tensor:
         """The cheap per-batch version of :meth:`_prepare_targets` (datasets and DataLoaders)."""
         kind = self._target_kind()
-        if kind == "classes":
-            if y.dtype.is_floating_point and y.dim() == 1:
-                return y.long()
-            return y if y.dtype.is_floating_point else y.long()
+        if kind == "classes":  # class probabilities stay floats; class indices (float 1-D too) become long
+            return y if y.dtype.is_floating_point and y.dim() != 1 else y.long()
         if kind == "float" and y.dtype != torch.float32:
             return y.float()
         return y
@@ -316,16 +313,7 @@ class Supervised(Evaluator):
             "loss": name(self.loss),
             "metric": self.metric_name if self._metric_fns[self.metric_name] is None else name(self._metric_fns[self.metric_name]),
             "mode": self.mode,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "optimizer": name(self.optimizer),
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "momentum": self.momentum,
-            "scheduler": self.scheduler,
-            "warmup_epochs": self.warmup_epochs,
-            "label_smoothing": self.label_smoothing,
-            "grad_clip": self.grad_clip,
+            **{arg: name(getattr(self, arg)) for arg in HPARAM_ARGS},
             "train_transform": name(self.train_transform),
             "hyperparameters": self._hparams.space.describe() if self._hparams else None,
             "train_data": self._describe("train_data"),
@@ -488,9 +476,8 @@ class Supervised(Evaluator):
         loss_sum = 0.0
         correct = 0
         sq = ab = 0.0
-        y_sum: torch.Tensor | None = None
-        y_sq: torch.Tensor | None = None
-        sse: torch.Tensor | None = None
+        # per-column sums of the targets, their squares and the squared errors (for r2), in float64
+        y_sum = y_sq = sse = torch.zeros((), dtype=torch.float64, device=device)
         for batch in data.batches(self.eval_batch_size, False, None):
             inputs, yb = _split_batch(batch, "evaluation data")
             inputs = self._to_device(inputs, device, dtype)
@@ -515,9 +502,9 @@ class Supervised(Evaluator):
                 elements += err.numel()
                 flat_t = t.reshape(b, -1)
                 flat_e = err.reshape(b, -1)
-                y_sum = flat_t.sum(0) if y_sum is None else y_sum + flat_t.sum(0)
-                y_sq = (flat_t * flat_t).sum(0) if y_sq is None else y_sq + (flat_t * flat_t).sum(0)
-                sse = (flat_e * flat_e).sum(0) if sse is None else sse + (flat_e * flat_e).sum(0)
+                y_sum = y_sum + flat_t.sum(0)
+                y_sq = y_sq + (flat_t * flat_t).sum(0)
+                sse = sse + (flat_e * flat_e).sum(0)
             if custom:
                 kept_out.append(out.detach().cpu())
                 kept_y.append(yb.detach().cpu())
@@ -527,7 +514,7 @@ class Supervised(Evaluator):
         result = {"loss": loss_sum / n}
         if "acc" in names:
             result["acc"] = correct / n
-        if elements and y_sum is not None and y_sq is not None and sse is not None:  # all set together
+        if elements:
             result["mse"] = sq / elements
             result["mae"] = ab / elements
             result["rmse"] = math.sqrt(sq / elements)
@@ -542,9 +529,7 @@ class Supervised(Evaluator):
 
     # -- the evaluator contract ----------------------------------------------------------------
     def evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
-        if self._hparams:
-            return self._for_arch(ctx)._evaluate(model, ctx)
-        return self._evaluate(model, ctx)
+        return self._for_arch(ctx)._evaluate(model, ctx)
 
     def _evaluate(self, model: torch.nn.Module, ctx: TrialContextProtocol) -> dict[str, float]:
         train, val = self.split("train_data"), self.split("val_data")
@@ -554,9 +539,7 @@ class Supervised(Evaluator):
         return out
 
     def test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
-        if self._hparams:
-            return self._for_arch(ctx)._test(model, ctx, retrain)
-        return self._test(model, ctx, retrain)
+        return self._for_arch(ctx)._test(model, ctx, retrain)
 
     def _test(self, model: torch.nn.Module, ctx: TrialContextProtocol, retrain: bool = True) -> dict[str, float]:
         if self._sources["test_data"] is None:
