@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypedDict, cast
 
@@ -52,13 +52,6 @@ def accuracy_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, fl
     return {"acc": float((output.argmax(1) == target).float().mean())}
 
 
-def _sampler(n: int, generator: torch.Generator, rank: int, world_size: int) -> DistributedSampler:
-    """This rank's shard of one shuffled order of ``range(n)``: the same order on every rank (seeded by the
-    trainer's generator, which advances identically everywhere); padded so every rank gets as many items."""
-    seed = int(torch.randint(0, 2**62, (), generator=generator))
-    return DistributedSampler(cast(Any, range(n)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
-
-
 def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: float = 0.5) -> tuple[Split, Split]:
     n = len(dataset)
     if n < 2:
@@ -78,9 +71,14 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
 def shard_batches(data: Split, batch_size: int, generator: torch.Generator, device: torch.device,
                   rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """One epoch of ``data`` (in-memory tensors or a map-style dataset), this rank's shard of one shuffled
-    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG)."""
-    order = list(_sampler(len(data), generator, rank, world_size))
-    batches = data.ordered_batches(order, batch_size, generator)
+    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG).
+
+    The order is the same on every rank (the trainer's generator advances identically everywhere); the shard is
+    padded so every rank gets as many items."""
+    seed = int(torch.randint(0, 2**62, (), generator=generator))
+    sampler: DistributedSampler[int] = DistributedSampler(cast(Any, range(len(data))), num_replicas=world_size,
+                                                          rank=rank, shuffle=True, seed=seed, drop_last=False)
+    batches = data.ordered_batches(list(sampler), batch_size, generator)
     return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in batches)
 
 
@@ -127,9 +125,7 @@ class _EpochMeter:
 
     def result(self) -> dict[str, float]:
         n = max(self.steps, 1)
-        record = {"loss": float(self.loss_sum) / n}
-        record.update({k: v / n for k, v in self.sums.items()})
-        return record
+        return {"loss": float(self.loss_sum) / n, **{k: v / n for k, v in self.sums.items()}}
 
 
 class OneShotTrainer(ABC):
@@ -215,15 +211,12 @@ class OneShotTrainer(ABC):
         self.log_frequency = log_frequency
         self.grad_clip = grad_clip
         self.threads = default_threads() if threads is None else threads
+        self.seed = seed  # None: a seed is drawn from the global RNG (rank 0's on every rank)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             if self.dist.enabled:
                 seed = int(broadcast_object(seed))
-            self.seed: int | None = None
-        else:
-            self.seed = seed
-        self.generator = torch.Generator()
-        self.generator.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
         self.model.to(self.device)
         self.supernet = Supernet(model, self.style)
         self.optimizer = optimizer if optimizer is not None else torch.optim.SGD(
@@ -306,9 +299,10 @@ class OneShotTrainer(ABC):
             if not was:
                 self.supernet.restore()
 
-    def _steps_per_epoch(self) -> int:
-        per_rank = math.ceil(min(len(self.train_data), len(self.val_data)) / self.dist.world_size)
-        return math.ceil(per_rank / self.batch_size)
+    def _steps_per_epoch(self, n: int | None = None) -> int:
+        """The batches of this rank's shard of ``n`` samples (default: the shorter half: steps of a paired epoch)."""
+        n = min(len(self.train_data), len(self.val_data)) if n is None else n
+        return math.ceil(math.ceil(n / self.dist.world_size) / self.batch_size)
 
     def _log_step(self, epoch: int, step: int, total: int, values: dict[str, float]) -> None:
         if self.log_frequency and self.dist.is_main and (step % self.log_frequency == 0 or step == total):
@@ -348,6 +342,19 @@ class OneShotTrainer(ABC):
 
     def _sum_over_ranks(self, values: list[float]) -> list[float]:
         return allreduce_sum(values, self.device) if self.dist.enabled else list(values)
+
+    def _eval_sums(self, batches: Iterable[Batch], with_loss: bool = False) -> list[float]:
+        """``[correct top-1 predictions, summed loss (with_loss, else 0), samples]`` of the model over ``batches``
+        (no gradients), summed over ranks."""
+        correct = loss_sum = total = 0.0
+        with torch.no_grad():
+            for x, y in batches:
+                out = self.model(x)
+                correct += int((out.argmax(1) == y).sum())
+                if with_loss:
+                    loss_sum += float(self.loss(out, y)) * len(y)
+                total += len(y)
+        return self._sum_over_ranks([correct, loss_sum, total])
 
     def _reduce_record(self, record: dict[str, float]) -> dict[str, float]:
         if not self.dist.enabled:

@@ -125,15 +125,12 @@ class DartsTrainer(OneShotTrainer):
             return 0.0
         return self.reg_weight * (epoch + 1) / self.num_epochs
 
-    def _regularizer(self) -> torch.Tensor:
-        terms = [torch.logsumexp(a, -1) for a in self.alpha_list]
-        return torch.stack(terms).mean()
+    def _regularizer(self, reg: float) -> torch.Tensor | float:
+        """The regulariser of the architecture loss: β-DARTS' ``reg · mean_label logsumexp(α)`` (0 when ``reg`` is 0)."""
+        return reg * torch.stack([torch.logsumexp(a, -1) for a in self.alpha_list]).mean() if reg else 0.0
 
     def _val_loss(self, x: torch.Tensor, y: torch.Tensor, reg: float) -> torch.Tensor:
-        loss = self.loss(self.model(x), y)
-        if reg:
-            loss = loss + reg * self._regularizer()
-        return loss + self.cost_penalty()
+        return self.loss(self.model(x), y) + self._regularizer(reg) + self.cost_penalty()
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         alphas = self.alpha_list
@@ -193,11 +190,8 @@ class DartsTrainer(OneShotTrainer):
     def param_free_count(self, arch: Arch | None = None) -> int:
         """How many choices of ``arch`` (default: the current argmax) pick a parameter-free candidate."""
         arch = arch if arch is not None else self.supernet.export_from_alphas()
-        count = 0
-        for label, slot in self.supernet.slots.items():
-            if slot.kind == "layer" and label in arch and slot.param_free[slot.categorical.index(arch[label])]:
-                count += 1
-        return count
+        return sum(1 for label, slot in self.supernet.slots.items()
+                   if slot.kind == "layer" and label in arch and slot.param_free[slot.categorical.index(arch[label])])
 
     def _before_fit(self) -> None:
         self._exported = None
@@ -222,15 +216,6 @@ class DartsTrainer(OneShotTrainer):
         if self.selection == "perturbation" and self.supernet.family.mixes:
             self._exported = self._perturbation_select()
 
-    def _val_accuracy(self, batches: list) -> float:
-        correct = total = 0.0
-        with torch.no_grad():
-            for x, y in batches:
-                correct += int((self.model(x).argmax(1) == y).sum())
-                total += len(y)
-        correct, total = self._sum_over_ranks([correct, total])
-        return correct / max(total, 1)
-
     def _perturbation_select(self) -> Arch:
         """DARTS-PT (Wang et al., ICLR 2021): decide each layer choice by the accuracy drop of removing a candidate."""
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
@@ -247,7 +232,8 @@ class DartsTrainer(OneShotTrainer):
                     masked = w.clone()
                     masked[k] = 0.0
                     slot.fixed = masked
-                    accs.append(self._val_accuracy(batches))
+                    correct, _, total = self._eval_sums(batches)
+                    accs.append(correct / max(total, 1))
                 allowed = [k for k in range(slot.n) if not (self.exclude_zero and slot.zero[k])] or list(range(slot.n))
                 best = min(allowed, key=lambda k: accs[k])
                 slot.fixed = torch.zeros_like(w)
@@ -256,16 +242,13 @@ class DartsTrainer(OneShotTrainer):
                 self.pt_log.append({"label": slot.label, "removal_acc": accs, "chosen": slot.key(best)})
                 self.logger.info("perturbation selection: %s -> %r (accuracy without each: %s)", slot.label,
                                  slot.key(best), [round(a, 3) for a in accs])
-                for _ in range(self.pt_tune_epochs):
-                    self._tune_epoch()
+                for _ in range(self.pt_tune_epochs):  # tune the weights with this choice fixed
+                    for x, y in self._batches("train"):
+                        self._weight_step(x, y)
         finally:
             for slot in slots:
                 slot.fixed = None
         return arch
-
-    def _tune_epoch(self) -> None:
-        for x, y in self._batches("train"):
-            self._weight_step(x, y)
 
     def _export(self) -> Arch:
         """Argmax α per label (top-``n_chosen`` inputs for multi-input choices); valid for ``model.space``.

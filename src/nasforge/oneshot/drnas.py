@@ -97,15 +97,11 @@ class DrNasTrainer(DartsTrainer):
         """β = elu(θ) + 1 of a slot."""
         return torch.nn.functional.elu(slot.alpha) + 1.0
 
-    def _mask(self, label: str, device: torch.device) -> torch.Tensor:
-        slot = self.supernet.slots[label]
-        mask = torch.zeros(slot.n, dtype=torch.bool, device=device)
-        mask[self.kept[label]] = True
-        return mask
-
     def arch_distribution(self, slot: Any) -> torch.Tensor:
         """The Dirichlet mean β / Σβ over the kept candidates (0 for pruned ones)."""
-        beta = self.concentration(slot) * self._mask(slot.label, slot.alpha.device)
+        kept = torch.zeros(slot.n, dtype=torch.bool, device=slot.alpha.device)
+        kept[self.kept[slot.label]] = True
+        beta = self.concentration(slot) * kept
         return beta / beta.sum()
 
     def _kl(self) -> torch.Tensor:
@@ -133,11 +129,9 @@ class DrNasTrainer(DartsTrainer):
             slot.fixed = None
 
     # -- steps ----------------------------------------------------------------------------------------
-    def _val_loss(self, x: torch.Tensor, y: torch.Tensor, reg: float) -> torch.Tensor:
-        loss = self.loss(self.model(x), y)
-        if self.reg_scale:
-            loss = loss + self.reg_scale * self._kl()
-        return loss + self.cost_penalty()
+    def _regularizer(self, reg: float) -> torch.Tensor | float:
+        """DrNAS' anchor ``reg_scale · Σ_labels KL(Dir(β) ‖ Dir(1))`` in place of β-DARTS' (``regularization`` is refused)."""
+        return self.reg_scale * self._kl() if self.reg_scale else 0.0
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
         self._sample_weights()
@@ -151,8 +145,7 @@ class DrNasTrainer(DartsTrainer):
         for label, slot in self.supernet.slots.items():
             if slot.kind != "layer" or slot.n <= 2:
                 continue
-            keep = self.prune_keep if self.prune_keep is not None else math.ceil(slot.n / 2)
-            keep = min(keep, slot.n)
+            keep = min(self.prune_keep if self.prune_keep is not None else math.ceil(slot.n / 2), slot.n)
             beta = self.concentration(slot).detach()
             order = sorted(self.kept[label], key=lambda k: float(beta[k]), reverse=True)
             self.kept[label] = sorted(order[:keep])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -116,22 +116,17 @@ class EnasTrainer(OneShotTrainer):
         t = self.skip_target
         return q * torch.log(q / t) + (1 - q) * torch.log((1 - q) / (1 - t))
 
-    def _val_stream(self):
-        """Validation batches for the controller: one pass, or cycled for ``ctrl_train_steps`` updates."""
+    def _val_stream(self) -> Iterator[Batch]:
+        """Validation batches for the controller: one pass, or cycled for ``ctrl_train_steps`` updates (a new
+        epoch of the validation half is drawn only when the previous one is used up)."""
         if self.ctrl_train_steps is None:
-            yield from self._batches("val")
-            return
-        needed = self.ctrl_train_steps * self.ctrl_steps_aggregate
-        while needed > 0:
-            for b in self._batches("val"):
-                yield b
-                needed -= 1
-                if needed == 0:
-                    return
+            return self._batches("val")
+        epochs = (batch for _ in itertools.count() for batch in self._batches("val"))
+        return itertools.islice(epochs, self.ctrl_train_steps * self.ctrl_steps_aggregate)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         model = self.model
-        n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
+        n = self._steps_per_epoch(len(self.train_data))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
             with torch.no_grad():
@@ -173,11 +168,8 @@ class EnasTrainer(OneShotTrainer):
         with torch.no_grad():
             self.controller.sample(greedy=True)
             probs = [p.cpu().tolist() for p in self.controller.last_probs]
-        out = {}
-        for label, p in zip(self.labels, probs):
-            slot = self.supernet.slots[label]
-            out[label] = {_plain_key(slot.key(i)): v for i, v in enumerate(p)}
-        return out
+        return {label: {_plain_key(self.supernet.slots[label].key(i)): v for i, v in enumerate(p)}
+                for label, p in zip(self.labels, probs)}
 
     def _export(self) -> Arch:
         """The controller's most probable path (greedy decoding)."""
@@ -257,7 +249,7 @@ class RandomOneShotTrainer(OneShotTrainer):
         return [int(torch.randint(s.n, (), generator=self.generator)) for s in self.supernet.slots.values()]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        n = -(-len(self.train_data) // (self.batch_size * self.dist.world_size))
+        n = self._steps_per_epoch(len(self.train_data))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
             self.supernet.select(self._sample_uniform())
@@ -266,8 +258,7 @@ class RandomOneShotTrainer(OneShotTrainer):
 
     # -- sub-network evaluation ---------------------------------------------------------------
     def _fixed_batches(self) -> tuple[list[Batch], list[Batch]]:
-        gen = torch.Generator()
-        gen.manual_seed(self._eval_seed)
+        gen = torch.Generator().manual_seed(self._eval_seed)
         calib = list(itertools.islice(self._batches("train", gen), self.calib_batches))
         evals = list(itertools.islice(self._batches("val", gen), self.eval_batches))
         return calib, evals
@@ -289,16 +280,9 @@ class RandomOneShotTrainer(OneShotTrainer):
                     bn.momentum = m
                 if self.dist.enabled:  # every rank scores with the statistics of all ranks' batches
                     allreduce_mean_([t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None])
-            model.eval()
-            correct = total = loss_sum = 0.0
-            for x, y in evals:
-                out = model(x)
-                correct += int((out.argmax(1) == y).sum())
-                if self.score == "loss":
-                    loss_sum += float(self.loss(out, y)) * len(y)
-                total += len(y)
+        model.eval()
+        correct, loss_sum, total = self._eval_sums(evals, self.score == "loss")
         model.train()
-        correct, loss_sum, total = self._sum_over_ranks([correct, loss_sum, total])
         penalty = 0.0
         if self._cost and self.cost_weight:
             penalty = self.cost_weight * self.path_cost(dict(zip(self.supernet.slots, indices))) / self.ref_cost

@@ -128,8 +128,7 @@ class ArchSlot:
         if exclude_zero and any(zero) and not all(zero):
             a = a.masked_fill(torch.tensor(self.zero, device=a.device), float("-inf"))
         if self.kind == "input" and self.n_chosen > 1 and self.n != len(self.categorical):
-            top = sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
-            return top
+            return sorted(int(i) for i in torch.topk(a, self.n_chosen).indices)
         return self.key(int(torch.argmax(a)))
 
     def __repr__(self) -> str:
