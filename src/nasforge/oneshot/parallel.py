@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,18 +32,13 @@ __all__ = ["DistContext", "allreduce_mean_", "allreduce_sum", "broadcast_", "bro
 def _cgroup_cpu_limit() -> int | None:
     """The CPU quota of the process's cgroup (v2 ``cpu.max`` or v1 ``cfs_quota_us``), rounded up; None when unlimited."""
     try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            return max(1, -(-int(quota) // int(period)))
-        return None
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
     except (OSError, ValueError):
         pass
     try:
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
-            quota_us = int(f.read())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
-            period_us = int(f.read())
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
         if quota_us > 0 and period_us > 0:
             return max(1, -(-quota_us // period_us))
     except (OSError, ValueError):
@@ -66,12 +62,10 @@ def default_threads() -> int:
         cpus = list(range(os.cpu_count() or 1))
     cores = set()
     for c in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
         try:
-            with open(f"/sys/devices/system/cpu/cpu{c}/topology/core_id") as f:
-                core = f.read().strip()
-            with open(f"/sys/devices/system/cpu/cpu{c}/topology/physical_package_id") as f:
-                package = f.read().strip()
-            cores.add((package, core))
+            core = (topology / "core_id").read_text().strip()
+            cores.add(((topology / "physical_package_id").read_text().strip(), core))
         except OSError:
             cores.add(("cpu", str(c)))
     n = len(cores) or 1

@@ -22,6 +22,8 @@ fits it and reports rank 0's export. Every worker returns the same arch, so any 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,9 +46,6 @@ class RayFitResult:
 
 
 def _loop(config: dict[str, Any]) -> None:
-    import os
-    import tempfile
-
     import ray.train
 
     trainer = config["build"]()
@@ -101,11 +100,7 @@ def fit_on_ray(
         from ray.train.torch import TorchConfig, TorchTrainer
     except ImportError as exc:  # pragma: no cover - the ray extra is missing
         raise ImportError("fit_on_ray needs Ray Train: pip install 'nasforge[ray]'") from exc
-    run_kwargs: dict[str, Any] = {}
-    if storage_path is not None:
-        run_kwargs["storage_path"] = storage_path
-    if name is not None:
-        run_kwargs["name"] = name
+    run_kwargs: dict[str, Any] = {k: v for k, v in (("storage_path", storage_path), ("name", name)) if v is not None}
     trainer = TorchTrainer(
         _loop,
         train_loop_config={"build": build},
@@ -119,8 +114,6 @@ def fit_on_ray(
     if result.checkpoint is None:
         raise RuntimeError("Ray Train finished without the result checkpoint of rank 0")
     with result.checkpoint.as_directory() as folder:
-        import os
-
         with open(os.path.join(folder, RESULT_FILE)) as f:
             m = json.load(f)
     return RayFitResult(m["arch"], m["history"], m["arch_probabilities"], int(m["world_size"]))
