@@ -42,8 +42,6 @@ def _array_like(value: Any) -> bool:
 class Data:
     """A data split: ``batches(batch_size, shuffle, generator)`` yields raw batches."""
 
-    kind = "data"
-
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -59,8 +57,6 @@ class Data:
 
 class Tensors(Data):
     """An in-memory ``(X, y)`` pair batched by indexing (no DataLoader overhead)."""
-
-    kind = "tensors"
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
         self.x = x
@@ -88,8 +84,6 @@ class Tensors(Data):
 class MapDataset(Data):
     """Any map-style dataset, batched with a DataLoader of the evaluator's batch size."""
 
-    kind = "dataset"
-
     def __init__(self, dataset: Any, num_workers: int = 0):
         self.dataset = dataset
         self.num_workers = num_workers
@@ -116,8 +110,6 @@ class MapDataset(Data):
 class Loader(Data):
     """A user's DataLoader, iterated as it is (its batch size and shuffling win)."""
 
-    kind = "dataloader"
-
     def __init__(self, loader: Any):
         self.loader = loader
 
@@ -136,8 +128,6 @@ class Loader(Data):
 
 class Chain(Data):
     """Two splits one after the other (train+val when one of them cannot be merged into one dataset)."""
-
-    kind = "chain"
 
     def __init__(self, first: Data, second: Data):
         self.first = first

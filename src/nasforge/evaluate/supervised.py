@@ -151,10 +151,9 @@ class Supervised(Evaluator):
         self.loss_name = self._check_loss(loss)
         self.loss = loss if callable(loss) else self.loss_name
         self.metric_name, metric_fn, metric_mode = self._check_metric(metric, "metric")
-        if mode is None:
-            if metric_mode is None:
-                raise ValueError(f"metric {self.metric_name!r} is a custom function: give mode='max' or mode='min'")
-            mode = metric_mode
+        if mode is None and metric_mode is None:
+            raise ValueError(f"metric {self.metric_name!r} is a custom function: give mode='max' or mode='min'")
+        mode = metric_mode if mode is None else mode
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         if isinstance(extra_metrics, (str, bytes)) or callable(extra_metrics):
@@ -523,8 +522,7 @@ class Supervised(Evaluator):
             result["r2"] = float(r2.mean())
         for name, fn in custom.items():
             value = fn(torch.cat(kept_out), torch.cat(kept_y))
-            value = float(value.item() if hasattr(value, "item") else value)
-            result[name] = value
+            result[name] = float(value.item() if hasattr(value, "item") else value)
         return {k: v for k, v in result.items() if k == "loss" or k in names}
 
     # -- the evaluator contract ----------------------------------------------------------------
