@@ -276,7 +276,7 @@ class OneShotTrainer(ABC):
         (gradient norm clipped to ``grad_clip``); the loss and ``metrics`` go into ``meter``, and the step is
         logged at ``where = (epoch, step, steps in the epoch)`` every ``log_frequency`` steps. Returns the loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        out = self._train_forward(x)
+        out = self._ddp(x) if self._ddp is not None else self.model(x)  # through DDP when data-parallel
         loss = self.loss(out, y)
         loss.backward()
         clip(self._weight_params(), self.grad_clip)
@@ -311,10 +311,6 @@ class OneShotTrainer(ABC):
 
     def _meter(self) -> _EpochMeter:
         return _EpochMeter(self.metrics, self.device)
-
-    def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The forward of a weight step: through DistributedDataParallel when data-parallel."""
-        return self._ddp(x) if self._ddp is not None else self.model(x)
 
     def _arch_tensors(self) -> list[torch.Tensor]:
         """The architecture parameters (α, concentrations, controller weights): kept identical on every rank."""

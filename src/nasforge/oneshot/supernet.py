@@ -312,9 +312,6 @@ class SupernetCell(torch.nn.Module):
         self.merge_op = cell.merge_op
         self.concat_dim = cell.concat_dim
 
-    def _output_nodes(self, used: set[int]) -> list[int]:
-        return cell_output_nodes(self.num_predecessors, self.num_nodes, self.merge_op, used)
-
     def forward(self, *inputs):
         if len(inputs) == 1 and not isinstance(inputs[0], torch.Tensor):
             inputs = inputs[0]  # a list of the predecessors' outputs (NNI's other calling form)
@@ -342,7 +339,8 @@ class SupernetCell(torch.nn.Module):
                     y = ic.cell_slot(states, lambda _inp, i=i, j=j: edges[f"{i}_{j}"], False)
             out = y if out is None else out + y
         states.append(out)
-        return merge_cell_output(states, self._output_nodes(used), self.concat_dim, self.postprocessor, original)
+        outputs = cell_output_nodes(self.num_predecessors, self.num_nodes, self.merge_op, used)
+        return merge_cell_output(states, outputs, self.concat_dim, self.postprocessor, original)
 
 
 # -- the styles --------------------------------------------------------------------------------
@@ -370,10 +368,6 @@ STYLES: dict[str, SupernetFamily] = {
 
 
 # -- the conversion ------------------------------------------------------------------------------
-
-def _is_param_free(module: torch.nn.Module) -> bool:
-    return not any(True for _ in module.parameters())
-
 
 ZERO_NAMES = frozenset({"none", "zero", "Zero"})
 
@@ -434,8 +428,8 @@ class Supernet:
 
     def _layer(self, lc: LayerChoice) -> torch.nn.Module:
         slot = self._slot(lc.label, "layer", len(lc.names))
-        for k, (name, op) in enumerate(zip(lc.names, lc.candidates)):
-            slot.param_free[k] = slot.param_free[k] or _is_param_free(op)  # tied labels: any module's
+        for k, (name, op) in enumerate(zip(lc.names, lc.candidates)):  # tied labels: any module's
+            slot.param_free[k] = slot.param_free[k] or next(op.parameters(), None) is None
             slot.zero[k] = slot.zero[k] or is_zero_op(name, op)
         for cand in lc.candidates:
             self._convert(cand)
