@@ -399,7 +399,6 @@ class Supervised(Evaluator):
         loss_fn = self._loss_fn()
         steps_per_epoch = train.num_batches(self.batch_size)
         schedule = None
-        warmup = 0
         if self.scheduler == "cosine" or self.warmup_epochs:
             if steps_per_epoch is None:
                 raise ValueError(

@@ -229,9 +229,7 @@ class DartsTrainer(OneShotTrainer):
                 w = F.softmax(slot.alpha.detach(), -1)
                 accs = []
                 for k in range(slot.n):
-                    masked = w.clone()
-                    masked[k] = 0.0
-                    slot.fixed = masked
+                    slot.fixed = w * (torch.arange(slot.n, device=w.device) != k)  # the mixture without candidate k
                     correct, _, total = self._eval_sums(batches)
                     accs.append(correct / max(total, 1))
                 allowed = [k for k in range(slot.n) if not (self.exclude_zero and slot.zero[k])] or list(range(slot.n))

@@ -125,7 +125,6 @@ class EnasTrainer(OneShotTrainer):
         return itertools.islice(epochs, self.ctrl_train_steps * self.ctrl_steps_aggregate)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        model = self.model
         n = self._steps_per_epoch(len(self.train_data))
         meter = self._meter()
         for step, (x, y) in enumerate(self._batches("train"), 1):
@@ -141,7 +140,7 @@ class EnasTrainer(OneShotTrainer):
             indices, log_prob, entropy = self.controller.sample(self.generator)
             self.supernet.select(indices)
             with torch.no_grad():
-                acc = float(self.reward_function(model(x), y))
+                acc = float(self.reward_function(self.model(x), y))
             acc = self._sum_over_ranks([acc])[0] / self.dist.world_size
             reward = acc + self.entropy_weight * float(entropy.detach())
             if self._cost and self.cost_weight:
