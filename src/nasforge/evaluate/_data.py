@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import ConcatDataset, DataLoader, IterableDataset, TensorDataset
 
 __all__ = ["Data", "as_data", "describe_data", "resolve_device"]
 
@@ -92,16 +93,12 @@ class MapDataset(Data):
         return len(self.dataset)
 
     def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None) -> Iterator[Any]:
-        from torch.utils.data import DataLoader
-
         yield from DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=self.num_workers)
 
     def ordered_batches(self, order: Sequence[int] | torch.Tensor, batch_size: int,
                         generator: torch.Generator | None = None) -> Iterator[Any]:
         """Batches of the samples at the positions ``order``; ``generator`` seeds the loader (workers' base
         seed), which would otherwise draw from the global RNG."""
-        from torch.utils.data import DataLoader
-
         loader_gen = None if generator is None else torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
         sampler = [int(i) for i in order]
         return iter(DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=loader_gen))
@@ -145,8 +142,6 @@ class Chain(Data):
 
 
 def _as_dataset(data: Data) -> Any:
-    from torch.utils.data import IterableDataset, TensorDataset
-
     if isinstance(data, Tensors):
         return TensorDataset(data.x, data.y)
     if isinstance(data, MapDataset):
@@ -158,8 +153,6 @@ def _as_dataset(data: Data) -> Any:
 
 def concat(first: Data, second: Data) -> Data:
     """``first`` followed by ``second`` as one split (used to retrain on train+val)."""
-    from torch.utils.data import ConcatDataset, DataLoader
-
     if isinstance(first, Tensors) and isinstance(second, Tensors):
         return Tensors(torch.cat([first.x, second.x]), torch.cat([first.y, second.y]))
     a, b = _as_dataset(first), _as_dataset(second)
@@ -185,8 +178,6 @@ def concat(first: Data, second: Data) -> Data:
 
 def as_data(data: Any, name: str, num_workers: int, prepare_targets: Callable[[torch.Tensor, str], torch.Tensor]) -> Data:
     """Wrap one split given in any accepted form (see the module docstring); clear errors otherwise."""
-    from torch.utils.data import DataLoader, IterableDataset, TensorDataset
-
     if isinstance(data, DataLoader):
         if not isinstance(data.dataset, IterableDataset) and len(data.dataset) == 0:  # type: ignore[arg-type]
             raise ValueError(f"{name} is empty (its DataLoader's dataset has no samples)")

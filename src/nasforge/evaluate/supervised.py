@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from nasforge.evaluate._data import Data, as_data, concat, describe_data, resolve_device
 from nasforge.evaluate._hparams import HyperParameters
@@ -207,8 +208,6 @@ class Supervised(Evaluator):
     # -- configuration helpers ------------------------------------------------------------------
     @staticmethod
     def _is_factory(source: Any) -> bool:
-        from torch.utils.data import DataLoader, Dataset
-
         return callable(source) and not isinstance(source, (Dataset, DataLoader, torch.Tensor, tuple, list))
 
     @staticmethod
