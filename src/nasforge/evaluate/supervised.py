@@ -468,11 +468,8 @@ class Supervised(Evaluator):
         custom = {k: f for k, f in self._metric_fns.items() if f is not None}
         kept_out: list[torch.Tensor] = []
         kept_y: list[torch.Tensor] = []
-        n = 0
-        elements = 0
-        loss_sum = 0.0
-        correct = 0
-        sq = ab = 0.0
+        n = elements = correct = 0
+        loss_sum = sq = ab = 0.0
         # per-column sums of the targets, their squares and the squared errors (for r2), in float64
         y_sum = y_sq = sse = torch.zeros((), dtype=torch.float64, device=device)
         for batch in data.batches(self.eval_batch_size, False, None):
