@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -221,10 +222,8 @@ def describe_data(data: Any) -> Any:
     if isinstance(data, Loader):
         loader = data.loader
         out: dict[str, Any] = {"form": "dataloader", "type": type(loader.dataset).__qualname__, "batch_size": loader.batch_size}
-        try:
+        with contextlib.suppress(TypeError):  # an IterableDataset has no length
             out["n"] = len(loader.dataset)
-        except TypeError:
-            pass
         return out
     if callable(data):
         return {"form": "function", "name": getattr(data, "__qualname__", type(data).__qualname__)}

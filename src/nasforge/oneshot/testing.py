@@ -20,6 +20,7 @@ batch_size=8, seed=..., threads=1, **trainer_options)``, positional arguments fi
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -55,11 +56,10 @@ class ContractSpace(nn.Module):
 
 def _raising_loss(fail_at: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Cross entropy that raises from its ``fail_at``-th call on (a failure in the middle of training)."""
-    calls = []
+    calls = itertools.count(1)
 
     def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        calls.append(1)
-        if len(calls) >= fail_at:
+        if next(calls) >= fail_at:
             raise RuntimeError("contract: the loss failed on purpose")
         return torch.nn.functional.cross_entropy(out, y)
 
