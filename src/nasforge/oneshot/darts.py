@@ -258,8 +258,9 @@ class DartsTrainer(OneShotTrainer):
         return self.cap_param_free(self.supernet.export_from_alphas(self.exclude_zero), self.arch_scores())
 
     def arch_scores(self) -> dict[str, torch.Tensor]:
-        """Label -> the per-candidate score export ranks by (softmax(α) here)."""
-        return {label: F.softmax(s.alpha.detach(), -1) for label, s in self.supernet.slots.items() if s.alpha is not None}
+        """Label -> the per-candidate score export ranks by: :meth:`arch_distribution` (softmax(α) here)."""
+        return {label: self.arch_distribution(s).detach() for label, s in self.supernet.slots.items()
+                if s.alpha is not None}
 
     def cap_param_free(self, arch: Arch, scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]] | None = None) -> Arch:
         """P-DARTS' refinement: at most ``export_max_param_free`` layer choices keep a parameter-free, non-zero pick."""

@@ -176,9 +176,6 @@ class DrNasTrainer(DartsTrainer):
     def param_free_count(self, arch: Arch | None = None) -> int:
         return super().param_free_count(arch if arch is not None else self._argmax(self.exclude_zero))
 
-    def arch_scores(self) -> dict[str, torch.Tensor]:
-        return {label: self.arch_distribution(s).detach() for label, s in self.supernet.slots.items()}
-
     def _export(self) -> Arch:
         """Argmax β per label among the kept candidates (the zero op skipped with ``exclude_zero``; at most
         ``export_max_param_free`` parameter-free picks when set)."""
