@@ -120,11 +120,6 @@ class DartsTrainer(OneShotTrainer):
         self._previous: Arch | None = None
 
     # -- architecture steps ------------------------------------------------------------------
-    def _reg_factor(self, epoch: int) -> float:
-        if self.regularization is None or self.num_epochs == 0:
-            return 0.0
-        return self.reg_weight * (epoch + 1) / self.num_epochs
-
     def _regularizer(self, reg: float) -> torch.Tensor | float:
         """The regulariser of the architecture loss: β-DARTS' ``reg · mean_label logsumexp(α)`` (0 when ``reg`` is 0)."""
         return reg * torch.stack([torch.logsumexp(a, -1) for a in self.alpha_list]).mean() if reg else 0.0
@@ -174,7 +169,8 @@ class DartsTrainer(OneShotTrainer):
 
     # -- the epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        reg = self._reg_factor(epoch)
+        # β-DARTS: λ rises linearly to reg_weight over the epochs (here num_epochs >= 1)
+        reg = self.reg_weight * (epoch + 1) / self.num_epochs if self.regularization else 0.0
         total = self._steps_per_epoch()
         meter = self._meter()
         search = epoch >= self.warmup_epochs
@@ -319,11 +315,6 @@ class GumbelDartsTrainer(DartsTrainer):
         self.temperature = gumbel_temperature
         self.reference_gradient = reference_gradient
 
-    def _set_temperature(self, epoch: int) -> None:
-        span = max(self.num_epochs - 1, 1)
-        t = min(epoch / span, 1.0)
-        self.temperature = self.gumbel_temperature - (self.gumbel_temperature - self.min_temperature) * t
-
     def _sample(self, gated: bool) -> None:
         tau = self.temperature
         for slot in self.supernet.slots.values():
@@ -347,7 +338,8 @@ class GumbelDartsTrainer(DartsTrainer):
         self._sample(gated=False)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self._set_temperature(epoch)
+        t = min(epoch / max(self.num_epochs - 1, 1), 1.0)  # τ anneals linearly over the epochs
+        self.temperature = self.gumbel_temperature - (self.gumbel_temperature - self.min_temperature) * t
         record = super()._train_epoch(epoch)
         record["tau"] = self.temperature
         return record
