@@ -202,7 +202,7 @@ class Supervised(Evaluator):
         return self._hparams.space
 
     def _for_arch(self, ctx: TrialContextProtocol) -> Supervised:
-        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses (itself without any choice)."""
+        """This evaluator with the hyper-parameter values ``ctx.arch`` chooses."""
         return self._hparams.resolved(self, getattr(ctx, "arch", {}) or {}, _normalise)
 
     # -- configuration helpers ------------------------------------------------------------------
@@ -267,7 +267,7 @@ class Supervised(Evaluator):
     def _batch_targets(self, y: torch.Tensor) -> torch.Tensor:
         """The cheap per-batch version of :meth:`_prepare_targets` (datasets and DataLoaders)."""
         kind = self._target_kind()
-        if kind == "classes":  # class probabilities stay floats; class indices (float 1-D too) become long
+        if kind == "classes":  # float 2-D: class probabilities; else class indices
             return y if y.dtype.is_floating_point and y.dim() != 1 else y.long()
         if kind == "float" and y.dtype != torch.float32:
             return y.float()

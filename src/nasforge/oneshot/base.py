@@ -71,13 +71,13 @@ def _split(dataset: Any, generator: torch.Generator, workers: int, fraction: flo
 def shard_batches(data: Split, batch_size: int, generator: torch.Generator, device: torch.device,
                   rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """One epoch of ``data`` (in-memory tensors or a map-style dataset), this rank's shard of one shuffled
-    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG).
-
-    The order is the same on every rank (the trainer's generator advances identically everywhere); the shard is
-    padded so every rank gets as many items."""
+    order, on ``device``. The shuffle and a loader's seed are drawn from ``generator`` now (never the global RNG)."""
+    # the same order on every rank (the trainer's generator advances identically everywhere); the
+    # shard is padded so every rank gets as many items
     seed = int(torch.randint(0, 2**62, (), generator=generator))
-    sampler: DistributedSampler[int] = DistributedSampler(cast(Any, range(len(data))), num_replicas=world_size,
-                                                          rank=rank, shuffle=True, seed=seed, drop_last=False)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        cast(Any, range(len(data))), world_size, rank, shuffle=True, seed=seed, drop_last=False
+    )
     batches = data.ordered_batches(list(sampler), batch_size, generator)
     return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in batches)
 
@@ -276,7 +276,7 @@ class OneShotTrainer(ABC):
         (gradient norm clipped to ``grad_clip``); the loss and ``metrics`` go into ``meter``, and the step is
         logged at ``where = (epoch, step, steps in the epoch)`` every ``log_frequency`` steps. Returns the loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        out = self._ddp(x) if self._ddp is not None else self.model(x)  # through DDP when data-parallel
+        out = self.model(x) if self._ddp is None else self._ddp(x)  # DDP when data-parallel
         loss = self.loss(out, y)
         loss.backward()
         clip(self._weight_params(), self.grad_clip)
@@ -300,7 +300,7 @@ class OneShotTrainer(ABC):
                 self.supernet.restore()
 
     def _steps_per_epoch(self, n: int | None = None) -> int:
-        """The batches of this rank's shard of ``n`` samples (default: the shorter half: steps of a paired epoch)."""
+        """Batches in this rank's shard of ``n`` samples (default: the shorter half's)."""
         n = min(len(self.train_data), len(self.val_data)) if n is None else n
         return math.ceil(math.ceil(n / self.dist.world_size) / self.batch_size)
 
@@ -340,8 +340,8 @@ class OneShotTrainer(ABC):
         return allreduce_sum(values, self.device) if self.dist.enabled else list(values)
 
     def _eval_sums(self, batches: Iterable[Batch], with_loss: bool = False) -> list[float]:
-        """``[correct top-1 predictions, summed loss (with_loss, else 0), samples]`` of the model over ``batches``
-        (no gradients), summed over ranks."""
+        """``[correct top-1 predictions, summed loss (if with_loss, else 0), samples]`` of the model
+        over ``batches``, without gradients, summed over ranks."""
         correct = loss_sum = total = 0.0
         with torch.no_grad():
             for x, y in batches:

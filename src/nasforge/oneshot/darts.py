@@ -121,8 +121,8 @@ class DartsTrainer(OneShotTrainer):
 
     # -- architecture steps ------------------------------------------------------------------
     def _regularizer(self, reg: float) -> torch.Tensor | float:
-        """The regulariser of the architecture loss: β-DARTS' ``reg · mean_label logsumexp(α)`` (0 when ``reg`` is 0)."""
-        return reg * torch.stack([torch.logsumexp(a, -1) for a in self.alpha_list]).mean() if reg else 0.0
+        """β-DARTS' regulariser of the architecture loss, ``reg · mean_label logsumexp(α)``."""
+        return reg * torch.stack([a.logsumexp(-1) for a in self.alpha_list]).mean() if reg else 0.0
 
     def _val_loss(self, x: torch.Tensor, y: torch.Tensor, reg: float) -> torch.Tensor:
         return self.loss(self.model(x), y) + self._regularizer(reg) + self.cost_penalty()
@@ -187,7 +187,8 @@ class DartsTrainer(OneShotTrainer):
         """How many choices of ``arch`` (default: the current argmax) pick a parameter-free candidate."""
         arch = arch if arch is not None else self.supernet.export_from_alphas()
         return sum(1 for label, slot in self.supernet.slots.items()
-                   if slot.kind == "layer" and label in arch and slot.param_free[slot.categorical.index(arch[label])])
+                   if slot.kind == "layer" and label in arch
+                   and slot.param_free[slot.categorical.index(arch[label])])
 
     def _before_fit(self) -> None:
         self._exported = None
@@ -224,8 +225,8 @@ class DartsTrainer(OneShotTrainer):
                 slot = slots[pos]
                 w = F.softmax(slot.alpha.detach(), -1)
                 accs = []
-                for k in range(slot.n):
-                    slot.fixed = w * (torch.arange(slot.n, device=w.device) != k)  # the mixture without candidate k
+                for k in range(slot.n):  # the mixture without candidate k
+                    slot.fixed = w * (torch.arange(slot.n, device=w.device) != k)
                     correct, _, total = self._eval_sums(batches)
                     accs.append(correct / max(total, 1))
                 allowed = [k for k in range(slot.n) if not (self.exclude_zero and slot.zero[k])] or list(range(slot.n))
@@ -254,9 +255,9 @@ class DartsTrainer(OneShotTrainer):
         return self.cap_param_free(self.supernet.export_from_alphas(self.exclude_zero), self.arch_scores())
 
     def arch_scores(self) -> dict[str, torch.Tensor]:
-        """Label -> the per-candidate score export ranks by: :meth:`arch_distribution` (softmax(α) here)."""
-        return {label: self.arch_distribution(s).detach() for label, s in self.supernet.slots.items()
-                if s.alpha is not None}
+        """Label -> the per-candidate score export ranks by (:meth:`arch_distribution`)."""
+        return {label: self.arch_distribution(s).detach()
+                for label, s in self.supernet.slots.items() if s.alpha is not None}
 
     def cap_param_free(self, arch: Arch, scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]] | None = None) -> Arch:
         """P-DARTS' refinement: at most ``export_max_param_free`` layer choices keep a parameter-free, non-zero pick."""

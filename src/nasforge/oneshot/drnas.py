@@ -130,7 +130,7 @@ class DrNasTrainer(DartsTrainer):
 
     # -- steps ----------------------------------------------------------------------------------------
     def _regularizer(self, reg: float) -> torch.Tensor | float:
-        """DrNAS' anchor ``reg_scale · Σ_labels KL(Dir(β) ‖ Dir(1))`` in place of β-DARTS' (``regularization`` is refused)."""
+        """DrNAS' anchor ``reg_scale · Σ_labels KL(Dir(β) ‖ Dir(1))`` instead of β-DARTS'."""
         return self.reg_scale * self._kl() if self.reg_scale else 0.0
 
     def _arch_step(self, tx, ty, vx, vy, reg: float) -> None:
@@ -145,7 +145,7 @@ class DrNasTrainer(DartsTrainer):
         for label, slot in self.supernet.slots.items():
             if slot.kind != "layer" or slot.n <= 2:
                 continue
-            keep = min(self.prune_keep if self.prune_keep is not None else math.ceil(slot.n / 2), slot.n)
+            keep = min(self.prune_keep or math.ceil(slot.n / 2), slot.n)  # prune_keep: None or >= 1
             beta = self.concentration(slot).detach()
             order = sorted(self.kept[label], key=lambda k: float(beta[k]), reverse=True)
             self.kept[label] = sorted(order[:keep])

@@ -100,13 +100,13 @@ def fit_on_ray(
         from ray.train.torch import TorchConfig, TorchTrainer
     except ImportError as exc:  # pragma: no cover - the ray extra is missing
         raise ImportError("fit_on_ray needs Ray Train: pip install 'nasforge[ray]'") from exc
-    run_kwargs: dict[str, Any] = {k: v for k, v in (("storage_path", storage_path), ("name", name)) if v is not None}
+    run_kwargs: dict[str, Any] = {"storage_path": storage_path, "name": name}
     trainer = TorchTrainer(
         _loop,
         train_loop_config={"build": build},
         torch_config=TorchConfig(backend=backend) if backend else None,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker),
-        run_config=RunConfig(**run_kwargs),
+        run_config=RunConfig(**{k: v for k, v in run_kwargs.items() if v is not None}),
     )
     result = trainer.fit()
     if result.error is not None:  # pragma: no cover - Ray raises TrainingFailedError before this in practice

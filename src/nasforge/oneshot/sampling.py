@@ -117,8 +117,8 @@ class EnasTrainer(OneShotTrainer):
         return q * torch.log(q / t) + (1 - q) * torch.log((1 - q) / (1 - t))
 
     def _val_stream(self) -> Iterator[Batch]:
-        """Validation batches for the controller: one pass, or cycled for ``ctrl_train_steps`` updates (a new
-        epoch of the validation half is drawn only when the previous one is used up)."""
+        """Validation batches for the controller: one pass, or cycled for ``ctrl_train_steps``
+        updates (a new epoch of the validation half is drawn only when the last is used up)."""
         if self.ctrl_train_steps is None:
             return self._batches("val")
         epochs = (batch for _ in itertools.count() for batch in self._batches("val"))
