@@ -142,9 +142,8 @@ class ProxylessTrainer(OneShotTrainer):
         self._exclude_from_weight_optimizer(self.alpha_list)
         self.arch_optimizer = torch.optim.Adam(self.alpha_list, arc_learning_rate, betas=(0.0, 0.999), eps=1e-8)
         self.latency_weight = latency_weight
-        if latency_table is None and dummy_input is not None:
+        if latency_table is None and dummy_input is not None:  # the supernet stays installed
             latency_table = measure_latency_table(self.supernet, dummy_input.to(self.device))
-            self.supernet.install()
         self.latency_table = self._check_cost_table(latency_table, "latency_table")
         if latency_target is not None and not self.latency_table:
             raise ValueError("latency_target needs a latency_table or a dummy_input to measure one")

@@ -395,15 +395,14 @@ class Supernet:
         self.model = model
         self.style = style
         self.family = STYLES[style]
-        space = model.__dict__.get("_nf_space") or discover(model)
-        self.space: Space = space
+        self.space: Space = model.__dict__.get("_nf_space") or discover(model)
         _check_value_choices(model)
         self.slots: dict[str, ArchSlot] = {}
         self._replaced: list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]] = []
         self.installed = False
         self._convert(model)
         self.installed = True
-        missing = [label for label in space if label not in self.slots]
+        missing = [label for label in self.space if label not in self.slots]
         if missing:
             self.restore()
             raise UnsupportedOneShotError(
