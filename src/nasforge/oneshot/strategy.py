@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -67,10 +68,8 @@ class OneShotStrategy(Strategy):
         state["trainer"] = type(self.trainer).__name__
         state["history"] = list(getattr(self.trainer, "history", []))
         if self.arch is not None and hasattr(self.trainer, "arch_probabilities"):
-            try:
+            with contextlib.suppress(Exception):  # a trainer without α (e.g. ENAS) has nothing to add
                 state["arch_probabilities"] = self.trainer.arch_probabilities()
-            except Exception:  # noqa: BLE001 - a trainer without α (e.g. ENAS) has nothing to add
-                pass
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
