@@ -449,7 +449,7 @@ class Space(Mapping[str, Categorical]):
         if cond is None:
             memo[label] = True
             return True
-        memo[label] = False  # cycle guard (cycles are refused by _order anyway); stays if none holds
+        memo[label] = False  # cycle guard (cycles are refused by _order anyway); kept if none holds
         for conj in cond:
             for lab, keys in conj:
                 if lab not in arch or not self._active(lab, arch, memo):
@@ -651,7 +651,9 @@ class Space(Mapping[str, Categorical]):
             elif self.conditional and not self.is_active(label, arch):
                 out.append(0)
             else:
-                raise InvalidArchError(f"arch is missing label {label!r}; it takes one of {_short(c.values)}")
+                raise InvalidArchError(
+                    f"arch is missing label {label!r}; it takes one of {_short(c.values)}"
+                )
         return out
 
     def from_indices(self, indices: Sequence[int]) -> Arch:
