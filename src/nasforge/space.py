@@ -228,8 +228,8 @@ class Categorical:
 
 
 def _hashable_repr(key: Any) -> Any:
-    # 1 and True and 1.0 are equal in Python but distinct candidates here.
-    if isinstance(key, tuple):
+    # 1 and True and 1.0 are equal in Python but distinct candidates here (also inside lists).
+    if isinstance(key, (list, tuple)):
         return ("t",) + tuple(_hashable_repr(k) for k in key)
     return (type(key).__name__, key)
 
