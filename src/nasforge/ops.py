@@ -234,15 +234,14 @@ class EnasConvBranch(torch.nn.Module):
         super().__init__()
         self.preproc = ConvBNReLU(C_in, C_out, 1)
         pad = kernel_size // 2
-        conv: torch.nn.Module
+        self.conv: torch.nn.Module
         if separable:
-            conv = torch.nn.Sequential(
+            self.conv = torch.nn.Sequential(
                 nn.Conv2d(C_out, C_out, kernel_size, padding=pad, groups=C_out, bias=False),
                 nn.Conv2d(C_out, C_out, 1, bias=False),
             )
         else:
-            conv = nn.Conv2d(C_out, C_out, kernel_size, padding=pad, bias=False)
-        self.conv = conv
+            self.conv = nn.Conv2d(C_out, C_out, kernel_size, padding=pad, bias=False)
         self.post = torch.nn.Sequential(nn.BatchNorm2d(C_out), torch.nn.ReLU(inplace=False))
 
     def forward(self, x):
@@ -527,8 +526,7 @@ register_op("conv_7x1_1x7", "nasnet", "AmoebaNet-A (Real et al., AAAI 2019); as 
 # NAS-Bench-201 (its none / skip_connect / avg_pool_3x3 are the DARTS ones above at stride 1).
 register_op("nor_conv_1x1", "nasbench201", _NB201, lambda ci, co, s: ReLUConvBN(ci, co, 1, s, 0))
 register_op("nor_conv_3x3", "nasbench201", _NB201, lambda ci, co, s: ReLUConvBN(ci, co, 3, s, 1))
-for _name in ("none", "skip_connect"):
-    _FAMILIES["nasbench201"].insert(0 if _name == "none" else 1, _name)
+_FAMILIES["nasbench201"][:0] = ["none", "skip_connect"]
 _FAMILIES["nasbench201"].append("avg_pool_3x3")
 
 

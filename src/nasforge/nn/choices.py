@@ -13,6 +13,7 @@ The space instance itself is runnable: every choice starts at its first candidat
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import itertools
 from collections import OrderedDict
@@ -104,30 +105,28 @@ class ChoiceModule(torch.nn.Module):
 # -- LayerChoice ----------------------------------------------------------------------------
 
 def _layer_candidates(candidates: Any, label: str | None) -> tuple[list[Any], list[torch.nn.Module]]:
+    who = f"LayerChoice {_name(label, 'LayerChoice')}"
     if isinstance(candidates, Mapping):
         keys, modules = list(candidates.keys()), list(candidates.values())
         for k in keys:
             if not isinstance(k, str) or not k or "." in k:
                 raise InvalidSpaceError(
-                    f"LayerChoice {_name(label, 'LayerChoice')}: candidate name {k!r} must be a non-empty string without '.'"
+                    f"{who}: candidate name {k!r} must be a non-empty string without '.'"
                 )
     elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
         modules = list(candidates)
         keys = list(range(len(modules)))
     else:
         raise InvalidSpaceError(
-            f"LayerChoice {_name(label, 'LayerChoice')}: candidates must be a list or an ordered dict of "
-            f"name -> module, got {type(candidates).__name__}"
+            f"{who}: candidates must be a list or an ordered dict of name -> module, "
+            f"got {type(candidates).__name__}"
         )
     if not modules:
-        raise InvalidSpaceError(
-            f"LayerChoice {_name(label, 'LayerChoice')} has an empty candidate list; give at least one module"
-        )
+        raise InvalidSpaceError(f"{who} has an empty candidate list; give at least one module")
     for k, m in zip(keys, modules):
         if not isinstance(m, torch.nn.Module):
             raise InvalidSpaceError(
-                f"LayerChoice {_name(label, 'LayerChoice')}: candidate {k!r} is a {type(m).__name__}, "
-                f"expected a torch.nn.Module"
+                f"{who}: candidate {k!r} is a {type(m).__name__}, expected a torch.nn.Module"
             )
     return keys, modules
 
@@ -217,10 +216,9 @@ def _input_keys(n_candidates: int, n_chosen: int) -> list[Any]:
 
 def _check_input_args(n_candidates: Any, n_chosen: Any, reduction: Any, label: str | None) -> None:
     who = f"InputChoice {_name(label, 'InputChoice')}"
-    if not isinstance(n_candidates, int) or isinstance(n_candidates, bool) or n_candidates < 1:
-        raise InvalidSpaceError(f"{who}: n_candidates must be an int >= 1, got {n_candidates!r}")
-    if not isinstance(n_chosen, int) or isinstance(n_chosen, bool) or n_chosen < 1:
-        raise InvalidSpaceError(f"{who}: n_chosen must be an int >= 1, got {n_chosen!r}")
+    for name, value in (("n_candidates", n_candidates), ("n_chosen", n_chosen)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidSpaceError(f"{who}: {name} must be an int >= 1, got {value!r}")
     if n_chosen > n_candidates:
         raise InvalidSpaceError(
             f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
@@ -336,14 +334,10 @@ def _depth_expr(depth: Any, label: str | None) -> tuple[ValueExpr, ValueChoice]:
     return leaf, leaf
 
 
-class _BlocksSignature:
-    """A depth candidate's signature with the repeated blocks' (picklable, unlike a lambda)."""
-
-    def __init__(self, blocks: str):
-        self.blocks = blocks
-
-    def __call__(self, candidate: Any) -> list[Any]:
-        return [candidate_signature(candidate), self.blocks]
+def _blocks_signature(candidate: Any, blocks: str) -> list[Any]:
+    """A depth candidate's signature with the repeated blocks' (given by ``functools.partial``:
+    picklable, unlike a lambda)."""
+    return [candidate_signature(candidate), blocks]
 
 
 def _check_depths(values: list[Any], who: str) -> None:
@@ -411,7 +405,8 @@ class Repeat(ChoiceModule):
         blocks = [m for m in self._modules.values() if m is not None]
         if blocks:
             sig = ";".join(module_signature(b) for b in blocks)
-            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=_BlocksSignature(sig))
+            signature = functools.partial(_blocks_signature, blocks=sig)
+            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=signature)
         return [cat]
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
@@ -608,9 +603,8 @@ class Cell(ChoiceModule):
         return FrozenCell(ops, inputs, self.num_predecessors, self._output_nodes(used), self.concat_dim, pre, post)
 
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:
-        for i, j in self._slots:
-            if not self.all_inputs:
-                self._ic(f"{i}_{j}")._nf_activate(arch)
+        for key in self.input_choices:
+            self._ic(key)._nf_activate(arch)
         for key in self.edges:
             self._op(key)._nf_activate(arch)
 
