@@ -126,8 +126,7 @@ def to_onnx(
     check_frozen(net)
     inputs = _as_tuple(example_input)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     in_names = list(input_names) if input_names is not None else (["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))])
     if len(in_names) != len(inputs):
         raise ValueError(f"input_names has {len(in_names)} names for {len(inputs)} inputs")

@@ -488,11 +488,9 @@ class Space(Mapping[str, Categorical]):
     def size(self) -> int:
         """Number of distinct networks: canonical archs (the product of the choices' sizes when
         no label is conditional; 1 for an empty space)."""
-        size = self._cache.get("size")
-        if size is None:
-            size = self._count()
-            self._cache["size"] = size
-        return size
+        if "size" not in self._cache:
+            self._cache["size"] = self._count()
+        return self._cache["size"]
 
     @property
     def full_size(self) -> int:
@@ -693,9 +691,7 @@ class Space(Mapping[str, Categorical]):
             current = c.index(arch[label])
             for i in range(len(c)):
                 if i != current:
-                    nb = dict(base)
-                    nb[label] = c.key_at(i)
-                    out.append(self._canon_unchecked(nb))
+                    out.append(self._canon_unchecked({**base, label: c.key_at(i)}))
         return out
 
     # -- numeric encodings ----------------------------------------------------------------

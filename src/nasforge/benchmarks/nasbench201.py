@@ -220,10 +220,8 @@ class NasBench201Table(Evaluator):
                 for c in present:
                     columns[c].append(float(row[c]))
         self._strings = strings
-        self._index: dict[tuple[str, ...], int] = {}
-        for i, s in enumerate(strings):
-            arch = arch_from_string(s)
-            self._index[tuple(arch[label] for label in LABELS)] = i
+        # arch_from_string gives the labels in LABELS' order, as _row reads them
+        self._index = {tuple(arch_from_string(s).values()): i for i, s in enumerate(strings)}
         self._acc = {d: np.asarray(columns[c], dtype=np.float64) for d, c in DATASETS.items() if columns[c]}
         self.accuracies = self._acc[dataset]
 
@@ -238,7 +236,7 @@ class NasBench201Table(Evaluator):
             pass
         except TypeError:
             raise InvalidArchError(f"an arch must be a dict of label -> op, got {type(arch).__name__}") from None
-        arch_to_string(arch)  # raises a precise InvalidArchError for a malformed arch
+        # (arch_to_string raises a precise InvalidArchError for a malformed arch)
         raise InvalidArchError(f"arch {arch_to_string(arch)} is not in the table {self.path}")
 
     def lookup(self, arch: Mapping[str, Any], dataset: str | None = None) -> float:

@@ -131,8 +131,7 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
 
         if not isinstance(choice, ValueChoice) or choice.label is None:
             raise TypeError(f"add_mutable takes a labelled nn.ValueChoice, got {choice!r}")
-        extra = self.__dict__.setdefault("_nf_mutables", [])
-        extra.append(choice)
+        self.__dict__.setdefault("_nf_mutables", []).append(choice)
         self.__dict__.pop("_nf_space", None)
         return choice
 

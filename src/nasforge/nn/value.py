@@ -248,15 +248,14 @@ class ValueChoice(ValueExpr):
 
     def value_in(self, arch: Mapping[str, Any]) -> Any:
         """The candidate ``arch`` chooses for this label (a clear error when it has none or a bad key)."""
-        if self.label is None:
-            raise InvalidSpaceError(f"{self!r} has no label yet; it gets one when its model space is built")
+        cat = self.categorical()  # an error for a choice with no label yet
         try:
-            key = arch[self.label]
+            key = arch[cat.label]
         except KeyError:
             raise InvalidArchError(
-                f"arch has no value for label {self.label!r}; it takes one of {self.categorical().values}"
+                f"arch has no value for label {cat.label!r}; it takes one of {cat.values}"
             ) from None
-        return self.categorical().resolve(key)
+        return cat.resolve(key)
 
     def evaluate(self, arch: Mapping[str, Any]) -> Any:
         return self.value_in(arch)
