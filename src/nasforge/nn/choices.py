@@ -88,7 +88,18 @@ class ChoiceModule(torch.nn.Module):
             raise InvalidSpaceError(f"{type(self).__name__} {self.label!r}: its sub-module {name!r} was set to None")
         return module
 
-    def _nf_categoricals(self) -> list[Categorical]:  # pragma: no cover - abstract
+    def _nf_categoricals(self) -> list[Categorical]:
+        return [self._categorical()]
+
+    def _categorical(self) -> Categorical:
+        """The decision of a one-decision choice (cached until its label or candidates change)."""
+        cat = self.__dict__.get("_nf_cat")
+        if cat is None or cat.label != self.label:
+            cat = self._new_categorical()
+            self.__dict__["_nf_cat"] = cat
+        return cat
+
+    def _new_categorical(self) -> Categorical:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:  # pragma: no cover
@@ -176,15 +187,8 @@ class LayerChoice(ChoiceModule):
     def candidates(self) -> list[torch.nn.Module]:
         return [self._sub(str(k)) for k in self.names]
 
-    def _categorical(self) -> Categorical:
-        cat = self.__dict__.get("_nf_cat")
-        if cat is None or cat.label != self.label:
-            cat = Categorical(self.candidates, self._required_label(), keys=self.names, signature=module_signature)
-            self.__dict__["_nf_cat"] = cat
-        return cat
-
-    def _nf_categoricals(self) -> list[Categorical]:
-        return [self._categorical()]
+    def _new_categorical(self) -> Categorical:
+        return Categorical(self.candidates, self._required_label(), keys=self.names, signature=module_signature)
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
         return {str(k): [(self._required_label(), [k])] for k in self.names}
@@ -249,15 +253,8 @@ class InputChoice(ChoiceModule):
         self._keys = _input_keys(n_candidates, n_chosen)
         self._active: Any = self._keys[0]
 
-    def _categorical(self) -> Categorical:
-        cat = self.__dict__.get("_nf_cat")
-        if cat is None or cat.label != self.label:
-            cat = Categorical(self._keys, self._required_label(), singleton_lists=self.n_chosen == 1)
-            self.__dict__["_nf_cat"] = cat
-        return cat
-
-    def _nf_categoricals(self) -> list[Categorical]:
-        return [self._categorical()]
+    def _new_categorical(self) -> Categorical:
+        return Categorical(self._keys, self._required_label(), singleton_lists=self.n_chosen == 1)
 
     def _key(self, arch: Mapping[str, Any]) -> Any:
         cat = self._categorical()

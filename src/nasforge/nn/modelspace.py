@@ -60,16 +60,6 @@ class ModelSpaceMeta(ValueAwareMeta):
                 return _freeze_under_fixed_arch(obj, space, fixed)
         return obj
 
-    def __instancecheck__(cls, instance: Any) -> bool:
-        if cls.__dict__.get("_nf_any_module"):
-            return isinstance(instance, torch.nn.Module)
-        return type.__instancecheck__(cls, instance)
-
-    def __subclasscheck__(cls, subclass: type) -> bool:
-        if cls.__dict__.get("_nf_any_module"):
-            return issubclass(subclass, torch.nn.Module)
-        return type.__subclasscheck__(cls, subclass)
-
 
 class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
     """Base class of a model space: an ordinary ``torch.nn.Module`` with choices in it.
@@ -142,7 +132,7 @@ class Module(ModelSpace):
     ``isinstance(x, nasforge.nn.Module)`` is true for every ``torch.nn.Module``.
     """
 
-    _nf_any_module = True
+    _nf_base = torch.nn.Module  # what ValueAwareMeta's isinstance / issubclass checks test against
 
 
 # -- discovery ------------------------------------------------------------------------------
