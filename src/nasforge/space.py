@@ -739,10 +739,9 @@ class Space(Mapping[str, Categorical]):
         for c in self._choices.values():
             if kind == "onehot":
                 indices.append(int(np.argmax(vec[offset : offset + len(c)])))
-                offset += len(c)
             else:
                 indices.append(int(round(float(np.clip(vec[offset], 0, 1)) * (len(c) - 1))))
-                offset += 1
+            offset += len(c) if kind == "onehot" else 1
         return self.from_indices(indices)
 
     @staticmethod

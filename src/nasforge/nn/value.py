@@ -361,10 +361,7 @@ class _Op(ValueExpr):
 
 
 def _unique(leaves: list[ValueChoice]) -> list[ValueChoice]:
-    seen: dict[int, ValueChoice] = {}
-    for leaf in leaves:
-        seen.setdefault(id(leaf), leaf)
-    return list(seen.values())
+    return list({id(leaf): leaf for leaf in leaves}.values())
 
 
 # -- helpers over nested constructor arguments ---------------------------------------------
