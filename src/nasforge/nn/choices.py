@@ -212,12 +212,6 @@ class LayerChoice(ChoiceModule):
 
 # -- InputChoice ----------------------------------------------------------------------------
 
-def _input_keys(n_candidates: int, n_chosen: int) -> list[Any]:
-    if n_chosen == 1:
-        return list(range(n_candidates))
-    return [list(c) for c in itertools.combinations(range(n_candidates), n_chosen)]
-
-
 def _check_input_args(n_candidates: Any, n_chosen: Any, reduction: Any, label: str | None) -> None:
     who = f"InputChoice {_name(label, 'InputChoice')}"
     for name, value in (("n_candidates", n_candidates), ("n_chosen", n_chosen)):
@@ -250,7 +244,9 @@ class InputChoice(ChoiceModule):
         self.n_chosen = n_chosen
         self.reduction = reduction
         self.label = label
-        self._keys = _input_keys(n_candidates, n_chosen)
+        self._keys: list[Any] = list(range(n_candidates)) if n_chosen == 1 else [
+            list(c) for c in itertools.combinations(range(n_candidates), n_chosen)
+        ]
         self._active: Any = self._keys[0]
 
     def _new_categorical(self) -> Categorical:
@@ -509,7 +505,10 @@ class Cell(ChoiceModule):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.all_inputs = num_ops_per_node == "all"
-        per_input = self.all_inputs or any(_wants_input_index(f) for f in factories)
+        # a factory taking (node, op, input) positionally gets one candidate per input
+        per_input = self.all_inputs or any(
+            not isinstance(f, torch.nn.Module) and (_positional_arity(f) or 0) >= 3 for f in factories
+        )
 
         def build(node: int, op: int, inp: int | None) -> LayerChoice:
             mods = OrderedDict()
@@ -632,8 +631,3 @@ class Cell(ChoiceModule):
             f"label={self.label!r}, num_nodes={self.num_nodes}, num_ops_per_node={self.num_ops_per_node!r}, "
             f"num_predecessors={self.num_predecessors}, merge_op={self.merge_op!r}"
         )
-
-
-def _wants_input_index(factory: Any) -> bool:
-    n = None if isinstance(factory, torch.nn.Module) else _positional_arity(factory)
-    return n is not None and n >= 3

@@ -57,7 +57,10 @@ class ModelSpaceMeta(ValueAwareMeta):
         if depth == 0:
             space = discover(obj)
             if fixed is not None:
-                return _freeze_under_fixed_arch(obj, space, fixed)
+                if rebuilding.get() or label_prefix.get():
+                    # rebuilt while freezing a larger space: the arch also holds the outer labels
+                    fixed = {label: fixed[label] for label in space if label in fixed}
+                return freeze_module(obj, space.validate(fixed), inplace=True)  # built only for this
         return obj
 
 
@@ -209,15 +212,6 @@ def discover(root: torch.nn.Module) -> Space:
     walk(root, "", [], {})
     object.__setattr__(root, "_nf_space", space)
     return space
-
-
-def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[str, Any]):
-    if rebuilding.get() or label_prefix.get():
-        # A module rebuilt while freezing a larger space: the arch also holds the outer labels.
-        arch = space.validate({label: fixed[label] for label in space if label in fixed})
-    else:
-        arch = space.validate(fixed)
-    return freeze_module(obj, arch, inplace=True)  # the instance was built only for this
 
 
 # -- freezing ------------------------------------------------------------------------------------
