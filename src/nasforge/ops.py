@@ -487,19 +487,14 @@ _DARTS = "DARTS (Liu, Simonyan & Yang, ICLR 2019)"
 _NB201 = "NAS-Bench-201 (Dong & Yang, ICLR 2020)"
 
 
-def _zero(C_in, C_out, stride):
-    _same_channels("none", C_in, C_out)
-    return Zero(stride)
+def _same_width(name: str, factory: Callable[[int], torch.nn.Module]) -> Callable[..., Any]:
+    """The factory of op ``name``, which keeps the channel count: ``factory(stride)``."""
 
+    def make(C_in, C_out, stride):
+        _same_channels(name, C_in, C_out)
+        return factory(stride)
 
-def _max_pool(C_in, C_out, stride):
-    _same_channels("max_pool_3x3", C_in, C_out)
-    return torch.nn.MaxPool2d(3, stride=stride, padding=1)
-
-
-def _avg_pool(C_in, C_out, stride):
-    _same_channels("avg_pool_3x3", C_in, C_out)
-    return torch.nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    return make
 
 
 def _skip(C_in, C_out, stride):
@@ -510,9 +505,11 @@ def _skip(C_in, C_out, stride):
 
 
 # DARTS' primitives, in the order of its PRIMITIVES list (the search space of the paper).
-register_op("none", "darts", f"{_DARTS}; also {_NB201}", _zero)
-register_op("max_pool_3x3", "darts", _DARTS, _max_pool)
-register_op("avg_pool_3x3", "darts", f"{_DARTS}; also {_NB201} (stride 1)", _avg_pool)
+register_op("none", "darts", f"{_DARTS}; also {_NB201}", _same_width("none", Zero))
+register_op("max_pool_3x3", "darts", _DARTS,
+            _same_width("max_pool_3x3", lambda s: torch.nn.MaxPool2d(3, s, padding=1)))
+register_op("avg_pool_3x3", "darts", f"{_DARTS}; also {_NB201} (stride 1)", _same_width(
+    "avg_pool_3x3", lambda s: torch.nn.AvgPool2d(3, s, padding=1, count_include_pad=False)))
 register_op("skip_connect", "darts", f"{_DARTS} (stride 2: FactorizedReduce); also {_NB201}", _skip)
 register_op("sep_conv_3x3", "darts", _DARTS, lambda ci, co, s: SepConv(ci, co, 3, s, 1))
 register_op("sep_conv_5x5", "darts", _DARTS, lambda ci, co, s: SepConv(ci, co, 5, s, 2))

@@ -210,8 +210,7 @@ class NasBench201Table(Evaluator):
         with _open_text(self.path) as f:
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
-            need = ["arch", DATASETS[dataset]]
-            missing = [c for c in need if c not in fields]
+            missing = [c for c in ("arch", DATASETS[dataset]) if c not in fields]
             if missing:
                 raise ValueError(f"{self.path}: missing column(s) {missing}; found {fields}")
             present = [c for c in DATASETS.values() if c in fields]
