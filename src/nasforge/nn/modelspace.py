@@ -199,8 +199,9 @@ def discover(root: torch.nn.Module) -> Space:
             object.__setattr__(module, "_nf_path", path)
         if "_nf_init" in module.__dict__:
             label_values(module, path, conds)
-        for leaf, _ in (free or {}).values():
-            space.add(leaf.categorical(), conds)
+        if free:
+            for leaf, _ in free.values():
+                space.add(leaf.categorical(), conds)
         for leaf in module.__dict__.get("_nf_mutables", ()):
             space.add(leaf.categorical(), conds)
         for name, child in module._modules.items():
