@@ -194,11 +194,10 @@ def to_torchscript(
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                scripted = torch.jit.trace(net, inputs, check_trace=False) if method == "trace" else torch.jit.script(net)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            scripted = torch.jit.trace(net, inputs, check_trace=False) if method == "trace" else torch.jit.script(net)
         scripted.eval()
         loaded = scripted
         if path is not None:

@@ -206,9 +206,7 @@ class NasBench101Space(PresetMixin, nn.ModelSpace):
         x = self.cells(self.stem(x))
         return self.classifier(x.mean((2, 3)))
 
-    @staticmethod
-    def is_valid(arch: Mapping[str, Any]) -> bool:
-        return is_valid(arch)
+    is_valid = staticmethod(is_valid)
 
     def sample_valid(self, seed_or_rng: Any = None, max_tries: int = 10_000) -> dict[str, Any]:
         """A uniformly random valid arch (rejection sampling over ``self.space``)."""
