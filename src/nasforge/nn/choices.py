@@ -212,20 +212,6 @@ class LayerChoice(ChoiceModule):
 
 # -- InputChoice ----------------------------------------------------------------------------
 
-def _check_input_args(n_candidates: Any, n_chosen: Any, reduction: Any, label: str | None) -> None:
-    who = f"InputChoice {_name(label, 'InputChoice')}"
-    for name, value in (("n_candidates", n_candidates), ("n_chosen", n_chosen)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidSpaceError(f"{who}: {name} must be an int >= 1, got {value!r}")
-    if n_chosen > n_candidates:
-        raise InvalidSpaceError(
-            f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
-            f"valid n_chosen: 1..{n_candidates}"
-        )
-    if reduction not in REDUCTIONS:
-        raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {', '.join(map(repr, REDUCTIONS))}")
-
-
 class InputChoice(ChoiceModule):
     """Choose ``n_chosen`` of ``n_candidates`` input tensors and reduce them.
 
@@ -239,7 +225,17 @@ class InputChoice(ChoiceModule):
 
     def __init__(self, n_candidates: int, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
         super().__init__()
-        _check_input_args(n_candidates, n_chosen, reduction, label)
+        who = f"InputChoice {_name(label, 'InputChoice')}"
+        for name, value in (("n_candidates", n_candidates), ("n_chosen", n_chosen)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidSpaceError(f"{who}: {name} must be an int >= 1, got {value!r}")
+        if n_chosen > n_candidates:
+            raise InvalidSpaceError(
+                f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
+                f"valid n_chosen: 1..{n_candidates}"
+            )
+        if reduction not in REDUCTIONS:
+            raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {', '.join(map(repr, REDUCTIONS))}")
         self.n_candidates = n_candidates
         self.n_chosen = n_chosen
         self.reduction = reduction
