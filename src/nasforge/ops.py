@@ -372,7 +372,7 @@ class _ShuffleBase(torch.nn.Module):
         pad = kernel // 2
         # stride 1: half the channels pass through, the branch maps the other half
         self.branch_in = C_in // 2 if stride == 1 else C_in
-        self.branch_out = C_out - (C_in // 2 if stride == 1 else C_in)
+        self.branch_out = C_out - self.branch_in
         self.mid = C_out // 2
         if stride == 2:
             self.proj = torch.nn.Sequential(

@@ -780,10 +780,8 @@ class Space(Mapping[str, Categorical]):
             cat = Categorical(entry["values"], entry["label"], keys=entry["values"], singleton_lists=bool(entry.get("singleton_lists")))
             when = entry.get("when")
             space._choices[cat.label] = cat
-            if when is None:
-                space._conditions[cat.label] = None
-            else:
-                space._conditions[cat.label] = []
+            space._conditions[cat.label] = None if when is None else []
+            if when is not None:
                 pending.append((cat, [[(a["label"], list(a["in"])) for a in conj] for conj in when]))
         for cat, when in pending:
             for conj in when:
