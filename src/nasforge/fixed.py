@@ -34,7 +34,10 @@ def load_arch(arch_or_path: Mapping[str, Any] | str | os.PathLike) -> dict[str, 
         except json.JSONDecodeError as exc:
             raise ValueError(f"arch file {path!r} is not valid JSON ({exc}); {hint}") from None
         if not isinstance(arch, dict):
-            raise ValueError(f"arch file {path!r} must hold an object of label -> value, got {type(arch).__name__}")
+            raise ValueError(
+                f"arch file {path!r} must hold an object of label -> value, "
+                f"got {type(arch).__name__}"
+            )
     elif isinstance(arch_or_path, Mapping):
         arch = dict(arch_or_path)
     else:

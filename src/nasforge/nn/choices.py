@@ -235,7 +235,8 @@ class InputChoice(ChoiceModule):
                 f"valid n_chosen: 1..{n_candidates}"
             )
         if reduction not in REDUCTIONS:
-            raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {', '.join(map(repr, REDUCTIONS))}")
+            valid = ", ".join(map(repr, REDUCTIONS))
+            raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {valid}")
         self.n_candidates = n_candidates
         self.n_chosen = n_chosen
         self.reduction = reduction
@@ -503,7 +504,8 @@ class Cell(ChoiceModule):
         self.all_inputs = num_ops_per_node == "all"
         # a factory taking (node, op, input) positionally gets one candidate per input
         per_input = self.all_inputs or any(
-            not isinstance(f, torch.nn.Module) and (_positional_arity(f) or 0) >= 3 for f in factories
+            (_positional_arity(f) or 0) >= 3
+            for f in factories if not isinstance(f, torch.nn.Module)
         )
 
         def build(node: int, op: int, inp: int | None) -> LayerChoice:

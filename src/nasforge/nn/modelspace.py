@@ -60,7 +60,7 @@ class ModelSpaceMeta(ValueAwareMeta):
                 if rebuilding.get() or label_prefix.get():
                     # rebuilt while freezing a larger space: the arch also holds the outer labels
                     fixed = {label: fixed[label] for label in space if label in fixed}
-                return freeze_module(obj, space.validate(fixed), inplace=True)  # built only for this
+                return freeze_module(obj, space.validate(fixed), inplace=True)  # built just for this
         return obj
 
 
