@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from importlib import resources
 from typing import Any
 
@@ -86,14 +86,6 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
     Store(path, readonly=True).close()  # a clear StoreError now rather than on the first request
     files = _static_files()
 
-    @contextmanager
-    def opened() -> Iterator[Store]:
-        store = Store(path, readonly=True)
-        try:
-            yield store
-        finally:
-            store.close()
-
     def static(name: str) -> Response:
         return Response(files[name], media_type=_STATIC[name], headers=_SECURITY_HEADERS)
 
@@ -107,14 +99,14 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
         return static(name)
 
     def experiments(request: Request) -> Response:
-        with opened() as store:
+        with closing(Store(path, readonly=True)) as store:
             records = store.experiments()
             return _json({"store": os.path.basename(path), "experiments": [data.experiment_summary(store, r) for r in records]})
 
     def with_experiment(request: Request, respond: Callable[[Store, ExperimentRecord], Response]) -> Response:
         """``respond(store, record)`` for the experiment the URL names, or a 404 listing those there are."""
         key = request.path_params["name"]
-        with opened() as store:
+        with closing(Store(path, readonly=True)) as store:
             rec = data.find_experiment(store, key)
             if rec is None:
                 names = ", ".join(repr(r.name) for r in store.experiments()) or "none"
