@@ -57,13 +57,9 @@ def _number(value: Any) -> float | None:
 def find_experiment(store: Store, key: str) -> ExperimentRecord | None:
     """The experiment named ``key``; else, when ``key`` is a number, the one with that id."""
     rec = store.experiment(key)
-    if rec is not None:
-        return rec
-    if key.isdigit():
-        for rec in store.experiments():
-            if rec.id == int(key):
-                return rec
-    return None
+    if rec is None and key.isdigit():
+        rec = next((r for r in store.experiments() if r.id == int(key)), None)
+    return rec
 
 
 def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Trial]) -> dict[str, Any]:
@@ -371,16 +367,8 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
     metric, mode = summary["metric"], summary["mode"]
     best = best_trial(trials, metric, mode)
     costs = cost_metrics(trials)
-    report_keys: dict[str, None] = {}
-    for t in trials:
-        for _, m in t.reports:
-            for k, v in m.items():
-                if _number(v) is not None:
-                    report_keys.setdefault(str(k), None)
-    ranked = sorted(
-        (t for t in trials if t.status is TrialStatus.SUCCEEDED and _metric_of(t, metric) is not None),
-        key=lambda t: ((-1 if mode == "max" else 1) * _metric_of(t, metric), t.id),  # type: ignore[operator]
-    )
+    numeric = (k for t in trials for _, m in t.reports for k, v in m.items() if _number(v) is not None)
+    report_keys = dict.fromkeys(str(k) for k in numeric)
     tests = [r.to_dict() for r in store.tests(rec.id)]
     chosen = None
     if best is not None:
@@ -401,7 +389,7 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
         "cost_metrics": costs,
         "metric_vs_cost": {c: metric_vs_cost(trials, metric, mode, c) for c in costs},
         "report_metrics": list(report_keys),
-        "top_trials": [t.id for t in ranked[:5]],
+        "top_trials": [t.id for t in rank_trials(trials, 5, metric=metric, mode=mode)],
         "chosen": chosen,
         "tests": tests,
         "arch_weights": arch_weights(rec),

@@ -23,7 +23,7 @@ from typing import Any
 from nasforge import viz
 from nasforge.dashboard import data
 from nasforge.store import ExperimentRecord, Store, StoreError
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, rank_trials
 
 __all__ = ["write_report"]
 
@@ -178,11 +178,7 @@ def _section(rec: ExperimentRecord, store: Store, out_dir: str) -> tuple[str, li
             items.append((label, ", ".join(f"{n}: {v:.3f}" for n, v in zip(names, values) if v is not None)))
         parts.append(_kv_table(items))
     parts.append("<h3>trials</h3>")
-    ranked = sorted(
-        (t for t in trials if t.status is TrialStatus.SUCCEEDED and data._metric_of(t, metric) is not None),
-        key=lambda t: ((-1 if d["mode"] == "max" else 1) * data._metric_of(t, metric), t.id),  # type: ignore[operator]
-    )
-    rank = {t.id: i for i, t in enumerate(ranked, 1)}
+    rank = {t.id: i for i, t in enumerate(rank_trials(trials, metric=metric, mode=d["mode"]), 1)}
     best_id = chosen["trial"] if chosen else None
     rows = []
     for t in sorted(trials, key=lambda t: (rank.get(t.id, len(rank) + 1), t.id)):
