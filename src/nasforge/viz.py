@@ -59,17 +59,10 @@ def _integer_x(ax) -> None:  # noqa: ANN001
 
 def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list[tuple[int, float]]:
     """``(trial id, best value of metric up to that trial)`` for every successful trial, in id order."""
+    from nasforge.dashboard.data import best_over_trials
+
     _check_mode(mode)
-    out: list[tuple[int, float]] = []
-    best: float | None = None
-    for t in sorted(trials, key=lambda t: t.id):
-        if t.status is not TrialStatus.SUCCEEDED or metric not in t.metrics:
-            continue
-        value = t.metrics[metric]
-        if best is None or (value > best if mode == "max" else value < best):
-            best = value
-        out.append((t.id, best))
-    return out
+    return [(p["trial"], p["best"]) for p in best_over_trials(trials, metric, mode)]
 
 
 def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", title: str | None = None) -> Any:
