@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, TrialStatus, check_mode
 
 __all__ = [
     "best_so_far",
@@ -19,11 +19,6 @@ __all__ = [
     "plot_metric_vs_cost",
     "plot_pareto",
 ]
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
 
 
 def _figure(size: tuple[float, float] = (7, 4), dpi: int = 120):  # noqa: ANN202 - matplotlib types stay lazy
@@ -61,13 +56,13 @@ def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list
     """``(trial id, best value of metric up to that trial)`` for every successful trial, in id order."""
     from nasforge.dashboard.data import best_over_trials
 
-    _check_mode(mode)
+    check_mode(mode)
     return [(p["trial"], p["best"]) for p in best_over_trials(trials, metric, mode)]
 
 
 def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", title: str | None = None) -> Any:
     """The history plot as a matplotlib ``Figure`` (see :func:`plot_history`)."""
-    _check_mode(mode)
+    check_mode(mode)
     trials = list(trials)
     ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and metric in t.metrics]
     if not ok:
@@ -167,7 +162,7 @@ def plot_best_over_time(
     """
     from nasforge.dashboard.data import best_over_time
 
-    _check_mode(mode)
+    check_mode(mode)
     points = best_over_time(list(trials), metric, mode)
     if not points:
         raise ValueError(f"no successful trial reports {metric!r}; nothing to plot")
@@ -198,7 +193,7 @@ def plot_metric_vs_cost(
     """
     from nasforge.dashboard.data import metric_vs_cost
 
-    _check_mode(mode)
+    check_mode(mode)
     data = metric_vs_cost(list(trials), metric, mode, cost)
     if not data["points"]:
         raise ValueError(f"no successful trial reports both {metric!r} and {cost!r}; nothing to plot")

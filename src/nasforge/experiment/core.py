@@ -42,7 +42,7 @@ from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError, StoreError
 from nasforge.strategy.base import Strategy
-from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, check_mode, rank_trials
 
 __all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
@@ -232,8 +232,7 @@ class Experiment:
         metric = metric or getattr(evaluator, "metric", "score")
         if mode is None:
             mode = getattr(evaluator, "mode", "max") if metric == getattr(evaluator, "metric", None) else "max"
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        check_mode(mode)
         self.model_space = model_space
         self.space = space
         self.strategy = strategy
@@ -439,7 +438,7 @@ class Experiment:
         self._warn_about_steps()
         self._best_kept = self._kept_best_score()
         bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if progress_wanted(self.progress) else None
-        loop = SearchLoop(self, store, exp_id, lease, journal, trials, requeued, bar)
+        loop = SearchLoop(self, store, exp_id, lease, journal, trials, finished, requeued, bar)
         store.update_experiment(exp_id, status=ExperimentStatus.RUNNING)
         status = ExperimentStatus.INTERRUPTED
         interrupted: ExperimentInterrupted | None = None

@@ -50,15 +50,14 @@ class SearchLoop:
     is spent or the strategy is exhausted. The experiment is the only writer of the store."""
 
     def __init__(self, exp: Experiment, store: Store, exp_id: int, lease: Lease, journal: StrategyJournal,
-                 trials: list[Trial], requeued: list[Trial], bar: Progress | None):
+                 trials: list[Trial], finished: list[Trial], requeued: list[Trial],
+                 bar: Progress | None):
         self.exp = exp
         self.store = store
         self.exp_id = exp_id
         self.lease = lease
         self.journal = journal
         self.bar = bar
-        requeued_ids = {t.id for t in requeued}
-        finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
         self.n_rejected = sum(t.status is TrialStatus.REJECTED for t in trials)
         self.total = len(trials) - self.n_rejected  # rejects never count against max_trials
         self.next_id = max((t.id for t in trials), default=-1) + 1
