@@ -255,10 +255,7 @@ def _elapsed(trials: Sequence[Trial], running: bool) -> float | None:
     if not starts:
         return None
     ends = [t.finished for t in trials if t.finished is not None] + starts
-    end = max(ends)
-    if running:
-        end = max(end, time.time())
-    return end - min(starts)
+    return max(ends + [time.time()] if running else ends) - min(starts)
 
 
 def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Trial] | None = None) -> dict[str, Any]:
