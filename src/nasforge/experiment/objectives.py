@@ -67,17 +67,11 @@ def pareto_trials(trials: Sequence[Trial], objectives: Sequence[tuple[str, str]]
     objectives = parse_objectives(objectives) or []
     if len(objectives) < 2:
         raise ValueError(f"a Pareto front needs at least 2 objectives, got {objectives}")
-    ok, points = [], []
-    for t in trials:
-        if t.status is not TrialStatus.SUCCEEDED:
-            continue
-        vec = objective_vector(t.metrics, objectives)
-        if vec is not None:
-            ok.append(t)
-            points.append(vec)
+    vectors = [(t, objective_vector(t.metrics, objectives)) for t in trials if t.status is TrialStatus.SUCCEEDED]
+    ok = [(t, vec) for t, vec in vectors if vec is not None]
     if not ok:
         return []
-    front = [ok[i] for i in pareto_front(points)]
+    front = [ok[i][0] for i in pareto_front([vec for _, vec in ok])]
     first, mode = objectives[0]
     sign = -1.0 if mode == "max" else 1.0
     front.sort(key=lambda t: (sign * float(t.metrics[first]), t.id))

@@ -55,15 +55,10 @@ class TestResult:
 
     def format(self, prefix: str = "test_") -> str:
         """``"test_acc 0.9712 ± 0.0021, test_loss 0.0912 ± 0.0040"`` (metrics whose name starts with ``prefix``)."""
-        parts = []
-        for name in sorted(self.metrics):
-            if not name.startswith(prefix):
-                continue
-            text = f"{name} {self.metrics[name]:.4f}"
-            if name in self.std:
-                text += f" ± {self.std[name]:.4f}"
-            parts.append(text)
-        return ", ".join(parts)
+        return ", ".join(
+            f"{name} {self.metrics[name]:.4f}" + (f" ± {self.std[name]:.4f}" if name in self.std else "")
+            for name in sorted(self.metrics) if name.startswith(prefix)
+        )
 
     def __str__(self) -> str:
         who = f"trial {self.trial_id}" if self.trial_id is not None else "arch"
@@ -165,13 +160,12 @@ class ExperimentResults:
                 raise TypeError(f"store must be a file path or a Store, got {type(store).__name__}")
             self._store = Store(store, readonly=True)
         records = self._store.experiments()
+        names = ", ".join(repr(r.name) for r in records) or "none"
         if name is None:
             if len(records) != 1:
-                names = ", ".join(repr(r.name) for r in records) or "none"
                 raise StoreError(f"{self._store.path!r} holds {len(records)} experiments ({names}); give the name: Experiment.load(store, name)")
             name = records[0].name
         if self._store.experiment(name) is None:
-            names = ", ".join(repr(r.name) for r in records) or "none"
             raise StoreError(f"no experiment named {name!r} in {self._store.path!r}; it holds: {names}")
         self.name = name
 
