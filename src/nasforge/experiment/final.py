@@ -7,8 +7,6 @@ loop stays readable.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import time
@@ -30,11 +28,6 @@ __all__ = ["run_final_tests"]
 logger = logging.getLogger("nasforge.experiment")
 
 
-def _arch_key(arch: dict[str, Any]) -> int:
-    """A stable number for an arch given without a trial (seeds are derived from it)."""
-    return int(hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:7], 16)
-
-
 def run_final_tests(
     exp: Experiment,
     chosen: list[tuple[int | None, dict[str, Any]]],
@@ -53,7 +46,8 @@ def run_final_tests(
     runs: dict[tuple[int, int], TestResult] = {}
     jobs: list[tuple[int, int, int]] = []  # (candidate index, seed index, seed value)
     for i, (trial_id, arch) in enumerate(chosen):
-        key = trial_id if trial_id is not None else _arch_key(arch)
+        # an arch given without a trial: its seeds derive from a stable number of the arch
+        key = trial_id if trial_id is not None else int(config_hash(arch)[:7], 16)
         for k in range(seeds):
             value = test_seed(seed, key, k)
             match = None if redo else next(
