@@ -56,11 +56,6 @@ _SECURITY_HEADERS = {
 }
 
 
-def _static_files() -> dict[str, bytes]:
-    folder = resources.files("nasforge.dashboard") / "static"
-    return {name: (folder / name).read_bytes() for name in _STATIC}
-
-
 class _JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return json.dumps(data.clean_json(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
@@ -84,7 +79,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
     if not os.path.isfile(path):
         raise StoreError(f"store file {path!r} does not exist")
     Store(path, readonly=True).close()  # a clear StoreError now rather than on the first request
-    files = _static_files()
+    folder = resources.files("nasforge.dashboard") / "static"
+    files = {name: (folder / name).read_bytes() for name in _STATIC}
 
     def static(name: str) -> Response:
         return Response(files[name], media_type=_STATIC[name], headers=_SECURITY_HEADERS)

@@ -7,6 +7,7 @@ function only reads the store.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -70,18 +71,10 @@ def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Tria
     read "running" there).
     """
     owner = None
-    owner_fn = getattr(store, "owner", None)
-    if callable(owner_fn):
-        try:
-            owner = owner_fn(rec.name)
-        except Exception:  # noqa: BLE001 - the view must not fail on an older / newer store
-            owner = None
-    live_fn = getattr(store, "live_status", None)
-    if callable(live_fn):
-        try:
-            return {"status": str(live_fn(rec.name)), "owner": clean_json(owner), "source": "owner"}
-        except Exception:  # noqa: BLE001
-            pass
+    with contextlib.suppress(Exception):  # the view must not fail on an older / newer store
+        owner = store.owner(rec.name)
+    with contextlib.suppress(Exception):
+        return {"status": str(store.live_status(rec.name)), "owner": clean_json(owner), "source": "owner"}
     return {"status": rec.status, "owner": clean_json(owner), "source": "recorded"}
 
 

@@ -116,9 +116,9 @@ def _plots(rec: ExperimentRecord, trials: list[Trial], detail: dict[str, Any], o
     return made
 
 
-def _kv_table(items: Sequence[tuple[Any, Any]], mono: bool = True) -> str:
+def _kv_table(items: Sequence[tuple[Any, Any]]) -> str:
     rows = "".join(
-        f'<tr><td class="mono">{_esc(k)}</td><td class="{"mono" if mono else ""}">{_esc(v) if not isinstance(v, float) else _num(v)}</td></tr>'
+        f'<tr><td class="mono">{_esc(k)}</td><td class="mono">{_esc(v) if not isinstance(v, float) else _num(v)}</td></tr>'
         for k, v in items
     )
     return f'<table class="kv">{rows}</table>'
