@@ -36,6 +36,7 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
 from typing import Any, Protocol
 
 from nasforge.errors import NasforgeError
@@ -176,6 +177,7 @@ class TrialContextProtocol(Protocol):
     def report(self, step: int, metrics: float | dict[str, float]) -> None: ...
 
 
+@dataclass(eq=False)
 class TrialContext:
     """What an evaluator sees of its trial: ``arch``, ``trial_id``, ``seed``, ``report()``, ``should_stop``.
 
@@ -192,20 +194,14 @@ class TrialContext:
     :class:`~nasforge.execution.TrialStopped` (the trial ends STOPPED with its last report).
     """
 
-    def __init__(
-        self,
-        trial_id: int,
-        arch: dict[str, Any],
-        channel: Any,
-        metric: str = "score",
-        worker: str | None = None,
-        seed: int | None = None,
-    ):
-        self.trial_id = trial_id
-        self.arch = arch
-        self.metric = metric
-        self.worker = worker
-        self.seed = seed
+    trial_id: int
+    arch: dict[str, Any]
+    channel: InitVar[Any]
+    metric: str = "score"
+    worker: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self, channel: Any) -> None:
         self._channel = channel
         self._stop = False
         self.last_metrics: dict[str, float] | None = None
