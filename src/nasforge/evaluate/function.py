@@ -92,8 +92,7 @@ class FunctionEvaluator(Evaluator):
         arch = getattr(ctx, "arch", None) or {}
         values = {**self.kwargs, **self._hparams.values(arch)}
         if not self.uses_model and isinstance(model_or_arch, dict) and self._hparams:
-            hp_labels = set(self._hparams.space)
-            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in hp_labels}
+            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in self._hparams.space}
         return model_or_arch, values
 
     def config(self) -> dict[str, Any]:
