@@ -74,16 +74,13 @@ def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Tria
     with contextlib.suppress(Exception):  # the view must not fail on an older / newer store
         owner = store.owner(rec.name)
     with contextlib.suppress(Exception):
-        return {"status": str(store.live_status(rec.name)), "owner": clean_json(owner), "source": "owner"}
+        status = str(store.live_status(rec.name))
+        return {"status": status, "owner": clean_json(owner), "source": "owner"}
     return {"status": rec.status, "owner": clean_json(owner), "source": "recorded"}
 
 
 def _metric_of(t: Trial, metric: str) -> float | None:
     return _number(t.metrics.get(metric))
-
-
-def _better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
 
 
 def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
@@ -96,7 +93,7 @@ def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> lis
     out = []
     best: float | None = None
     for order, tid, v in sorted(rows):
-        if best is None or _better(v, best, mode):
+        if best is None or (v > best if mode == "max" else v < best):
             best = v
         out.append({"trial": tid, **({key: order} if key else {}), "value": v, "best": best})
     return out
@@ -357,7 +354,8 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
     metric, mode = summary["metric"], summary["mode"]
     best = best_trial(trials, metric, mode)
     costs = cost_metrics(trials)
-    numeric = (k for t in trials for _, m in t.reports for k, v in m.items() if _number(v) is not None)
+    numeric = (k for t in trials for _, m in t.reports for k, v in m.items()
+               if _number(v) is not None)
     report_keys = dict.fromkeys(str(k) for k in numeric)
     tests = [r.to_dict() for r in store.tests(rec.id)]
     chosen = None

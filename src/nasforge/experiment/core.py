@@ -80,12 +80,9 @@ class ExperimentSummary:
 def _config_diff(before: Any, now: Any, prefix: str = "") -> str:
     """``"epochs 3 → 6, lr 0.001 → 0.003"``: what changed between two JSON configs (first few keys)."""
     if isinstance(before, dict) and isinstance(now, dict):
-        parts = []
-        for key in sorted(set(before) | set(now)):
-            if before.get(key) != now.get(key):
-                parts.append(_config_diff(before.get(key), now.get(key), f"{prefix}{key}."))
-        shown = parts[:5]
-        return ", ".join(shown) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        parts = [_config_diff(before.get(key), now.get(key), f"{prefix}{key}.")
+                 for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+        return ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
     label = prefix[:-1] or "config"
     return f"{label} {json.dumps(before)} → {json.dumps(now)}"
 

@@ -56,7 +56,8 @@ class TestResult:
     def format(self, prefix: str = "test_") -> str:
         """``"test_acc 0.9712 ± 0.0021, test_loss 0.0912 ± 0.0040"`` (metrics whose name starts with ``prefix``)."""
         return ", ".join(
-            f"{name} {self.metrics[name]:.4f}" + (f" ± {self.std[name]:.4f}" if name in self.std else "")
+            f"{name} {self.metrics[name]:.4f}"
+            + (f" ± {self.std[name]:.4f}" if name in self.std else "")
             for name in sorted(self.metrics) if name.startswith(prefix)
         )
 
@@ -153,12 +154,9 @@ class ExperimentResults:
     """
 
     def __init__(self, store: str | os.PathLike | Store, name: str | None = None):
-        if isinstance(store, Store):
-            self._store = store
-        else:
-            if not isinstance(store, (str, os.PathLike)):
-                raise TypeError(f"store must be a file path or a Store, got {type(store).__name__}")
-            self._store = Store(store, readonly=True)
+        if not isinstance(store, (Store, str, os.PathLike)):
+            raise TypeError(f"store must be a file path or a Store, got {type(store).__name__}")
+        self._store = store if isinstance(store, Store) else Store(store, readonly=True)
         records = self._store.experiments()
         names = ", ".join(repr(r.name) for r in records) or "none"
         if name is None:
@@ -275,8 +273,7 @@ class ExperimentResults:
         return plot_history(self.trials(with_reports=False), path, metric=self.metric, mode=self.mode, title=title)
 
     def __repr__(self) -> str:
-        counts = self._store.status_counts(self.name)
-        total = sum(counts.values())
+        total = sum(self._store.status_counts(self.name).values())
         return f"ExperimentResults(name={self.name!r}, store={self.store_path!r}, status={self.status!r}, trials={total}, metric={self.metric!r})"
 
 
