@@ -81,7 +81,7 @@ class Trial:
         return copy
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field but ``objectives``, in field order, with the status as text and reports as lists."""
+        """Every field but ``objectives``, in order; the status as text, reports as lists."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "objectives"}
         return {**out, "status": self.status.value, "reports": [[s, m] for s, m in self.reports]}
 

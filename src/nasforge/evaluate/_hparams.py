@@ -55,7 +55,8 @@ class HyperParameters:
     def values(self, arch: Mapping[str, Any]) -> dict[str, Any]:
         """The argument values ``arch`` chooses (defaults for labels it does not hold)."""
         return {
-            name: expr.evaluate(arch) if all(leaf.label in arch for leaf in expr.leaves()) else expr.default()
+            name: expr.evaluate(arch) if all(leaf.label in arch for leaf in expr.leaves())
+            else expr.default()
             for name, expr in self.choices.items()
         }
 

@@ -181,25 +181,29 @@ def jacob_cov(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targ
     return float(-np.sum(np.log(np.abs(eig) + k) + 1.0 / (np.abs(eig) + k)))
 
 
+_Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (weight, its gradient) -> a scalar
+
+
 def _sensitivity(w: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return (w * grad).abs().sum()
 
 
-def _grad_sum(weights: list[torch.Tensor], term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+def _grad_sum(weights: list[torch.Tensor], term: _Term) -> float:
     """``Σ term(w, w.grad)`` over the weights that received a gradient."""
     with torch.no_grad():
         return float(sum(float(term(w, w.grad)) for w in weights if w.grad is not None))
 
 
 def _loss_grad_sum(model: torch.nn.Module, name: str, inputs: Any, targets: Any, loss_fn: Any,
-                   term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+                   term: _Term) -> float:
     """:func:`_grad_sum` after one backward pass of the loss on the minibatch; the model's
     ``.grad`` are left as they were."""
     saved = [p.grad for p in model.parameters()]
     try:
         x = _as_tensor(inputs)
         if targets is None:
-            raise ValueError(f"proxy {name!r} needs targets (a minibatch (inputs, targets)); data-free proxies: {sorted(DATA_FREE)}")
+            raise ValueError(f"proxy {name!r} needs targets (a minibatch (inputs, targets)); "
+                             f"data-free proxies: {sorted(DATA_FREE)}")
         weights = _weights(model)
         model.zero_grad(set_to_none=True)
         with _mode(model, train=True):

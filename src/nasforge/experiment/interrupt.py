@@ -39,7 +39,8 @@ def _raise(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def _handling(signals: tuple[int, ...], handler: Any, replaceable: tuple[Any, ...]) -> Iterator[None]:
+def _handling(signals: tuple[int, ...], handler: Any,
+              replaceable: tuple[Any, ...]) -> Iterator[None]:
     """Within this block (main thread only), ``handler`` handles those of ``signals`` whose
     current handler is one of ``replaceable``; the previous handlers come back after."""
     previous = {}

@@ -67,7 +67,8 @@ def pareto_trials(trials: Sequence[Trial], objectives: Sequence[tuple[str, str]]
     objectives = parse_objectives(objectives) or []
     if len(objectives) < 2:
         raise ValueError(f"a Pareto front needs at least 2 objectives, got {objectives}")
-    vectors = [(t, objective_vector(t.metrics, objectives)) for t in trials if t.status is TrialStatus.SUCCEEDED]
+    vectors = [(t, objective_vector(t.metrics, objectives)) for t in trials
+               if t.status is TrialStatus.SUCCEEDED]
     ok = [(t, vec) for t, vec in vectors if vec is not None]
     if not ok:
         return []

@@ -37,7 +37,8 @@ class _Live:
         from rich.console import Console
         from rich.progress import Progress as RichProgress
 
-        self._bar = RichProgress(*columns, console=Console(stderr=True), transient=False, refresh_per_second=4)
+        self._bar = RichProgress(*columns, console=Console(stderr=True), transient=False,
+                                 refresh_per_second=4)
 
     def __enter__(self: _L) -> _L:
         self._bar.start()
@@ -84,7 +85,8 @@ class TestProgress(_Live):
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
         super().__init__(TextColumn("test {task.description}"), TextColumn("{task.fields[epochs]}"),
-                         TimeElapsedColumn(), BarColumn(bar_width=10), TextColumn("{task.fields[info]}"))
+                         TimeElapsedColumn(), BarColumn(bar_width=10),
+                         TextColumn("{task.fields[info]}"))
         self.total = total_epochs
         self._tasks: dict[int, Any] = {}
 
