@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from nasforge.experiment.results import _positive
 from nasforge.pareto import orient, pareto_front
 from nasforge.trial import Trial, TrialStatus
 
@@ -117,9 +118,7 @@ class Constraints:
                 raise ValueError(f"input_shape must be a sequence of positive ints (batch first), got {input_shape!r}")
             input_shape = shape
         self.input_shape = input_shape
-        if isinstance(max_rejected, bool) or not isinstance(max_rejected, int) or max_rejected < 1:
-            raise ValueError(f"max_rejected must be a positive int, got {max_rejected!r}")
-        self.max_rejected = max_rejected
+        self.max_rejected = _positive("max_rejected", max_rejected, int, allow_none=False)
         self.latency_repeats = int(latency_repeats)
         self.device = device
 
