@@ -443,8 +443,7 @@ class Experiment:
         resources = contextlib.ExitStack()
         with interrupt_signals():  # left after the shielded clean-up: the caller's handlers come back
             try:
-                if bar is not None:
-                    resources.enter_context(bar)
+                resources.enter_context(bar or contextlib.nullcontext())
                 stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
                 journal.checkpoint()
                 status = ExperimentStatus.DONE

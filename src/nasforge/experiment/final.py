@@ -11,12 +11,13 @@ import logging
 import os
 import time
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nasforge.evaluate.base import config_hash, evaluator_test_config
 from nasforge.experiment.loop import running_executor
 from nasforge.experiment.progress import TestProgress, progress_wanted
-from nasforge.experiment.results import TestResult, aggregate_runs
+from nasforge.experiment.results import TestResult, _record_to_result, aggregate_runs
 from nasforge.experiment.runners import FinalTestRunner, test_seed
 from nasforge.trial import TrialStatus, rank_trials
 
@@ -53,9 +54,8 @@ def run_final_tests(
             match = None if redo else next(
                 (r for r in reversed(stored) if r.seed == value and r.trial_id == trial_id and r.arch == arch), None
             )
-            if match is not None:
-                runs[(i, k)] = TestResult(trial_id, arch, bool(retrain), match.status, match.metrics, match.error, match.weights,
-                                          value, reused=True)
+            if match is not None:  # the same trial, arch, seed, protocol and test configuration
+                runs[(i, k)] = replace(_record_to_result(match), reused=True)
             else:
                 jobs.append((i, k, value))
     if runs:
@@ -93,18 +93,15 @@ def _run_jobs(
     started: dict[int, float] = {}
 
     def on_report(task_id: int, step: int, metrics: dict[str, float]) -> bool:
-        epoch = metrics.get("epoch", step)
         logger.debug("test of %s, step %d: %s", label(task_id), step, metrics)
         if bar is not None:
-            bar.update(task_id, int(epoch))
+            bar.update(task_id, int(metrics.get("epoch", step)))
         return False
 
     queue = deque(range(len(jobs)))
     done = 0
-    with contextlib.ExitStack() as resources:
-        if bar is not None:
-            resources.enter_context(bar)
-        executor = resources.enter_context(running_executor(exp, "test", runner, min(exp.concurrency, len(jobs))))
+    concurrency = min(exp.concurrency, len(jobs))
+    with bar or contextlib.nullcontext(), running_executor(exp, "test", runner, concurrency) as executor:
         while done < len(jobs):
             while queue and executor.idle_slots() > 0:
                 job = queue.popleft()
