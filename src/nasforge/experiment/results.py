@@ -286,6 +286,5 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
         groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
     rank_of: dict[int | None, int] = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
-    order = {id(res): i for i, res in enumerate(results)}
-    results.sort(key=lambda res: (rank_of.get(res.trial_id, len(rank_of)), order[id(res)]))
+    results.sort(key=lambda res: rank_of.get(res.trial_id, len(rank_of)))  # stable: ties keep their order
     return results
