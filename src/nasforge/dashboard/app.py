@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from contextlib import closing
 from importlib import resources
 from typing import Any
 
@@ -95,14 +94,14 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
         return static(name)
 
     def experiments(request: Request) -> Response:
-        with closing(Store(path, readonly=True)) as store:
+        with Store(path, readonly=True) as store:
             records = store.experiments()
             return _json({"store": os.path.basename(path), "experiments": [data.experiment_summary(store, r) for r in records]})
 
     def with_experiment(request: Request, respond: Callable[[Store, ExperimentRecord], Response]) -> Response:
         """``respond(store, record)`` for the experiment the URL names, or a 404 listing those there are."""
         key = request.path_params["name"]
-        with closing(Store(path, readonly=True)) as store:
+        with Store(path, readonly=True) as store:
             rec = data.find_experiment(store, key)
             if rec is None:
                 names = ", ".join(repr(r.name) for r in store.experiments()) or "none"

@@ -171,12 +171,9 @@ def cells_of(arch: dict[str, Any]) -> list[dict[str, Any]]:
         last = max(node for node, _ in ops)
         edges = []
         for (node, slot), op in sorted(ops.items()):
-            src: Any = slot
-            key = f"{dot}input_{node}_{slot}"
-            if key in arch:
-                src = arch[key]
-                if isinstance(src, list) and len(src) == 1:
-                    src = src[0]
+            src = arch.get(f"{dot}input_{node}_{slot}", slot)
+            if isinstance(src, list) and len(src) == 1:
+                src = src[0]
             if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < node:
                 continue
             edges.append({"from": src, "to": node, "op": op})

@@ -207,8 +207,7 @@ def write_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, name
     if not os.path.isfile(path):
         raise StoreError(f"store file {path!r} does not exist")
     out = os.fspath(out_dir)
-    store = Store(path, readonly=True)
-    try:
+    with Store(path, readonly=True) as store:
         records = store.experiments()
         if name is not None:
             records = [r for r in records if r.name == name]
@@ -223,8 +222,6 @@ def write_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, name
             section, pngs = _section(rec, store, out)
             sections.append(section)
             files.extend(pngs)
-    finally:
-        store.close()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     doc = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
