@@ -106,8 +106,7 @@ class StrategyJournal:
                     self.strategy.tell(trials[tid].frozen())
                 elif kind == "report" and tid in trials:
                     base_trial = trials[tid]
-                    metrics = payload.get("metrics", {})
-                    reports.setdefault(tid, []).append((payload["step"], metrics))
+                    reports.setdefault(tid, []).append((payload["step"], payload.get("metrics", {})))
                     running = Trial(id=tid, arch=base_trial.arch, status=TrialStatus.RUNNING, reports=list(reports[tid]),
                                     started=base_trial.started)
                     self.strategy.on_report(running.frozen(), payload["step"], payload["score"])
