@@ -32,8 +32,7 @@ def _figure(size: tuple[float, float] = (7, 4), dpi: int = 120):  # noqa: ANN202
 
 def _save(fig, path: str | os.PathLike, **savefig: Any) -> str:  # noqa: ANN001
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     fig.savefig(os.fspath(path), **savefig)
     return os.fspath(path)
 
@@ -80,12 +79,10 @@ def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", titl
     values = [t.metrics[metric] for t in ok] + [t.metrics[metric] for t in stopped]
     lo, hi = min(values), max(values)
     pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1e-3)
-    bottom = lo - pad
     if failed:  # drawn on a band below every score, so they never hide a result
-        bottom = lo - 2.5 * pad
         ax.scatter([t.id for t in failed], [lo - 1.5 * pad] * len(failed), marker="x", color="k", s=22,
                    label=f"failed ({len(failed)})")
-    ax.set_ylim(bottom, hi + pad)
+    ax.set_ylim(lo - (2.5 * pad if failed else pad), hi + pad)
     _finish(ax, "trial", f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)",
             title or f"{metric}: best so far over {len(trials)} trials",
             loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
