@@ -48,8 +48,7 @@ td.err{color:#b91c1c;word-break:break-word}tr.best td{background:#f0fdf4}table.k
 
 def _slug(name: str) -> str:
     """A file-name-safe form of an experiment name (no path separators, no leading dots)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment"
-    return slug[:80]
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment")[:80]
 
 
 def _esc(value: Any) -> str:

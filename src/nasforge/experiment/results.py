@@ -129,8 +129,7 @@ def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True
 
 
 def write_arch(arch: Any, path: str | os.PathLike) -> None:
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     with open(path, "w") as f:
         json.dump(arch, f, indent=2, sort_keys=False)
         f.write("\n")
