@@ -235,10 +235,9 @@ class ExperimentResults:
 
         When a run was redone, the latest run of each seed counts.
         """
-        rows = self._store.tests(self.name)
         if not aggregate:
-            return [_record_to_result(r) for r in rows]
-        return group_tests(rows, rank_trials(self.trials(with_reports=False)))
+            return self.tests()
+        return group_tests(self._store.tests(self.name), rank_trials(self.trials(with_reports=False)))
 
     # -- tables ---------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
