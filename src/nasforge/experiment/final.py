@@ -60,26 +60,11 @@ def run_final_tests(
                 jobs.append((i, k, value))
     if runs:
         logger.info("reusing %d stored test run(s) (pass redo=True to run them again)", len(runs))
-    if jobs:
-        _run_jobs(exp, record.id, chosen, jobs, runs, retrain, seeds, test_cfg, weights_dir, progress)
-    return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
+    if not jobs:
+        return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
 
-
-def _run_jobs(
-    exp: Experiment,
-    exp_id: int,
-    chosen: list[tuple[int | None, dict[str, Any]]],
-    jobs: list[tuple[int, int, int]],
-    runs: dict[tuple[int, int], TestResult],
-    retrain: bool,
-    seeds: int,
-    test_cfg: str,
-    weights_dir: str | os.PathLike | None,
-    progress: bool | None,
-) -> None:
-    store = exp._open_store()
-    runner = FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, int(exp._require_record().config["seed"]))
-    ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(exp_id, with_reports=False)), 1)}
+    runner = FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, seed)
+    ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(record.id, with_reports=False)), 1)}
     total_epochs = getattr(exp.evaluator, "test_epochs", None)
     bar = TestProgress(total_epochs if isinstance(total_epochs, int) else None) if progress_wanted(
         exp.progress if progress is None else progress) else None
@@ -123,7 +108,7 @@ def _run_jobs(
                     reason = c.error or "stopped"
                     logger.warning("test of %s failed: %s", label(c.task_id), reason.splitlines()[0])
                     result = TestResult(trial_id, arch, bool(retrain), TrialStatus.FAILED.value, {}, reason, None, value)
-                store.add_test(exp_id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights,
+                store.add_test(record.id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights,
                                seed=value, config=test_cfg)
                 runs[(i, k)] = result
                 done += 1
@@ -132,6 +117,7 @@ def _run_jobs(
                 if bar is not None:
                     ok = result.status == TrialStatus.SUCCEEDED
                     bar.finish(c.task_id, result.format() if ok else "failed: " + (result.error or "").splitlines()[0], ok)
+    return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
 
 
 def _save_weights(folder: str | os.PathLike | None, blob: bytes | None, trial_id: int | None, index: int, k: int, seeds: int) -> str | None:
