@@ -60,8 +60,8 @@ class _JSON(JSONResponse):
         return json.dumps(data.clean_json(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return _JSON(content, status_code=status_code, headers={**_SECURITY_HEADERS, **(headers or {})})
+def _json(content: Any, status_code: int = 200) -> Response:
+    return _JSON(content, status_code=status_code, headers=_SECURITY_HEADERS)
 
 
 def _error(status_code: int, message: str) -> Response:

@@ -107,10 +107,10 @@ def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[di
 
 def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
     """Per successful trial in order of finishing: seconds since the first trial started, value, best so far."""
-    starts = [t.started for t in trials if t.started is not None]
-    if not starts:
+    first = min((t.started for t in trials if t.started is not None), default=None)
+    if first is None:
         return []
-    return _best_so_far([(float(t.finished) - min(starts), t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
+    return _best_so_far([(float(t.finished) - first, t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
                          and t.finished is not None and (v := _metric_of(t, metric)) is not None], mode, "time")
 
 
@@ -355,16 +355,14 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
                if _number(v) is not None)
     report_keys = dict.fromkeys(str(k) for k in numeric)
     tests = [r.to_dict() for r in store.tests(rec.id)]
-    chosen = None
-    if best is not None:
-        chosen = {
-            "trial": best.id,
-            "value": best.metrics.get(metric),
-            "metrics": best.metrics,
-            "arch": best.arch,
-            "cells": cells_of(best.arch),
-            "tests": [r for r in tests if r.get("trial_id") == best.id],
-        }
+    chosen = {
+        "trial": best.id,
+        "value": best.metrics.get(metric),
+        "metrics": best.metrics,
+        "arch": best.arch,
+        "cells": cells_of(best.arch),
+        "tests": [r for r in tests if r.get("trial_id") == best.id],
+    } if best is not None else None
     return clean_json({
         **summary,
         "config": rec.config,
