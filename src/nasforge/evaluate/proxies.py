@@ -491,8 +491,7 @@ class ProxyScorer:
         key = json.dumps(dict(arch), sort_keys=True, default=str)
         if key not in self._cache:
             start = time.perf_counter()
-            net = self.model_space.freeze(dict(arch))
-            raw = self.evaluator.evaluate(net)
+            raw = self.evaluator.evaluate(self.model_space.freeze(dict(arch)))
             if self.transform == "log":
                 raw = {k: math.copysign(math.log1p(abs(v)), v) if math.isfinite(v) else v for k, v in raw.items()}
             self._cache[key] = raw
