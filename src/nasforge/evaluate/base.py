@@ -30,6 +30,7 @@ override ``config()`` to add the settings your evaluator's scores depend on, e.g
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import json
 import math
@@ -122,12 +123,8 @@ def _to_float(name: str, value: Any) -> float:
     if isinstance(value, numbers.Real):  # bool included
         return float(value)
     item = getattr(value, "item", None)  # numpy / torch scalars and 1-element arrays
-    if callable(item):
-        try:
-            out = item()
-        except (ValueError, RuntimeError):
-            out = None
-        if isinstance(out, numbers.Real):
+    with contextlib.suppress(ValueError, RuntimeError):
+        if callable(item) and isinstance(out := item(), numbers.Real):
             return float(out)
     raise ResultError(
         f"metric {name!r} is a {type(value).__name__} ({value!r:.60}); metrics must be numbers "
