@@ -336,12 +336,10 @@ def trial_rows(
 def trial_reports(trials: Sequence[Trial], ids: Sequence[int]) -> dict[str, Any]:
     """The intermediate reports ``[{step, metrics}]`` of the trials with the given ids."""
     by_id = {t.id: t for t in trials}
-    out = {}
-    for i in ids:
-        t = by_id.get(i)
-        if t is not None:
-            out[str(i)] = {"status": t.status.value, "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
-    return clean_json(out)
+    return clean_json({
+        str(i): {"status": t.status.value, "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
+        for i in ids if (t := by_id.get(i)) is not None
+    })
 
 
 def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
