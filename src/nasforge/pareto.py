@@ -92,10 +92,9 @@ def crowding_distance(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndar
     """NSGA-II crowding distance of each point within its set (boundary points: ``inf``)."""
     p = _as_points(points)
     n, m = p.shape
-    dist = np.zeros(n)
     if n <= 2:
-        dist[:] = np.inf
-        return dist
+        return np.full(n, np.inf)
+    dist = np.zeros(n)
     for k in range(m):
         order = np.argsort(p[:, k], kind="stable")
         lo, hi = p[order[0], k], p[order[-1], k]

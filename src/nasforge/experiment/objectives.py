@@ -150,8 +150,7 @@ def _infer_input_shape(evaluator: Any) -> tuple[int, ...] | None:
     shape = getattr(evaluator, "input_shape", None)
     if shape is not None:
         return tuple(shape)
-    data = getattr(evaluator, "train_data", None)
-    x = getattr(data, "x", None)
+    x = getattr(getattr(evaluator, "train_data", None), "x", None)
     if x is not None and hasattr(x, "shape") and len(x.shape) >= 1:
         return (1, *tuple(int(d) for d in x.shape[1:]))
     return None
