@@ -89,21 +89,18 @@ def aggregate_runs(runs: list[TestResult]) -> TestResult:
     metrics: dict[str, float] = {}
     std: dict[str, float] = {}
     if ok:
-        names = set(ok[0].metrics).intersection(*(r.metrics for r in ok[1:]))
-        for name in sorted(names):
+        for name in sorted(set(ok[0].metrics).intersection(*(r.metrics for r in ok[1:]))):
             values = [float(r.metrics[name]) for r in ok]
-            mean = sum(values) / len(values)
-            metrics[name] = mean
+            metrics[name] = mean = sum(values) / len(values)
             if len(values) > 1:
                 std[name] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    failed = [r for r in runs if r.status != TrialStatus.SUCCEEDED]
     return TestResult(
         trial_id=first.trial_id,
         arch=first.arch,
         retrain=first.retrain,
         status=(TrialStatus.SUCCEEDED if ok else TrialStatus.FAILED).value,
         metrics=metrics,
-        error=failed[0].error if failed else None,
+        error=next((r.error for r in runs if r.status != TrialStatus.SUCCEEDED), None),
         weights=ok[0].weights if ok else None,
         seed=None if len(runs) > 1 else first.seed,
         std=std,
