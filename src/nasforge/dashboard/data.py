@@ -251,9 +251,7 @@ def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Tri
         trials = store.trials(rec.id, with_reports=False)
     cfg = rec.config
     metric, mode = str(cfg.get("metric", "score")), str(cfg.get("mode", "max"))
-    counts = {s.value: 0 for s in TrialStatus}
-    for t in trials:
-        counts[t.status.value] += 1
+    counts = {s.value: sum(t.status is s for t in trials) for s in TrialStatus}
     status = experiment_status(store, rec, trials)
     best = best_trial(trials, metric, mode)
     n_reports = store._db.execute("SELECT COUNT(*) FROM reports WHERE experiment_id = ?", (rec.id,)).fetchone()[0]

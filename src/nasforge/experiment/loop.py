@@ -63,9 +63,7 @@ class SearchLoop:
         self.next_id = max((t.id for t in trials), default=-1) + 1
         self.pending: deque[Trial] = deque(requeued)
         self.running: dict[int, Trial] = {}
-        self.counts = {s.value: 0 for s in TrialStatus}
-        for t in finished:
-            self.counts[t.status.value] += 1
+        self.counts = {s.value: sum(t.status is s for t in finished) for s in TrialStatus}
         top = rank_trials(finished, k=1)
         self.best: Trial | None = top[0] if top else None
         self.stop_reason = ""
