@@ -146,9 +146,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
             best = data.best_trial(trials, str(rec.config.get("metric", "score")), str(rec.config.get("mode", "max")))
             if best is None:
                 return _error(404, f"experiment {rec.name!r} has no successful trial yet")
-            body = json.dumps(best.arch, indent=2) + "\n"
             return Response(
-                body,
+                json.dumps(best.arch, indent=2) + "\n",
                 media_type="application/json",
                 headers={**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="best_arch_trial_{best.id}.json"'},
             )
