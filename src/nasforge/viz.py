@@ -38,9 +38,7 @@ def _save(fig, path: str | os.PathLike, **savefig: Any) -> str:  # noqa: ANN001
 
 
 def _finish(ax, xlabel: str, ylabel: str, title: str, **legend: Any) -> None:  # noqa: ANN001
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(**legend)
 

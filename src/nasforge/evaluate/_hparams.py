@@ -32,8 +32,7 @@ class HyperParameters:
                 raise InvalidSpaceError(
                     f"{owner}: argument {name!r} cannot be a choice; arguments that can: {', '.join(allowed)}"
                 )
-            leaves = value.leaves()
-            unlabelled = [leaf for leaf in leaves if leaf.label is None]
+            unlabelled = [leaf for leaf in value.leaves() if leaf.label is None]
             for k, leaf in enumerate(unlabelled):
                 leaf.label = name if len(unlabelled) == 1 else f"{name}_{k}"
             self.choices[name] = value
