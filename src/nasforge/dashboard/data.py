@@ -335,7 +335,8 @@ def trial_reports(trials: Sequence[Trial], ids: Sequence[int]) -> dict[str, Any]
     """The intermediate reports ``[{step, metrics}]`` of the trials with the given ids."""
     by_id = {t.id: t for t in trials}
     return clean_json({
-        str(i): {"status": t.status.value, "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
+        str(i): {"status": t.status.value,
+                 "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
         for i in ids if (t := by_id.get(i)) is not None
     })
 

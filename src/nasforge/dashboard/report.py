@@ -54,9 +54,8 @@ def _slug(name: str) -> str:
 def _esc(value: Any) -> str:
     if value is None:
         return "-"
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=False)
-    return html.escape(value, quote=True)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=False)
+    return html.escape(text, quote=True)
 
 
 def _num(value: Any) -> str:

@@ -80,7 +80,8 @@ def serve(
     actual = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     print(f"nasforge dashboard of {os.fspath(store_path)} (read-only) at http://{shown}:{actual}/  (Ctrl-C to stop)", file=out, flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off"))
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
     finally:

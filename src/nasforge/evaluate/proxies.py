@@ -174,9 +174,8 @@ def jacob_cov(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targ
         (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
     jac = grad.reshape(x.shape[0], -1).to(torch.float64).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(jac)
-    corr = np.nan_to_num(corr, nan=0.0)  # a constant row (e.g. a dead network) has no correlation
-    eig = np.linalg.eigvalsh(corr)
+        corr = np.corrcoef(jac)  # NaN for a constant row (e.g. a dead network): no correlation, 0
+    eig = np.linalg.eigvalsh(np.nan_to_num(corr, nan=0.0))
     k = 1e-5
     return float(-np.sum(np.log(np.abs(eig) + k) + 1.0 / (np.abs(eig) + k)))
 
@@ -301,8 +300,7 @@ def flops(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets:
     """FLOPs of one forward pass of one sample (data-free; ``nasforge.profile.count_flops``)."""
     from nasforge.profile import count_flops
 
-    shape = _shape(inputs)
-    return float(count_flops(model, (1, *shape[1:])))
+    return float(count_flops(model, (1, *_shape(inputs)[1:])))
 
 
 PROXIES: dict[str, Callable[..., float]] = {

@@ -85,8 +85,8 @@ def run_final_tests(
 
     queue = deque(range(len(jobs)))
     done = 0
-    concurrency = min(exp.concurrency, len(jobs))
-    with bar or contextlib.nullcontext(), running_executor(exp, "test", runner, concurrency) as executor:
+    pool = running_executor(exp, "test", runner, min(exp.concurrency, len(jobs)))  # starts on entry
+    with bar or contextlib.nullcontext(), pool as executor:
         while done < len(jobs):
             while queue and executor.idle_slots() > 0:
                 job = queue.popleft()

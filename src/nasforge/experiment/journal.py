@@ -106,7 +106,8 @@ class StrategyJournal:
                     self.strategy.tell(trials[tid].frozen())
                 elif kind == "report" and tid in trials:
                     base_trial = trials[tid]
-                    reports.setdefault(tid, []).append((payload["step"], payload.get("metrics", {})))
+                    metrics = payload.get("metrics", {})
+                    reports.setdefault(tid, []).append((payload["step"], metrics))
                     running = Trial(id=tid, arch=base_trial.arch, status=TrialStatus.RUNNING, reports=list(reports[tid]),
                                     started=base_trial.started)
                     self.strategy.on_report(running.frozen(), payload["step"], payload["score"])

@@ -234,7 +234,8 @@ class ExperimentResults:
         """
         if not aggregate:
             return self.tests()
-        return group_tests(self._store.tests(self.name), rank_trials(self.trials(with_reports=False)))
+        ranked = rank_trials(self.trials(with_reports=False))
+        return group_tests(self._store.tests(self.name), ranked)
 
     # -- tables ---------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
@@ -281,5 +282,5 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
         groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
     rank_of: dict[int | None, int] = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
-    results.sort(key=lambda res: rank_of.get(res.trial_id, len(rank_of)))  # stable: ties keep their order
+    results.sort(key=lambda res: rank_of.get(res.trial_id, len(rank_of)))  # stable: ties keep order
     return results
