@@ -67,8 +67,7 @@ def non_dominated_sort(points: Sequence[Sequence[float]] | np.ndarray) -> list[l
     """The fronts F1, F2, … (lists of indices, ascending): F1 is the Pareto front, F2 the front of
     the rest, and so on (Deb et al.'s fast non-dominated sort, O(M N²))."""
     p = _as_points(points)
-    n = len(p)
-    if n == 0:
+    if len(p) == 0:
         return []
     ge = np.all(p[:, None, :] >= p[None, :, :], axis=2)
     gt = np.any(p[:, None, :] > p[None, :, :], axis=2)

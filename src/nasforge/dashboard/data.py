@@ -84,8 +84,7 @@ def _metric_of(t: Trial, metric: str) -> float | None:
 
 
 def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
-    top = rank_trials(trials, 1, metric=metric, mode=mode)
-    return top[0] if top else None
+    return next(iter(rank_trials(trials, 1, metric=metric, mode=mode)), None)
 
 
 def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> list[dict[str, Any]]:

@@ -64,8 +64,7 @@ class SearchLoop:
         self.pending: deque[Trial] = deque(requeued)
         self.running: dict[int, Trial] = {}
         self.counts = {s.value: sum(t.status is s for t in finished) for s in TrialStatus}
-        top = rank_trials(finished, k=1)
-        self.best: Trial | None = top[0] if top else None
+        self.best: Trial | None = next(iter(rank_trials(finished, k=1)), None)
         self.stop_reason = ""
         self.start = time.monotonic()
 
