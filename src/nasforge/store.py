@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import importlib
 import json
 import logging
 import os
@@ -57,6 +56,11 @@ from typing import Any
 from nasforge.errors import NasforgeError
 from nasforge.trial import ExperimentStatus, Trial, TrialStatus
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only, no lock files
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["ExperimentLockedError", "ExperimentRecord", "Lease", "Store", "StoreConflictError", "StoreError", "TestRecord"]
 
 logger = logging.getLogger("nasforge.store")
@@ -66,6 +70,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Without a usable lock file, an owner whose heartbeat is older than this is taken for dead.
 HEARTBEAT_TIMEOUT = 60.0
 HEARTBEAT_EVERY = 5.0
+#: ``flock`` errors of a file system without locks (heartbeats decide there)
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -132,7 +138,8 @@ CREATE TABLE IF NOT EXISTS tests (
 """
 
 #: columns added after the first release: (table, column, type); added on open when missing
-_ADDED_COLUMNS = (("tests", "seed", "INTEGER"), ("tests", "config", "TEXT"))
+#: (``state_seq``: a schema-1 store's strategy checkpoints gain a sequence number)
+_ADDED_COLUMNS = (("experiments", "state_seq", "INTEGER"), ("tests", "seed", "INTEGER"), ("tests", "config", "TEXT"))
 
 
 class StoreError(NasforgeError, ValueError):
@@ -273,8 +280,6 @@ class Lease:
         self.store._leases.pop(self.exp_id, None)
         if self._fd is not None:
             try:
-                import fcntl
-
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._fd)
@@ -339,13 +344,10 @@ class Store:
                 for stmt in _SCHEMA.strip().split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
-                cols = {r[1] for r in self._db.execute("PRAGMA table_info(experiments)")}
-                if "state_seq" not in cols:  # a schema-1 store: strategy checkpoints gain a sequence number
-                    self._db.execute("ALTER TABLE experiments ADD COLUMN state_seq INTEGER")
+                self._add_missing_columns()
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
-                self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
 
@@ -387,20 +389,18 @@ class Store:
 
     def _refuse_foreign(self) -> None:
         """Refuse (before any write) an SQLite file that holds tables but is no nasforge store."""
-        probe = Store.__new__(Store)
-        probe.path, probe.readonly, probe._leases = self.path, True, {}
-        probe._db = probe._connect_readonly()
+        db = self._connect_readonly()  # writes nothing
         try:
             try:
-                tables = {r[0] for r in probe._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 version = None
                 if "meta" in tables:
-                    row = probe._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                     version = row[0] if row else None
             except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from exc
         finally:
-            probe._db.close()
+            db.close()
         if tables and (version is None or "experiments" not in tables):
             shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
             raise StoreError(
@@ -485,9 +485,7 @@ class Store:
             return True
         if self.path == ":memory:":
             return False
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
+        if fcntl is None:  # pragma: no cover - Windows
             return None
         try:
             fd = os.open(self._lock_path(exp_id), os.O_RDONLY)
@@ -496,16 +494,14 @@ class Store:
         except OSError:
             return None
         try:
-            for _ in range(3):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                except OSError as exc:
-                    return None if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL) else True
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return False
-            return True  # pragma: no cover
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            return None if exc.errno in _NO_LOCKS else True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
         finally:
             os.close(fd)
 
@@ -524,7 +520,6 @@ class Store:
             raise StoreError(f"no experiment named {name!r} in {self.path!r}; it holds: {names}")
         return record
 
-    @_guarded
     def owner(self, name: str) -> dict[str, Any] | None:
         """Who runs (or last ran) experiment ``name``: ``{"pid", "host", "started_at",
         "heartbeat_at", "alive"}`` (times in unix seconds), or None if it never ran.
@@ -541,7 +536,6 @@ class Store:
         alive = held if held is not None else (time.time() - heartbeat_at) < HEARTBEAT_TIMEOUT
         return {"pid": pid, "host": host, "started_at": started_at, "heartbeat_at": heartbeat_at, "alive": bool(alive)}
 
-    @_guarded
     def live_status(self, name: str) -> str:
         """``"running"`` (a live process owns it), ``"done"`` (its last run ended normally) or
         ``"interrupted"`` (nobody runs it and it did not finish: killed, stopped, crashed)."""
@@ -560,34 +554,28 @@ class Store:
         if exp_id in self._leases:
             raise self._locked(exp_id, label)
         fd = None
-        if self.path != ":memory:":
-            fcntl: Any
-            try:
-                fcntl = importlib.import_module("fcntl")
-            except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only
-                fcntl = None
-            if fcntl is not None:
-                fd = os.open(self._lock_path(exp_id), os.O_RDWR | os.O_CREAT, 0o666)
-                end = time.monotonic() + wait  # a reader may hold a shared lock for a moment
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= end:
-                            os.close(fd)
-                            raise self._locked(exp_id, label) from None
-                        time.sleep(0.05)
-                    except OSError as exc:  # no locks on this file system: heartbeats decide
-                        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                            os.close(fd)
-                            raise
+        if self.path != ":memory:" and fcntl is not None:
+            fd = os.open(self._lock_path(exp_id), os.O_RDWR | os.O_CREAT, 0o666)
+            end = time.monotonic() + wait  # a reader may hold a shared lock for a moment
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
                         os.close(fd)
-                        fd = None
-                        row = self._owner_row(exp_id)
-                        if row is not None and time.time() - row[3] < HEARTBEAT_TIMEOUT and row[:2] != (os.getpid(), _host()):
-                            raise self._locked(exp_id, label) from None
-                        break
+                        raise self._locked(exp_id, label) from None
+                    time.sleep(0.05)
+                except OSError as exc:  # no locks on this file system: heartbeats decide
+                    if exc.errno not in _NO_LOCKS:
+                        os.close(fd)
+                        raise
+                    os.close(fd)
+                    fd = None
+                    row = self._owner_row(exp_id)
+                    if row is not None and time.time() - row[3] < HEARTBEAT_TIMEOUT and row[:2] != (os.getpid(), _host()):
+                        raise self._locked(exp_id, label) from None
+                    break
         lease = Lease(self, exp_id, fd)
         try:
             previous = self._owner_row(exp_id)
@@ -636,8 +624,7 @@ class Store:
     def _EXP_COLS(self) -> str:
         cols = getattr(self, "_exp_cols", None)
         if cols is None:
-            names = {r[1] for r in self._db.execute("PRAGMA table_info(experiments)")}
-            seq = "state_seq" if "state_seq" in names else "NULL"  # a read-only schema-1 store
+            seq = "state_seq" if "state_seq" in self._columns("experiments") else "NULL"  # a read-only schema-1 store
             cols = self._exp_cols = f"id, name, created, updated, config, strategy_state, status, {seq}"
         return cols
 
@@ -889,6 +876,6 @@ class Store:
 
 
 for _name, _member in list(vars(Store).items()):
-    if callable(_member) and not _name.startswith("_") and _name not in ("close", "owner", "live_status"):
+    if callable(_member) and not _name.startswith("_") and _name != "close":
         setattr(Store, _name, _guarded(_member))
 del _name, _member
