@@ -98,12 +98,6 @@ def _pick_experiments(store: Store, name: str | None) -> list[ExperimentRecord]:
     raise StoreError(f"no experiment named {name!r} in {store.path!r}; it holds: {names}")
 
 
-def _open(path: str) -> Store:
-    if not os.path.exists(path):
-        raise StoreError(f"store file {path!r} does not exist")
-    return Store(path, readonly=True)
-
-
 def _first_line(text: str | None) -> str:
     return _safe((text or "").strip().splitlines()[0]) if text and text.strip() else ""
 
@@ -216,7 +210,7 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _open(args.store)
+    store = Store(args.store, readonly=True)
     name = _name_arg(args)
     views = [_experiment_view(store, rec, args.top, args.full) for rec in _pick_experiments(store, name)]
     if args.json:
@@ -290,7 +284,7 @@ def _name_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _open(args.store)
+    store = Store(args.store, readonly=True)
     records = _pick_experiments(store, _name_arg(args))
     if len(records) > 1:
         names = ", ".join(repr(r.name) for r in records)
