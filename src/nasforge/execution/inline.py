@@ -15,7 +15,6 @@ from nasforge.execution.base import (
     ReportCallback,
     TrialCancelled,
     TrialTimeout,
-    now,
 )
 from nasforge.execution.worker import run_task
 
@@ -101,16 +100,13 @@ class InlineExecutor(Executor):
             raise KeyError(f"no runner registered under {key!r}; registered: {sorted(self._runners)}")
         if self._queue:
             raise ExecutorError("submit() called with no idle slot; check idle_slots() first")
-        started = now()
+        started = time.time()
         self._queue.append((task_id, key, args, timeout, started))
         return started
 
     def cancel(self, task_id: int) -> bool:
-        if task_id == self._current:  # running (cancel called from a report callback)
-            self._cancelled.add(task_id)
-            return True
-        if any(entry[0] == task_id for entry in self._queue):
-            self._cancelled.add(task_id)
+        if task_id == self._current or any(entry[0] == task_id for entry in self._queue):
+            self._cancelled.add(task_id)  # running (cancel called from a report callback) or queued
             return True
         return False
 
@@ -123,7 +119,7 @@ class InlineExecutor(Executor):
         if task_id in self._cancelled:
             self._queue.popleft()
             self._cancelled.discard(task_id)
-            return [Completion(task_id, "cancelled", None, "cancelled", "inline", started, now())]
+            return [Completion(task_id, "cancelled", None, "cancelled", "inline", started, time.time())]
         t0 = time.monotonic()
         channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None, self._cancelled)
         self._current = task_id
@@ -145,4 +141,4 @@ class InlineExecutor(Executor):
         if limit and status not in ("error", "cancelled") and time.monotonic() - t0 > limit:
             status, value, error = "error", None, f"timeout after {limit:g} s"
         self._cancelled.discard(task_id)
-        return [Completion(task_id, status, value, error, "inline", started, now())]
+        return [Completion(task_id, status, value, error, "inline", started, time.time())]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import cloudpickle
 
 import nasforge
-from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback
 from nasforge.execution.gpus import cuda_visible_devices_for
 
 __all__ = ["LocalExecutor", "available_cores"]
@@ -90,24 +91,21 @@ def _reap(proc: subprocess.Popen, timeout: float = 0.0) -> int:
     return proc.wait()
 
 
+@dataclass(eq=False, slots=True)
 class _Worker:
-    __slots__ = ("name", "proc", "conn", "ready", "keys", "task", "key", "args", "started", "deadline", "timeout",
-                 "begun", "tainted")
-
-    def __init__(self, name: str, proc: subprocess.Popen, conn: Connection):
-        self.name = name
-        self.proc = proc
-        self.conn = conn
-        self.ready = False
-        self.keys: set[str] = set()
-        self.task: int | None = None
-        self.key: str | None = None
-        self.args: Any = None
-        self.started = 0.0
-        self.deadline: float | None = None
-        self.timeout: float | None = None
-        self.begun = False  # the worker confirmed that it started the current task
-        self.tainted = ""  # threads an earlier task left running (they may kill the worker later)
+    name: str
+    proc: subprocess.Popen
+    conn: Connection
+    ready: bool = False
+    keys: set[str] = field(default_factory=set)
+    task: int | None = None
+    key: str | None = None
+    args: Any = None
+    started: float = 0.0
+    deadline: float | None = None
+    timeout: float | None = None
+    begun: bool = False  # the worker confirmed that it started the current task
+    tainted: str = ""  # threads an earlier task left running (they may kill the worker later)
 
 
 class LocalExecutor(Executor):
@@ -219,11 +217,7 @@ class LocalExecutor(Executor):
             start_new_session=True,  # own process group: killed as a whole, deaf to the terminal's Ctrl-C
         )
         child_conn.close()
-        init = {
-            "sys_path": path,
-            "preload": self.preload,
-            "threads": self.threads,
-        }
+        init = {"sys_path": path, "preload": self.preload, "threads": self.threads}
         parent_conn.send_bytes(pickle.dumps(("init", init), _PROTOCOL))
         logger.debug("started worker %s (pid %d, %d threads)", name, proc.pid, self.threads)
         return _Worker(name, proc, parent_conn)
@@ -281,12 +275,9 @@ class LocalExecutor(Executor):
         return self._send_task(worker, task_id, key, args, timeout)
 
     def _send_task(self, worker: _Worker, task_id: int, key: str, args: Any, timeout: float | None) -> float:
-        worker.task = task_id
-        worker.key = key
-        worker.args = args
+        worker.task, worker.key, worker.args, worker.timeout = task_id, key, args, timeout
         worker.begun = False
-        worker.started = now()
-        worker.timeout = timeout
+        worker.started = time.time()
         try:
             if key not in worker.keys:
                 worker.conn.send_bytes(pickle.dumps(("payload", key, self._runners[key]), _PROTOCOL))
@@ -308,7 +299,7 @@ class LocalExecutor(Executor):
         logger.info("cancelling trial %s on %s", task_id, worker.name)
         _kill_group(worker.proc)
         _reap(worker.proc)
-        self._pending_done.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, now()))
+        self._pending_done.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, time.time()))
         self._resends.pop(task_id, None)
         worker.task = None
         self._replace(worker)
@@ -356,7 +347,7 @@ class LocalExecutor(Executor):
                 w.begun = True
             elif kind == "done":
                 _, task_id, status, value, error, *rest = msg
-                done.append(Completion(task_id, status, value, error, w.name, w.started, now()))
+                done.append(Completion(task_id, status, value, error, w.name, w.started, time.time()))
                 self._resends.pop(task_id, None)
                 w.task = None
                 w.deadline = None
@@ -367,7 +358,7 @@ class LocalExecutor(Executor):
                 w.ready = True
                 self._start_failures = 0
                 if w.task is not None:  # the task starts now, not when the process was spawned
-                    w.started = now()
+                    w.started = time.time()
                     if w.timeout:
                         w.deadline = time.monotonic() + w.timeout
             if not w.conn.poll(0):
@@ -380,7 +371,7 @@ class LocalExecutor(Executor):
                 logger.info("trial %s on %s ran past %s s; killing the worker", w.task, w.name, w.timeout)
                 _kill_group(w.proc)
                 _reap(w.proc)
-                done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, now()))
+                done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, time.time()))
                 w.task = None
                 self._replace(w)
 
@@ -417,7 +408,7 @@ class LocalExecutor(Executor):
         if w.task is not None:
             if not w.begun:
                 reason = f"{reason}; workers died {self._resends.get(w.task, 0) + 1} times before the trial could start"
-            done.append(Completion(w.task, "error", None, reason, w.name, w.started, now()))
+            done.append(Completion(w.task, "error", None, reason, w.name, w.started, time.time()))
             self._resends.pop(w.task, None)
             w.task = None
         self._replace(w)

@@ -24,6 +24,7 @@ that connection is used and left open.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import itertools
@@ -34,11 +35,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
-from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback
 
 __all__ = ["RayExecutor", "connect_ray", "ray_available", "start_local_ray"]
 
@@ -50,16 +52,17 @@ _MAX_START_FAILURES = 3
 _BACKSTOP_GRACE = 60.0
 #: Ray reads this at import time to decide whether a local node may use a non-loopback address.
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_NO_RAY = (
+    "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
+    "(or pip install 'ray[default]')"
+)
 
 
 def _import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ExecutorError(
-            "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
-            "(or pip install 'ray[default]')"
-        ) from exc
+        raise ExecutorError(_NO_RAY) from exc
     return ray
 
 
@@ -104,10 +107,8 @@ def _is_loopback_address(address: str) -> bool:
 def connect_ray(address: str, **init_kwargs: Any) -> None:
     """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``)."""
     ray = _import_ray()
-    if _is_loopback_address(address):  # a loopback-only instance on this machine: join it on loopback
-        with _loopback_only():
-            ray.init(address=address, **init_kwargs)
-    else:
+    # a loopback-only instance on this machine: join it on loopback
+    with _loopback_only() if _is_loopback_address(address) else contextlib.nullcontext():
         ray.init(address=address, **init_kwargs)
 
 
@@ -127,12 +128,8 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **
     '127.0.0.1'
     """
     ray = _import_ray()
-    kwargs: dict[str, Any] = {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
-    if num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    if num_gpus is not None:
-        kwargs["num_gpus"] = num_gpus
-    kwargs.update(init_kwargs)
+    sizes = {k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)) if v is not None}
+    kwargs = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", **sizes, **init_kwargs}
     with _loopback_only():
         context = ray.init(address="local", **kwargs)
     info = dict(getattr(context, "address_info", {}) or {})
@@ -182,15 +179,11 @@ class _Hub:
         self._started: dict[int, int] = {}
 
     def _wakeup(self) -> Any:
-        import asyncio
-
         if self._event is None:
             self._event = asyncio.Event()
         return self._event
 
     async def report(self, task_id: int, step: int, payload: Any) -> bool:
-        import asyncio
-
         future = asyncio.get_running_loop().create_future()
         self._seq += 1
         self._futures[self._seq] = future
@@ -199,8 +192,6 @@ class _Hub:
         return bool(await future)
 
     async def take(self, wait: float) -> list[tuple[int, int, int, dict[str, float]]]:
-        import asyncio
-
         event = self._wakeup()
         if not self._queue:
             try:
@@ -316,28 +307,22 @@ def _remote_classes() -> tuple[Any, Any]:
 
 
 # -- the executor -----------------------------------------------------------------------------------
+@dataclass(eq=False, slots=True)
 class _Slot:
-    __slots__ = (
-        "index", "name", "actor", "ready_ref", "ready", "ready_at", "info", "task", "token", "ref",
-        "key", "args", "timeout", "submitted", "deadline",
-    )
-
-    def __init__(self, index: int, name: str, actor: Any, ready_ref: Any):
-        self.index = index
-        self.name = name
-        self.actor = actor
-        self.ready_ref = ready_ref
-        self.ready = False
-        self.ready_at: float | None = None
-        self.info: dict[str, Any] = {}
-        self.task: int | None = None
-        self.token = -1
-        self.ref: Any = None
-        self.key = ""
-        self.args: Any = None
-        self.timeout: float | None = None
-        self.submitted = 0.0
-        self.deadline: float | None = None
+    index: int
+    name: str
+    actor: Any
+    ready_ref: Any
+    ready: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    task: int | None = None
+    token: int = -1
+    ref: Any = None
+    key: str = ""
+    args: Any = None
+    timeout: float | None = None
+    submitted: float = 0.0
+    deadline: float | None = None
 
     @property
     def worker(self) -> str:
@@ -437,10 +422,7 @@ class RayExecutor(Executor):
         if address is not None and (num_cpus is not None or num_gpus is not None):
             raise ValueError("num_cpus / num_gpus size a local instance (address=None); a cluster has its own")
         if not ray_available():
-            raise ExecutorError(
-                "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
-                "(or pip install 'ray[default]')"
-            )
+            raise ExecutorError(_NO_RAY)
         self.threads = max(1, int(self.num_cpus_per_trial))
         self._runners: dict[str, bytes] = {}
         self._runner_refs: dict[str, Any] = {}
@@ -633,7 +615,7 @@ class RayExecutor(Executor):
     def _send(self, slot: _Slot, task_id: int, key: str, args: Any, timeout: float | None) -> float:
         slot.token = next(self._tokens)
         slot.task, slot.key, slot.args, slot.timeout = task_id, key, args, timeout
-        slot.submitted = now()
+        slot.submitted = time.time()
         slot.deadline = None
         slot.ref = slot.actor.run.remote(slot.token, task_id, key, args, timeout)
         self._arm_backstop(slot)
@@ -716,7 +698,6 @@ class RayExecutor(Executor):
             self._on_death(slot, exc, done, ready=False)
             return
         slot.ready = True
-        slot.ready_at = time.monotonic()
         self._start_failures = 0
         self._arm_backstop(slot)
         logger.debug("Ray trial actor %s ready (%s)", slot.worker, slot.info)
@@ -736,10 +717,10 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"on Ray actor {slot.worker}: {cause}") from None
             task = self._task_of(slot)
             logger.warning("Ray trial actor %s failed running trial %s: %s", slot.worker, task, exc)
-            done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, now()))
+            done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, time.time()))
             self._replace(slot)
             return
-        finished = now()
+        finished = time.time()
         task = self._task_of(slot)
         done.append(Completion(task, status, value, error, slot.worker, finished - float(duration), finished))
         slot.task, slot.ref, slot.args, slot.deadline = None, None, None, None
@@ -783,7 +764,7 @@ class RayExecutor(Executor):
             self._send(new, task, key, args, timeout)
             return
         logger.warning("trial %s failed: its Ray actor %s died (%s)", task, worker, reason)
-        done.append(Completion(task, "error", None, f"the Ray actor running the trial died: {reason}", worker, slot.submitted, now()))
+        done.append(Completion(task, "error", None, f"the Ray actor running the trial died: {reason}", worker, slot.submitted, time.time()))
 
     def _replace(self, slot: _Slot) -> _Slot:
         index = self._slots.index(slot)
@@ -802,7 +783,7 @@ class RayExecutor(Executor):
                 done.append(Completion(
                     s.task, "error", None,
                     f"timeout after {s.timeout:g} s (its Ray actor stopped answering and was killed)",
-                    s.worker, s.submitted, now(),
+                    s.worker, s.submitted, time.time(),
                 ))
                 self._replace(s)
 

@@ -45,10 +45,6 @@ def _kill_own_group() -> None:
         os._exit(1)
 
 
-def _on_parent_death(signum: int, frame: Any) -> None:
-    _kill_own_group()
-
-
 def _watch_parent(parent_pid: int) -> None:
     while True:
         time.sleep(0.2)
@@ -60,7 +56,7 @@ def _die_with_parent(parent_pid: int) -> None:
     """Make this worker and its descendants die when the driver dies (a killed experiment
     leaves no orphans): Linux sends SIGTERM on the parent's death (its handler kills the group),
     and a watchdog thread notices the new parent if the main thread is busy in native code."""
-    signal.signal(signal.SIGTERM, _on_parent_death)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _kill_own_group())
     if sys.platform.startswith("linux"):
         try:
             import ctypes
