@@ -153,17 +153,12 @@ def _wrap_json(arch: dict[str, Any], width: int) -> list[str]:
     return lines
 
 
-def _terminal_width() -> int:
-    return shutil.get_terminal_size(fallback=(100, 24)).columns
-
-
 def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) -> dict[str, Any]:
     """Everything ``show`` prints about one experiment, as plain data (also the ``--json`` output)."""
     from nasforge.experiment.results import group_tests
 
     trials = store.trials(rec.id, with_reports=False)
-    metric = rec.config.get("metric", "score")
-    metric = metric if isinstance(metric, str) else str(metric)
+    metric = str(rec.config.get("metric", "score"))
     status = store.live_status(rec.name)  # "running" only while a live process owns it
     owner = store.owner(rec.name)
     if status == ExperimentStatus.RUNNING and owner is not None:
@@ -217,7 +212,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         json.dump({"store": args.store, "experiments": views}, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
-    width = _terminal_width() if args.width is None else args.width
+    width = shutil.get_terminal_size((100, 24)).columns if args.width is None else args.width
     for view in views:
         _print_view(view, width, args.full, args.failures or args.full)
     return 0

@@ -49,7 +49,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -460,10 +460,9 @@ class Store:
         for lease in list(self._leases.values()):
             lease.release()
         if not self.readonly and self.path != ":memory:":
-            try:  # a closed store in rollback mode: readers need no -wal/-shm files at all
+            # a closed store in rollback mode: readers need no -wal/-shm files at all
+            with suppress(sqlite3.DatabaseError):  # another connection open: stays in WAL mode
                 self._db.execute("PRAGMA journal_mode = DELETE")
-            except sqlite3.DatabaseError:
-                pass  # another connection is open: it stays in WAL mode
         self._db.close()
 
     def __enter__(self) -> Store:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -54,10 +55,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
     Call it before the worker is reaped: while the leader is alive or a zombie, its process
     group id cannot be reused by an unrelated process.
     """
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
@@ -225,11 +224,9 @@ class LocalExecutor(Executor):
     def shutdown(self) -> None:
         workers, self._workers = self._workers, []
         for w in workers:
-            try:
-                if w.task is None:
+            if w.task is None:
+                with contextlib.suppress(OSError):
                     w.conn.send_bytes(pickle.dumps(("exit",), _PROTOCOL))
-            except OSError:
-                pass
         deadline = time.monotonic() + 2.0
         for w in workers:
             if w.task is not None:
@@ -240,11 +237,9 @@ class LocalExecutor(Executor):
 
     def __del__(self) -> None:  # best effort: never leave workers behind
         for w in getattr(self, "_workers", []):
-            try:
+            with contextlib.suppress(Exception):
                 _kill_group(w.proc)
                 w.proc.kill()
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- tasks ------------------------------------------------------------------------------------
     def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
@@ -309,13 +304,9 @@ class LocalExecutor(Executor):
         done, self._pending_done = self._pending_done, []
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait_for = None if end is None else max(0.0, end - time.monotonic())
-            if done:
-                wait_for = 0.0
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
-            if deadlines:
-                until = max(0.0, min(deadlines) - time.monotonic())
-                wait_for = until if wait_for is None else min(wait_for, until)
+            limits = deadlines if end is None else [*deadlines, end]  # wait until the first one
+            wait_for = 0.0 if done else max(0.0, min(limits) - time.monotonic()) if limits else None
             ready = wait([w.conn for w in self._workers], timeout=wait_for) if self._workers else []
             by_conn = {id(w.conn): w for w in self._workers}
             for conn in ready:
@@ -323,9 +314,7 @@ class LocalExecutor(Executor):
                 if worker is not None:
                     self._drain(worker, on_report, done)
             self._check_deadlines(done)
-            if done or (end is not None and time.monotonic() >= end):
-                return done
-            if not self._workers:  # pragma: no cover
+            if done or not self._workers or (end is not None and time.monotonic() >= end):
                 return done
 
     def _drain(self, w: _Worker, on_report: ReportCallback, done: list[Completion]) -> None:
@@ -339,10 +328,8 @@ class LocalExecutor(Executor):
             if kind == "report":
                 _, task_id, step, payload = msg
                 stop = bool(on_report(task_id, step, payload))
-                try:
+                with contextlib.suppress(OSError):
                     w.conn.send_bytes(pickle.dumps(("ack", stop), _PROTOCOL))
-                except OSError:
-                    pass
             elif kind == "started":
                 w.begun = True
             elif kind == "done":

@@ -52,6 +52,8 @@ _MAX_START_FAILURES = 3
 _BACKSTOP_GRACE = 60.0
 #: Ray reads this at import time to decide whether a local node may use a non-loopback address.
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Ray never re-runs a trial on its own (a re-run is the driver's decision: see the module docs).
+_NO_RETRIES = {"max_restarts": 0, "max_task_retries": 0}
 _NO_RAY = (
     "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
     "(or pip install 'ray[default]')"
@@ -194,10 +196,8 @@ class _Hub:
     async def take(self, wait: float) -> list[tuple[int, int, int, dict[str, float]]]:
         event = self._wakeup()
         if not self._queue:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(event.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
         out, self._queue = self._queue, []
         event.clear()
         return out
@@ -262,7 +262,6 @@ class _TrialActor:
 
     def run(self, token: int, task_id: int, key: str, args: Any, timeout: float | None) -> tuple[Any, ...]:
         self._hub.started.remote(self._slot, token)
-        t0 = time.monotonic()
         with self._lock:
             if task_id in self._interrupted:
                 self._interrupted.discard(task_id)
@@ -275,10 +274,7 @@ class _TrialActor:
                 c = done[0]
                 with self._lock:
                     self._interrupted.discard(task_id)
-                if c.started is not None and c.finished is not None:
-                    duration = max(0.0, c.finished - c.started)
-                else:  # pragma: no cover - every local completion carries both
-                    duration = time.monotonic() - t0
+                duration = max(0.0, (c.finished or 0.0) - (c.started or 0.0))  # always both set
                 return c.status, c.value, c.error, duration
             if not cancelled:
                 with self._lock:
@@ -407,15 +403,13 @@ class RayExecutor(Executor):
         if runtime_env is not None and not isinstance(runtime_env, dict):
             raise TypeError(f"runtime_env must be a dict (Ray's runtime environment) or None, got {type(runtime_env).__name__}")
         self.runtime_env = runtime_env
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
-        ):
-            raise ValueError(f"max_concurrency must be a positive int or None, got {max_concurrency!r}")
+        for name, value, least in (("max_concurrency", max_concurrency, 1),
+                                   ("num_cpus", num_cpus, 0), ("num_gpus", num_gpus, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                what = "a positive" if least else "a non-negative"
+                raise ValueError(f"{name} must be {what} int or None, got {value!r}")
         self.max_concurrency = max_concurrency
         self.preload = tuple(preload)
-        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.init_kwargs = dict(init_kwargs or {})
@@ -468,7 +462,7 @@ class RayExecutor(Executor):
         try:
             self._check_resources(ray)
             hub_cls, _ = _remote_classes()
-            options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0, "max_task_retries": 0}
+            options: dict[str, Any] = {"num_cpus": 0, **_NO_RETRIES}
             strategy = self._driver_node_strategy(ray)
             if strategy is not None:
                 options["scheduling_strategy"] = strategy
@@ -508,12 +502,8 @@ class RayExecutor(Executor):
     def _new_slot(self, index: int) -> _Slot:
         ray = _import_ray()
         _, trial_cls = _remote_classes()
-        options: dict[str, Any] = {
-            "num_cpus": self.num_cpus_per_trial,
-            "num_gpus": self.num_gpus_per_trial,
-            "max_restarts": 0,
-            "max_task_retries": 0,
-        }
+        cpus, gpus = self.num_cpus_per_trial, self.num_gpus_per_trial
+        options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus, **_NO_RETRIES}
         if self.runtime_env is not None:
             options["runtime_env"] = self.runtime_env
         for key, blob in self._runners.items():
@@ -578,10 +568,8 @@ class RayExecutor(Executor):
     @staticmethod
     def _kill(actor: Any) -> None:
         ray = _import_ray()
-        try:
+        with contextlib.suppress(Exception):  # already gone
             ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
     # -- tasks ----------------------------------------------------------------------------------------------
     def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
@@ -651,11 +639,9 @@ class RayExecutor(Executor):
                 if self._take_ref is None:
                     self._take_ref = self._hub.take.remote(30.0)
                 waiting[self._take_ref] = ("take", None)
-            wait_for = None if end is None else max(0.0, end - time.monotonic())
             deadlines = [s.deadline for s in self._slots if s.deadline is not None]
-            if deadlines:
-                until = max(0.0, min(deadlines) - time.monotonic())
-                wait_for = until if wait_for is None else min(wait_for, until)
+            limits = deadlines if end is None else [*deadlines, end]  # wait until the first one
+            wait_for = max(0.0, min(limits) - time.monotonic()) if limits else None
             if not waiting:
                 if wait_for:
                     time.sleep(wait_for)

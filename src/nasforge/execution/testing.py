@@ -29,6 +29,7 @@ folder); a Ray executor is checked against a local Ray instance.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -156,10 +157,8 @@ def _assert_dead(pids: list[int], message: str, patience: float = 30.0) -> None:
     the machine)."""
     alive = _wait_dead(pids, patience)
     for pid in alive:
-        try:
+        with contextlib.suppress(OSError):  # gone meanwhile
             os.kill(pid, signal.SIGKILL)
-        except OSError:  # pragma: no cover - gone meanwhile
-            pass
     assert not alive, message
 
 

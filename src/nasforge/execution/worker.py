@@ -20,6 +20,7 @@ multiprocessing's reducers, which would try to share tensors through shared memo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -58,13 +59,11 @@ def _die_with_parent(parent_pid: int) -> None:
     and a watchdog thread notices the new parent if the main thread is busy in native code."""
     signal.signal(signal.SIGTERM, lambda signum, frame: _kill_own_group())
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):  # an exotic libc: the watchdog alone
             import ctypes
 
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:  # pragma: no cover - exotic libc
-            pass
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="nasforge-watchdog", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         _kill_own_group()
@@ -176,7 +175,5 @@ def main(fd: int, parent_pid: int, name: str) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - started by LocalExecutor
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
-    except KeyboardInterrupt:
-        pass
