@@ -201,13 +201,13 @@ def _dumps_arch(arch: dict[str, Any]) -> str:
     return json.dumps(arch)
 
 
-def _inspect(path: str) -> bool:
-    """Check that ``path`` can be a store file before SQLite touches it; True when it exists
-    with content (an SQLite database), False when it is missing or empty (a new store)."""
+def _inspect(path: str) -> bytes:
+    """Check that ``path`` can be a store file before SQLite touches it; returns its first 100
+    bytes (its SQLite header) when it has content, b"" when it is missing or empty (a new store)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return False
+        return b""
     except OSError as exc:
         raise StoreError(f"cannot use {path!r} as a nasforge store: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -215,7 +215,7 @@ def _inspect(path: str) -> bool:
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path!r} is not a regular file (a pipe, socket or device); a nasforge store is an SQLite file")
     if st.st_size == 0:
-        return False
+        return b""
     try:
         with open(path, "rb") as f:
             head = f.read(100)
@@ -223,14 +223,7 @@ def _inspect(path: str) -> bool:
         raise StoreError(f"cannot read {path!r}: {exc.strerror or exc}") from None
     if not head.startswith(_SQLITE_MAGIC):
         raise StoreError(f"{path!r} is not an SQLite database, so not a nasforge store (a nasforge store is an SQLite file)")
-    return True
-
-
-def _wal_header(path: str) -> bool:
-    """Whether the database file says it is in WAL mode (header bytes 18-19 are 2)."""
-    with open(path, "rb") as f:
-        head = f.read(20)
-    return len(head) == 20 and head[18] == 2 and head[19] == 2
+    return head
 
 
 def _guarded(method: Any) -> Any:
@@ -311,20 +304,21 @@ class Store:
         if readonly:
             if memory or not os.path.exists(self.path):
                 raise StoreError(f"store file {self.path!r} does not exist")
-            if not _inspect(self.path):
+            head = _inspect(self.path)
+            if not head:
                 raise StoreError(f"{self.path!r} is empty: not a nasforge store")
-            self._db = self._connect_readonly()
+            self._db = self._connect_readonly(head)
             if not self._has_schema():
                 raise StoreError(f"{self.path!r} is an SQLite file but not a nasforge store (no experiments table)")
             self._check_version()
             return
-        existing = False
+        existing = b""  # the header of an existing store file
         if not memory:
             existing = _inspect(self.path)
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
             if existing:
-                self._refuse_foreign()
+                self._refuse_foreign(existing)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             if existing:  # damaged pages: refuse before writing
@@ -361,7 +355,7 @@ class Store:
             return StoreError(f"{self.path!r} is locked by another process for too long ({text})")
         return StoreError(f"cannot use {self.path!r} as a nasforge store: {text} (is the file damaged? restore a copy)")
 
-    def _connect_readonly(self) -> sqlite3.Connection:
+    def _connect_readonly(self, head: bytes) -> sqlite3.Connection:
         """A connection that writes nothing: ``mode=ro`` when the store's ``-wal`` exists (a live
         or killed writer; its files are used as they are) or the file is not in WAL mode;
         ``immutable=1`` for a WAL-mode file without ``-wal`` (nobody writes it, and SQLite would
@@ -371,7 +365,7 @@ class Store:
         uri = "file:" + quote(os.path.abspath(self.path))
         try:
             has_wal = os.path.exists(self.path + "-wal")
-            immutable = not has_wal and _wal_header(self.path)
+            immutable = not has_wal and head[18:20] == b"\x02\x02"  # bytes 18-19 are 2: WAL mode
             db = sqlite3.connect(uri + ("?immutable=1" if immutable else "?mode=ro"), uri=True, isolation_level=None, timeout=30)
             try:
                 db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
@@ -387,9 +381,9 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot read {self.path!r}: {exc.strerror or exc}") from None
 
-    def _refuse_foreign(self) -> None:
+    def _refuse_foreign(self, head: bytes) -> None:
         """Refuse (before any write) an SQLite file that holds tables but is no nasforge store."""
-        db = self._connect_readonly()  # writes nothing
+        db = self._connect_readonly(head)  # writes nothing
         try:
             try:
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -735,17 +729,8 @@ class Store:
             db.execute(
                 "UPDATE trials SET status = ?, metrics = ?, score = ?, started = ?, finished = ?, worker = ?, error = ? "
                 "WHERE experiment_id = ? AND id = ?",
-                (
-                    trial.status.value,
-                    _dumps(trial.metrics),
-                    trial.score,
-                    trial.started,
-                    trial.finished,
-                    trial.worker,
-                    trial.error,
-                    exp_id,
-                    trial.id,
-                ),
+                (trial.status.value, _dumps(trial.metrics), trial.score, trial.started,
+                 trial.finished, trial.worker, trial.error, exp_id, trial.id),
             )
             self._set_state(db, exp_id, strategy_state)
 
@@ -806,20 +791,10 @@ class Store:
                     f"{self.path!r}: trial {tid} has the unknown status {status!r} (valid: "
                     f"{', '.join(s.value for s in TrialStatus)}); the store was altered or is damaged"
                 ) from None
-            out.append(
-                Trial(
-                    id=tid,
-                    arch=json.loads(arch),
-                    status=status,
-                    metrics=json.loads(metrics) if metrics else {},
-                    score=score,
-                    reports=reports.get(tid, []),
-                    error=error,
-                    started=started,
-                    finished=finished,
-                    worker=worker,
-                )
-            )
+            out.append(Trial(id=tid, arch=json.loads(arch), status=status,
+                             metrics=json.loads(metrics) if metrics else {}, score=score,
+                             reports=reports.get(tid, []), error=error, started=started,
+                             finished=finished, worker=worker))
         return out
 
     def attempts(self, experiment: int | str) -> dict[int, int]:

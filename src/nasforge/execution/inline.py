@@ -16,7 +16,7 @@ from nasforge.execution.base import (
     TrialCancelled,
     TrialTimeout,
 )
-from nasforge.execution.worker import run_task
+from nasforge.execution.worker import run_task, set_threads
 
 __all__ = ["InlineExecutor", "default_inline_threads"]
 
@@ -125,8 +125,7 @@ class InlineExecutor(Executor):
         self._current = task_id
         torch = sys.modules.get("torch") if self.threads is not None else None
         previous = torch.get_num_threads() if torch is not None else None
-        if torch is not None and previous != self.threads:
-            torch.set_num_threads(self.threads)
+        set_threads(self.threads)
         try:
             status, value, error = run_task(self._runners[key], task_id, args, channel)
         except TrialTimeout:
@@ -136,8 +135,7 @@ class InlineExecutor(Executor):
         finally:
             self._current = None
             self._queue.popleft()
-            if torch is not None and previous is not None and torch.get_num_threads() != previous:
-                torch.set_num_threads(previous)
+            set_threads(previous)  # the caller's setting (None: torch was not loaded)
         if limit and status not in ("error", "cancelled") and time.monotonic() - t0 > limit:
             status, value, error = "error", None, f"timeout after {limit:g} s"
         self._cancelled.discard(task_id)

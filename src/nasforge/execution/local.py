@@ -363,8 +363,7 @@ class LocalExecutor(Executor):
                 self._replace(w)
 
     def _on_death(self, w: _Worker, done: list[Completion]) -> None:
-        rc = _reap(w.proc, 5.0)  # pipe closed but process alive after 5 s: killed
-        reason = describe_exit(rc)
+        reason = describe_exit(_reap(w.proc, 5.0))  # pipe closed, alive after 5 s: killed
         if not w.ready:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:

@@ -139,9 +139,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **
     if ip not in (None, "127.0.0.1", "::1", "localhost"):
         logger.warning(
             "the local Ray instance uses address %s, not loopback: this Ray version ignores %s=0; its "
-            "ports may be reachable from the network",
-            ip,
-            _LOOPBACK_ENV,
+            "ports may be reachable from the network", ip, _LOOPBACK_ENV,
         )
     return info
 
@@ -176,30 +174,24 @@ class _Hub:
     def __init__(self) -> None:
         self._queue: list[tuple[int, int, int, dict[str, float]]] = []
         self._futures: dict[int, Any] = {}
-        self._event: Any = None
+        self._event = asyncio.Event()  # bound to the actor's event loop by its first wait (3.10+)
         self._seq = 0
         self._started: dict[int, int] = {}
-
-    def _wakeup(self) -> Any:
-        if self._event is None:
-            self._event = asyncio.Event()
-        return self._event
 
     async def report(self, task_id: int, step: int, payload: Any) -> bool:
         future = asyncio.get_running_loop().create_future()
         self._seq += 1
         self._futures[self._seq] = future
         self._queue.append((self._seq, task_id, step, payload))
-        self._wakeup().set()
+        self._event.set()
         return bool(await future)
 
     async def take(self, wait: float) -> list[tuple[int, int, int, dict[str, float]]]:
-        event = self._wakeup()
         if not self._queue:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), wait)
+                await asyncio.wait_for(self._event.wait(), wait)
         out, self._queue = self._queue, []
-        event.clear()
+        self._event.clear()
         return out
 
     async def answer(self, decisions: list[tuple[int, bool]]) -> None:
@@ -241,10 +233,9 @@ class _TrialActor:
         self._ex.start()  # from the actor's main thread, which lives as long as the actor
         self._interrupted: set[int] = set()
         self._lock = threading.Lock()
-        context = ray.get_runtime_context()
         self._info = {
             "pid": os.getpid(),
-            "node_id": context.get_node_id(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "ip": ray.util.get_node_ip_address(),
             "gpus": gpu_ids,
         }
@@ -757,8 +748,7 @@ class RayExecutor(Executor):
         self._kill(slot.actor)
         slot.ref = slot.ready_ref = None  # results still in flight from it are ignored
         slot.task = None
-        new = self._new_slot(slot.index)
-        self._slots[index] = new
+        self._slots[index] = new = self._new_slot(slot.index)
         return new
 
     def _check_backstops(self, done: list[Completion]) -> None:

@@ -69,7 +69,8 @@ def _die_with_parent(parent_pid: int) -> None:
         _kill_own_group()
 
 
-def _set_threads(n: int | None) -> None:
+def set_threads(n: int | None) -> None:
+    """Set torch's thread count where torch is loaded (``n`` None: leave it). Shared with inline."""
     if n and "torch" in sys.modules:
         torch = sys.modules["torch"]
         if torch.get_num_threads() != n:
@@ -138,7 +139,7 @@ def main(fd: int, parent_pid: int, name: str) -> None:
     threads = init.get("threads")
     for module in init.get("preload", ()):
         importlib.import_module(module)
-    _set_threads(threads)
+    set_threads(threads)
     conn.send_bytes(pickle.dumps(("ready", os.getpid()), _PROTOCOL))
     runners: dict[str, Any] = {}
     import cloudpickle
@@ -169,7 +170,7 @@ def main(fd: int, parent_pid: int, name: str) -> None:
                 runners[key] = cloudpickle.loads(blob)
             except Exception as exc:  # noqa: BLE001 - reported with every task that needs it
                 runners[key] = _Unloadable(key, format_error(exc))
-            _set_threads(threads)  # torch may have been imported by the payload
+            set_threads(threads)  # torch may have been imported by the payload
         elif kind == "exit":
             return
 
