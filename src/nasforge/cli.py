@@ -86,16 +86,12 @@ def _print_arch_table(headers: list[str], rows: list[list[str]], archs: list[dic
 
 
 def _pick_experiments(store: Store, name: str | None) -> list[ExperimentRecord]:
+    if name is not None:
+        return [store._require(name)]  # an unknown name: its error lists the ones there
     records = store.experiments()
-    if name is None:
-        if not records:
-            raise StoreError(f"{store.path!r} holds no experiment yet")
-        return records
-    for rec in records:
-        if rec.name == name:
-            return [rec]
-    names = ", ".join(repr(r.name) for r in records) or "none"
-    raise StoreError(f"no experiment named {name!r} in {store.path!r}; it holds: {names}")
+    if not records:
+        raise StoreError(f"{store.path!r} holds no experiment yet")
+    return records
 
 
 def _first_line(text: str | None) -> str:
@@ -297,8 +293,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     payload: Any = archs[0] if args.top == 1 else archs
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
         print(f"wrote {len(top)} arch{'s' if len(top) > 1 else ''} to {args.output}", file=sys.stderr)

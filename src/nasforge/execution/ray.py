@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import importlib.util
 import itertools
 import logging
 import math
@@ -70,8 +70,6 @@ def _import_ray() -> Any:
 
 def ray_available() -> bool:
     """True when Ray can be imported here."""
-    import importlib.util
-
     return importlib.util.find_spec("ray") is not None
 
 

@@ -152,14 +152,20 @@ def _wait_dead(pids: list[int], patience: float = 30.0) -> list[int]:
     return alive
 
 
+def _kill_leftovers(pids: list[int]) -> None:
+    """Kill processes a failed check left behind (never leave them to the machine)."""
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.kill(pid, signal.SIGKILL)
+
+
 def _assert_dead(pids: list[int], message: str, patience: float = 30.0) -> None:
-    """Assert that ``pids`` end within ``patience`` s; kill those that do not (never leave them to
-    the machine)."""
-    alive = _wait_dead(pids, patience)
-    for pid in alive:
-        with contextlib.suppress(OSError):  # gone meanwhile
-            os.kill(pid, signal.SIGKILL)
-    assert not alive, message
+    """Assert that ``pids`` end within ``patience`` s; kill those that do not."""
+    try:
+        assert not _wait_dead(pids, patience), message
+    finally:
+        _kill_leftovers(pids)
 
 
 class _Run:
@@ -348,7 +354,6 @@ class ExecutorContract:
             pid = run.read("pid", 0)
             assert run.ex.cancel(0) is True
         else:  # cancelled at its next report
-            run.stop_at = {}
             run.submit(0, "report_forever")
             original = run.on_report
 
