@@ -1,6 +1,5 @@
 """Argument checks and small helpers shared by the strategies. Torch-free; private to
-:mod:`nasforge.strategy` (``arch_key`` lives in :mod:`nasforge.space`, ``HistoryStrategy`` in
-:mod:`nasforge.strategy.base`; both are re-exported here for older imports)."""
+:mod:`nasforge.strategy`."""
 
 from __future__ import annotations
 
@@ -10,10 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.space import arch_key
-from nasforge.strategy.base import HistoryStrategy
-
-__all__ = ["arch_key", "HistoryStrategy", "check_positive_int", "check_fraction", "check_choice", "topk_keys"]
+__all__ = ["check_positive_int", "check_fraction", "check_choice", "topk_keys"]
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ class GridSearch(Strategy):
     """
 
     _state_attrs = ("_position",)
+    _repr_attrs = ("shuffle",)
 
     def __init__(self, shuffle: bool = False):
         self.shuffle = bool(shuffle)
@@ -55,7 +57,7 @@ class GridSearch(Strategy):
     def _arch_at(self, index: int) -> Arch:
         if self.space.conditional:
             if self.shuffle:
-                return self._canonical_archs()[index]
+                return self._archs[index]
             if self._iter is None or self._iter_pos > index:
                 self._iter, self._iter_pos = self.space.grid(), 0
             while True:  # canonical archs in grid order, generated lazily
@@ -69,11 +71,9 @@ class GridSearch(Strategy):
             indices.append(r)
         return self.space.from_indices(indices[::-1])
 
-    def _canonical_archs(self) -> list[Arch]:
-        archs = getattr(self, "_archs", None)
-        if archs is None:
-            archs = self._archs = list(self.space.grid())
-        return archs
+    @cached_property
+    def _archs(self) -> list[Arch]:
+        return list(self.space.grid())
 
     def ask(self) -> Arch | None:
         if self._position >= self.space.size:
@@ -95,6 +95,3 @@ class GridSearch(Strategy):
         if int(state["seed"]) != self._seed:
             self._seed = int(state["seed"])
             self._perm = None
-
-    def __repr__(self) -> str:
-        return f"GridSearch(shuffle={self.shuffle})"

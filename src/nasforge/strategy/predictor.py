@@ -6,7 +6,7 @@ ensemble) on the arch encoding."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,6 @@ from nasforge.strategy._surrogate import ACQUISITIONS, MLPEnsemble, Surrogate, a
 from nasforge.strategy.base import HistoryStrategy
 
 __all__ = ["PredictorBased", "Progressive"]
-
-_log = logging.getLogger("nasforge.strategy.predictor")
 
 
 class _SurrogateMixin(HistoryStrategy):
@@ -93,15 +91,26 @@ class _SurrogateMixin(HistoryStrategy):
         mean, std = self.surrogate.predict(self._encode(archs))
         return np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
 
-    def _surrogate_state(self) -> dict[str, Any]:
-        return {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}
+    def _unseen(self, archs: Iterable[Arch]) -> list[Arch]:
+        """``archs`` never proposed before, each network once (its first occurrence), in order."""
+        out: dict[str, Arch] = {}
+        for arch in archs:
+            key = arch_key(arch)
+            if key not in self._asked:
+                out.setdefault(key, arch)
+        return list(out.values())
 
-    def _load_surrogate_state(self, state: dict[str, Any]) -> None:
-        """Re-create the exact model from the seed it was fitted with and the same data."""
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "surrogate": {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the history, then re-create the exact model from the seed it was fitted with
+        and the same data."""
+        super().load_state_dict(state)
         self._init_surrogate()
-        seed = state.get("fit_seed")
-        if seed is not None and int(state["fitted_on"]) >= 2:
-            self._fit(int(state["fitted_on"]), int(seed))
+        surrogate = state["surrogate"]
+        if surrogate.get("fit_seed") is not None and int(surrogate["fitted_on"]) >= 2:
+            self._fit(int(surrogate["fitted_on"]), int(surrogate["fit_seed"]))
 
 
 class PredictorBased(_SurrogateMixin):
@@ -134,6 +143,7 @@ class PredictorBased(_SurrogateMixin):
     """
 
     _state_attrs = ("_n_random",)
+    _repr_attrs = ("num_init", "acquisition", "surrogate")
 
     def __init__(
         self,
@@ -168,47 +178,29 @@ class PredictorBased(_SurrogateMixin):
         self._n_random = 0
 
     def _candidates(self) -> list[Arch]:
-        out: dict[str, Arch] = {}
-        for key in topk_keys(self._scores, self.num_parents):
-            parent = self._asked[key]
-            for _ in range(self.mutations_per_parent):
-                child = self.space.mutate(parent, self.rng, n=1 if self.rng.random() < 0.5 else 2)
-                k = arch_key(child)
-                if k not in self._asked:
-                    out.setdefault(k, child)
-        for _ in range(self.num_random):
-            a = self.space.sample(self.rng)
-            k = arch_key(a)
-            if k not in self._asked:
-                out.setdefault(k, a)
-        return list(out.values())
+        parents = [self._asked[key] for key in topk_keys(self._scores, self.num_parents)]
+        children = [
+            self.space.mutate(parent, self.rng, n=1 if self.rng.random() < 0.5 else 2)
+            for parent in parents
+            for _ in range(self.mutations_per_parent)
+        ]
+        return self._unseen(children + [self.space.sample(self.rng) for _ in range(self.num_random)])
 
     def ask(self) -> Arch | None:
         if self._exhausted():
             return None
-        if self._n_random < self.num_init or not self._maybe_fit():
+        initial = self._n_random < self.num_init or not self._maybe_fit()
+        cands = [] if initial else self._candidates()
+        if not cands:  # the random initialisation, or no unseen candidate
             arch = self._random_unseen()
             if arch is None:
                 return None
-            self._n_random += 1
+            if initial:
+                self._n_random += 1
             return self._propose(arch)
-        cands = self._candidates()
-        if not cands:
-            arch = self._random_unseen()
-            return None if arch is None else self._propose(arch)
         mean, std = self._predict(cands)
         acq = acquisition(self.acquisition, mean, std, max(self._scores.values()), self.rng, beta=self.beta)
         return self._propose(cands[int(np.argmax(acq))])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "surrogate": self._surrogate_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._load_surrogate_state(state["surrogate"])
-
-    def __repr__(self) -> str:
-        return f"PredictorBased(num_init={self.num_init}, acquisition={self.acquisition!r}, surrogate={self.surrogate!r})"
 
 
 class Progressive(_SurrogateMixin):
@@ -234,6 +226,7 @@ class Progressive(_SurrogateMixin):
     """
 
     _state_attrs = ("_stage", "_queue", "_stage_keys")
+    _repr_attrs = ("beam_size", "step")
 
     def __init__(
         self,
@@ -273,22 +266,23 @@ class Progressive(_SurrogateMixin):
         self._stage_keys: list[str] = []  # archs issued by the current stage
         self._init_surrogate()
 
-    def _decided(self, stage: int) -> list[str]:
-        return [label for s in self._stages[: stage + 1] for label in s]
-
     def _expansions(self, parents: list[Arch], labels: list[str]) -> list[Arch]:
-        out: dict[str, Arch] = {}
+        expanded: list[Arch] = []
         for parent in parents:
             combos: list[Arch] = [dict(parent)]
             for label in labels:
                 combos = [{**c, label: v} for c in combos for v in self.space[label].values]
-            for c in combos:
-                if self.space.conditional:  # labels the expansion activates are drawn at random
-                    c = self._canonical(self.space.complete(c, self.rng))
-                k = arch_key(c)
-                if k not in self._asked:
-                    out.setdefault(k, c)
-        return list(out.values())
+            if self.space.conditional:  # labels the expansion activates are drawn at random
+                combos = [self._canonical(self.space.complete(c, self.rng)) for c in combos]
+            expanded += combos
+        return self._unseen(expanded)
+
+    def _at_most(self, cands: list[Arch]) -> list[Arch]:
+        """``cands``, or a random ``beam_size * expand_limit`` of them when there are more."""
+        limit = self.beam_size * self.expand_limit
+        if len(cands) <= limit:
+            return cands
+        return [cands[int(i)] for i in self.rng.choice(len(cands), limit, replace=False)]
 
     def _issue_stage(self) -> bool:
         """Prepare the next stage's proposals; False when nothing more can be proposed."""
@@ -300,16 +294,11 @@ class Progressive(_SurrogateMixin):
             else:
                 parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
             cands = self._expansions(parents, labels)
-            if nxt == 0:
-                limit = self.beam_size * self.expand_limit
-                chosen = cands if len(cands) <= limit else [cands[int(i)] for i in self.rng.choice(len(cands), limit, replace=False)]
-            else:
-                chosen = self._rank(cands)[: self.beam_size]
+            chosen = self._at_most(cands) if nxt == 0 else self._rank(cands)[: self.beam_size]
             self._stage = nxt
         else:  # every label decided: greedy surrogate-ranked neighbours of the best archs
             parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            unseen = {arch_key(a): a for p in parents for a in self.space.neighbors(p) if arch_key(a) not in self._asked}
-            chosen = self._rank(list(unseen.values()))[: self.beam_size]
+            chosen = self._rank(self._unseen(a for p in parents for a in self.space.neighbors(p)))[: self.beam_size]
             if not chosen:
                 arch = self._random_unseen()
                 chosen = [] if arch is None else [arch]
@@ -322,9 +311,7 @@ class Progressive(_SurrogateMixin):
     def _rank(self, cands: list[Arch]) -> list[Arch]:
         if not cands:
             return []
-        if len(cands) > self.beam_size * self.expand_limit:
-            idx = self.rng.choice(len(cands), self.beam_size * self.expand_limit, replace=False)
-            cands = [cands[int(i)] for i in idx]
+        cands = self._at_most(cands)
         if not self._maybe_fit():
             perm = self.rng.permutation(len(cands))
             return [cands[int(i)] for i in perm]
@@ -343,13 +330,3 @@ class Progressive(_SurrogateMixin):
                 return None  # the next stage needs this stage's results
             if not self._issue_stage():
                 return None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "surrogate": self._surrogate_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._load_surrogate_state(state["surrogate"])
-
-    def __repr__(self) -> str:
-        return f"Progressive(beam_size={self.beam_size}, step={self.step})"

@@ -91,8 +91,6 @@ def run_ask_tell(
         if on_tell is not None:
             on_tell(t)
         exhausted = False  # a new result may unblock a strategy that was waiting
-        if len(trials) >= budget and not running:
-            break
     return trials
 
 
