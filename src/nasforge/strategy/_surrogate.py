@@ -74,14 +74,9 @@ class MLPEnsemble:
 
     # -- parameters as views into one flat vector (one Adam update per step) -----------------
     def _shapes(self, d: int) -> list[tuple[int, ...]]:
-        e, h = self.n_models, self.hidden
-        shapes: list[tuple[int, ...]] = []
-        fan_in = d
-        for _ in range(self.layers):
-            shapes += [(e, fan_in, h), (e, 1, h)]
-            fan_in = h
-        shapes += [(e, fan_in, 1), (e, 1, 1)]
-        return shapes
+        """Weight and bias shape of each layer, the members stacked along the first axis."""
+        e, widths = self.n_models, [d] + [self.hidden] * self.layers + [1]
+        return [s for a, b in zip(widths, widths[1:]) for s in ((e, a, b), (e, 1, b))]
 
     def _views(self, flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
         ends = np.cumsum([math.prod(shape) for shape in shapes])
@@ -110,13 +105,10 @@ class MLPEnsemble:
             w = np.ones((e, n))
         w = (w / n)[:, :, None].astype(np.float32)  # per-member sample weights (bootstrap counts)
         tb = t[None, :, None]
-        grad = np.zeros(total, dtype=np.float32)
+        grad, m, v = (np.zeros(total, dtype=np.float32) for _ in range(3))  # gradient, Adam's moments
         grads = self._views(grad, shapes)
-        m = np.zeros(total, dtype=np.float32)
-        v = np.zeros(total, dtype=np.float32)
         b1, b2, eps = 0.9, 0.999, 1e-8
-        nl = self.layers
-        h = self.hidden
+        nl, h = self.layers, self.hidden
         for step in range(1, self.epochs + 1):
             # first layer shared input: one 2-D product for all members
             a = np.maximum((X @ params[0].transpose(1, 0, 2).reshape(d, e * h)).reshape(n, e, h).transpose(1, 0, 2) + params[1], 0.0)

@@ -1,6 +1,6 @@
 """The ask/tell contract every multi-trial strategy follows (:class:`Strategy`, an abstract base
-class) and the history-keeping base most strategies build on (:class:`HistoryStrategy`). No torch
-import here."""
+class), the history-keeping base most strategies build on (:class:`HistoryStrategy`), and the
+argument checks the strategies share. No torch import here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from nasforge.space import Arch, Space, arch_key, as_rng
-from nasforge.strategy._common import check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["HistoryStrategy", "MultiObjective", "Strategy", "rng_state", "restore_rng"]
@@ -31,6 +30,33 @@ def restore_rng(state: dict[str, Any]) -> np.random.Generator:
     bitgen = getattr(np.random, state["bit_generator"])()
     bitgen.state = state
     return np.random.Generator(bitgen)
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan  # not a number: rejected below
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return v
+
+
+def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in valid)}; got {value!r}")
+    return value
+
+
+def topk_keys(scores: Mapping[str, float], k: int) -> list[str]:
+    """Keys of the ``k`` best scores, best first (ties broken by insertion order)."""
+    return sorted(scores, key=lambda key: -scores[key])[:k]
 
 
 class Strategy(ABC):
@@ -164,9 +190,8 @@ class HistoryStrategy(Strategy):
         arch = self._canonical(trial.arch)
         key = arch_key(arch)
         self._asked.setdefault(key, arch)
-        n = self._pending.get(key, 0)
-        if n > 1:
-            self._pending[key] = n - 1
+        if self._pending.get(key, 0) > 1:
+            self._pending[key] -= 1
         else:
             self._pending.pop(key, None)
         score = trial.score

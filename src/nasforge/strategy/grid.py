@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -49,22 +50,16 @@ class GridSearch(Strategy):
         self._iter: Iterator[Arch] | None = None  # conditional spaces: canonical archs in grid order
         self._iter_pos = 0
 
-    def _permutation(self) -> np.ndarray:
-        if self._perm is None:
-            self._perm = np.random.default_rng(self._seed).permutation(self.space.size)
-        return self._perm
-
     def _arch_at(self, index: int) -> Arch:
         if self.space.conditional:
             if self.shuffle:
                 return self._archs[index]
             if self._iter is None or self._iter_pos > index:
                 self._iter, self._iter_pos = self.space.grid(), 0
-            while True:  # canonical archs in grid order, generated lazily
-                arch = next(self._iter)
-                self._iter_pos += 1
-                if self._iter_pos - 1 == index:
-                    return arch
+            # canonical archs in grid order, generated lazily
+            arch = next(itertools.islice(self._iter, index - self._iter_pos, None))
+            self._iter_pos = index + 1
+            return arch
         indices = []
         for size in reversed(self._sizes):
             index, r = divmod(index, size)
@@ -80,7 +75,9 @@ class GridSearch(Strategy):
             return None
         index = self._position
         if self.shuffle:
-            index = int(self._permutation()[index])
+            if self._perm is None:
+                self._perm = np.random.default_rng(self._seed).permutation(self.space.size)
+            index = int(self._perm[index])
         self._position += 1
         return self._arch_at(index)
 

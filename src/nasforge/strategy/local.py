@@ -60,8 +60,7 @@ class LocalSearch(HistoryStrategy):
     def _set_center(self, arch: Arch, include_center: bool) -> None:
         self._center = arch_key(arch)
         neighbours = self.space.neighbors(arch)
-        order = self.rng.permutation(len(neighbours))
-        neighbours = [neighbours[int(i)] for i in order]
+        neighbours = [neighbours[int(i)] for i in self.rng.permutation(len(neighbours))]
         self._neighbourhood = [arch_key(a) for a in neighbours]
         self._queue = ([dict(arch)] if include_center else []) + neighbours
 

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_choice, check_positive_int, topk_keys
 from nasforge.strategy._surrogate import ACQUISITIONS, MLPEnsemble, Surrogate, acquisition
-from nasforge.strategy.base import HistoryStrategy
+from nasforge.strategy.base import HistoryStrategy, check_choice, check_positive_int, topk_keys
 
 __all__ = ["PredictorBased", "Progressive"]
 
@@ -79,9 +78,8 @@ class _SurrogateMixin(HistoryStrategy):
         n = len(self._scores)
         if n < 2:
             return False
-        if self._fitted_on and n - self._fitted_on < max(1, int(n * self.refit_fraction)):
-            return True
-        self._fit(n, int(self.rng.integers(2**63 - 1)))
+        if not self._fitted_on or n - self._fitted_on >= max(1, int(n * self.refit_fraction)):
+            self._fit(n, int(self.rng.integers(2**63 - 1)))
         return True
 
     def _predict(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
@@ -287,18 +285,14 @@ class Progressive(_SurrogateMixin):
     def _issue_stage(self) -> bool:
         """Prepare the next stage's proposals; False when nothing more can be proposed."""
         nxt = self._stage + 1
+        best = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
         if nxt < len(self._stages):
-            labels = self._stages[nxt]
-            if nxt == 0 or not self._scores:
-                parents = [self._base]
-            else:
-                parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            cands = self._expansions(parents, labels)
+            cands = self._expansions(best if nxt and best else [self._base], self._stages[nxt])
             chosen = self._at_most(cands) if nxt == 0 else self._rank(cands)[: self.beam_size]
             self._stage = nxt
         else:  # every label decided: greedy surrogate-ranked neighbours of the best archs
-            parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            chosen = self._rank(self._unseen(a for p in parents for a in self.space.neighbors(p)))[: self.beam_size]
+            neighbours = self._unseen(a for p in best for a in self.space.neighbors(p))
+            chosen = self._rank(neighbours)[: self.beam_size]
             if not chosen:
                 arch = self._random_unseen()
                 chosen = [] if arch is None else [arch]
@@ -313,8 +307,7 @@ class Progressive(_SurrogateMixin):
             return []
         cands = self._at_most(cands)
         if not self._maybe_fit():
-            perm = self.rng.permutation(len(cands))
-            return [cands[int(i)] for i in perm]
+            return [cands[int(i)] for i in self.rng.permutation(len(cands))]
         mean = self._predict(cands)[0]
         return [cands[int(i)] for i in np.argsort(-mean, kind="stable")]
 
@@ -324,9 +317,7 @@ class Progressive(_SurrogateMixin):
                 arch = self._queue.pop(0)
                 if arch_key(arch) not in self._asked:
                     return self._propose(arch)
-            if self._exhausted():
-                return None
-            if any(k in self._pending for k in self._stage_keys):
-                return None  # the next stage needs this stage's results
+            if self._exhausted() or any(k in self._pending for k in self._stage_keys):
+                return None  # exhausted, or the next stage needs this stage's results
             if not self._issue_stage():
                 return None

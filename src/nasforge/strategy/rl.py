@@ -12,8 +12,7 @@ import math
 from typing import Any
 
 from nasforge.space import Arch, arch_key
-from nasforge.strategy._common import check_choice, check_positive_int
-from nasforge.strategy.base import HistoryStrategy
+from nasforge.strategy.base import HistoryStrategy, check_choice, check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["PolicyBasedRL"]

@@ -99,15 +99,14 @@ def _ok(x: Any) -> bool:
 
 
 def _evaluate(strategy: Strategy, t: Trial, objective: Callable[..., Any], steps: int | None) -> None:
-    arch: Arch = t.arch
     try:
         if steps is None:
-            score = objective(arch)
+            score = objective(t.arch)
             ran = None
         else:
             score, ran = None, 0
             for step in range(1, steps + 1):
-                score = objective(arch, step)
+                score = objective(t.arch, step)
                 ran = step
                 if not _ok(score):
                     break

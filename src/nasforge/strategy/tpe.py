@@ -18,8 +18,7 @@ import numpy as np
 
 from nasforge.pareto import nsga2_rank
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_positive_int
-from nasforge.strategy.base import HistoryStrategy, MultiObjective
+from nasforge.strategy.base import HistoryStrategy, MultiObjective, check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["TPE"]
