@@ -113,8 +113,7 @@ class SuccessiveHalving(Strategy):
             rec.append(score)
             n = len(rec)
             if n >= self.grace and not stop:
-                keep = max(1, n // self.eta)
-                threshold = sorted(rec, reverse=True)[keep - 1]
+                threshold = sorted(rec, reverse=True)[max(1, n // self.eta) - 1]
                 stop = score < threshold
         return passed, stop
 

@@ -256,9 +256,8 @@ class Progressive(_SurrogateMixin):
                 f"Progressive: order must list each of the space's labels once; got {order!r}, "
                 f"the labels are {space.labels!r}"
             )
-        self._order = list(order)
         self._base = space.validate(self.base) if self.base is not None else space.default()
-        self._stages = [self._order[i : i + self.step] for i in range(0, len(self._order), self.step)]
+        self._stages = [list(order[i : i + self.step]) for i in range(0, len(order), self.step)]
         self._stage = -1  # index of the last stage whose proposals were issued
         self._queue: list[Arch] = []
         self._stage_keys: list[str] = []  # archs issued by the current stage
@@ -308,8 +307,7 @@ class Progressive(_SurrogateMixin):
         cands = self._at_most(cands)
         if not self._maybe_fit():
             return [cands[int(i)] for i in self.rng.permutation(len(cands))]
-        mean = self._predict(cands)[0]
-        return [cands[int(i)] for i in np.argsort(-mean, kind="stable")]
+        return [cands[int(i)] for i in np.argsort(-self._predict(cands)[0], kind="stable")]
 
     def ask(self) -> Arch | None:
         while True:

@@ -174,8 +174,7 @@ class PolicyBasedRL(HistoryStrategy):
         acts = [b[0] for b in self._buffer]
         advs = torch.tensor([b[1] for b in self._buffer], dtype=torch.float32)
         old = torch.tensor([b[2] for b in self._buffer], dtype=torch.float32)
-        epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
-        for _ in range(epochs):
+        for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
             _, logp, ent = self._controller(actions=acts)
             if not logp.requires_grad:  # every choice has a single candidate: no decision to learn
                 break
