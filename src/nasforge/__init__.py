@@ -31,13 +31,9 @@ __all__ = [
     "load_arch",
 ]
 
-_LAZY = {"Experiment": ("nasforge.experiment", "Experiment")}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name == "Experiment":  # a heavy import: on first use
+        from nasforge.experiment import Experiment
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return Experiment
     raise AttributeError(f"module 'nasforge' has no attribute {name!r}")

@@ -84,19 +84,16 @@ def _other_batch(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _compare(name: str, expected: list[torch.Tensor], got: Sequence[Any], atol: float, rtol: float) -> float:
+def _compare(name: str, expected: list[torch.Tensor], got: Sequence[Any], atol: float, rtol: float) -> None:
     if len(expected) != len(got):
         raise ExportCheckError(f"{name}: {len(got)} output(s), PyTorch gives {len(expected)}")
-    worst = 0.0
     for i, (e, g) in enumerate(zip(expected, got)):
         g = torch.as_tensor(g).to(e.device)
         if tuple(g.shape) != tuple(e.shape):
             raise ExportCheckError(f"{name}: output {i} has shape {tuple(g.shape)}, PyTorch's {tuple(e.shape)}")
         diff = float((g.to(e.dtype) - e).abs().max()) if e.numel() else 0.0
-        worst = max(worst, diff)
         if not torch.allclose(g.to(e.dtype), e, atol=atol, rtol=rtol):
             raise ExportCheckError(f"{name}: output {i} differs from PyTorch's by up to {diff:.3g} (atol {atol}, rtol {rtol})")
-    return worst
 
 
 def to_onnx(
@@ -126,8 +123,7 @@ def to_onnx(
     check_frozen(net)
     inputs = _as_tuple(example_input)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     in_names = list(input_names) if input_names is not None else (["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))])
     if len(in_names) != len(inputs):
         raise ValueError(f"input_names has {len(in_names)} names for {len(inputs)} inputs")
@@ -150,9 +146,8 @@ def to_onnx(
                 kwargs["dynamic_axes"] = {n: {0: "batch"} for n, t in zip(in_names, inputs) if t.dim()}
                 kwargs["dynamic_axes"].update({n: {0: "batch"} for n, t in zip(out_names, expected) if t.dim()})
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                warnings.simplefilter("ignore", category=FutureWarning)
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                for category in (DeprecationWarning, FutureWarning, torch.jit.TracerWarning):
+                    warnings.simplefilter("ignore", category=category)
                 torch.onnx.export(net, inputs, path, dynamo=False, **kwargs)
         if check:
             import onnxruntime as ort
@@ -199,11 +194,10 @@ def to_torchscript(
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                scripted = torch.jit.trace(net, inputs, check_trace=False) if method == "trace" else torch.jit.script(net)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            scripted = torch.jit.trace(net, inputs, check_trace=False) if method == "trace" else torch.jit.script(net)
         scripted.eval()
         loaded = scripted
         if path is not None:

@@ -33,13 +33,15 @@ def load_arch(arch_or_path: Mapping[str, Any] | str | os.PathLike) -> dict[str, 
             arch = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"arch file {path!r} is not valid JSON ({exc}); {hint}") from None
+        if not isinstance(arch, dict):
+            raise ValueError(
+                f"arch file {path!r} must hold an object of label -> value, "
+                f"got {type(arch).__name__}"
+            )
     elif isinstance(arch_or_path, Mapping):
         arch = dict(arch_or_path)
     else:
         raise TypeError(f"fixed_arch takes an arch dict or the path of its JSON file, got {type(arch_or_path).__name__}")
-    if not isinstance(arch, dict):
-        where = f"arch file {os.fspath(arch_or_path)!r}" if isinstance(arch_or_path, (str, os.PathLike)) else "the arch JSON"
-        raise ValueError(f"{where} must hold an object of label -> value, got {type(arch).__name__}")
     return arch
 
 

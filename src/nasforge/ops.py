@@ -234,15 +234,14 @@ class EnasConvBranch(torch.nn.Module):
         super().__init__()
         self.preproc = ConvBNReLU(C_in, C_out, 1)
         pad = kernel_size // 2
-        conv: torch.nn.Module
+        self.conv: torch.nn.Module
         if separable:
-            conv = torch.nn.Sequential(
+            self.conv = torch.nn.Sequential(
                 nn.Conv2d(C_out, C_out, kernel_size, padding=pad, groups=C_out, bias=False),
                 nn.Conv2d(C_out, C_out, 1, bias=False),
             )
         else:
-            conv = nn.Conv2d(C_out, C_out, kernel_size, padding=pad, bias=False)
-        self.conv = conv
+            self.conv = nn.Conv2d(C_out, C_out, kernel_size, padding=pad, bias=False)
         self.post = torch.nn.Sequential(nn.BatchNorm2d(C_out), torch.nn.ReLU(inplace=False))
 
     def forward(self, x):
@@ -373,7 +372,7 @@ class _ShuffleBase(torch.nn.Module):
         pad = kernel // 2
         # stride 1: half the channels pass through, the branch maps the other half
         self.branch_in = C_in // 2 if stride == 1 else C_in
-        self.branch_out = C_out - (C_in // 2 if stride == 1 else C_in)
+        self.branch_out = C_out - self.branch_in
         self.mid = C_out // 2
         if stride == 2:
             self.proj = torch.nn.Sequential(
@@ -488,19 +487,14 @@ _DARTS = "DARTS (Liu, Simonyan & Yang, ICLR 2019)"
 _NB201 = "NAS-Bench-201 (Dong & Yang, ICLR 2020)"
 
 
-def _zero(C_in, C_out, stride):
-    _same_channels("none", C_in, C_out)
-    return Zero(stride)
+def _same_width(name: str, factory: Callable[[int], torch.nn.Module]) -> Callable[..., Any]:
+    """The factory of op ``name``, which keeps the channel count: ``factory(stride)``."""
 
+    def make(C_in, C_out, stride):
+        _same_channels(name, C_in, C_out)
+        return factory(stride)
 
-def _max_pool(C_in, C_out, stride):
-    _same_channels("max_pool_3x3", C_in, C_out)
-    return torch.nn.MaxPool2d(3, stride=stride, padding=1)
-
-
-def _avg_pool(C_in, C_out, stride):
-    _same_channels("avg_pool_3x3", C_in, C_out)
-    return torch.nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    return make
 
 
 def _skip(C_in, C_out, stride):
@@ -511,9 +505,11 @@ def _skip(C_in, C_out, stride):
 
 
 # DARTS' primitives, in the order of its PRIMITIVES list (the search space of the paper).
-register_op("none", "darts", f"{_DARTS}; also {_NB201}", _zero)
-register_op("max_pool_3x3", "darts", _DARTS, _max_pool)
-register_op("avg_pool_3x3", "darts", f"{_DARTS}; also {_NB201} (stride 1)", _avg_pool)
+register_op("none", "darts", f"{_DARTS}; also {_NB201}", _same_width("none", Zero))
+register_op("max_pool_3x3", "darts", _DARTS,
+            _same_width("max_pool_3x3", lambda s: torch.nn.MaxPool2d(3, s, padding=1)))
+register_op("avg_pool_3x3", "darts", f"{_DARTS}; also {_NB201} (stride 1)", _same_width(
+    "avg_pool_3x3", lambda s: torch.nn.AvgPool2d(3, s, padding=1, count_include_pad=False)))
 register_op("skip_connect", "darts", f"{_DARTS} (stride 2: FactorizedReduce); also {_NB201}", _skip)
 register_op("sep_conv_3x3", "darts", _DARTS, lambda ci, co, s: SepConv(ci, co, 3, s, 1))
 register_op("sep_conv_5x5", "darts", _DARTS, lambda ci, co, s: SepConv(ci, co, 5, s, 2))
@@ -527,8 +523,7 @@ register_op("conv_7x1_1x7", "nasnet", "AmoebaNet-A (Real et al., AAAI 2019); as 
 # NAS-Bench-201 (its none / skip_connect / avg_pool_3x3 are the DARTS ones above at stride 1).
 register_op("nor_conv_1x1", "nasbench201", _NB201, lambda ci, co, s: ReLUConvBN(ci, co, 1, s, 0))
 register_op("nor_conv_3x3", "nasbench201", _NB201, lambda ci, co, s: ReLUConvBN(ci, co, 3, s, 1))
-for _name in ("none", "skip_connect"):
-    _FAMILIES["nasbench201"].insert(0 if _name == "none" else 1, _name)
+_FAMILIES["nasbench201"][:0] = ["none", "skip_connect"]
 _FAMILIES["nasbench201"].append("avg_pool_3x3")
 
 

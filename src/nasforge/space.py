@@ -228,8 +228,8 @@ class Categorical:
 
 
 def _hashable_repr(key: Any) -> Any:
-    # 1 and True and 1.0 are equal in Python but distinct candidates here.
-    if isinstance(key, tuple):
+    # 1 and True and 1.0 are equal in Python but distinct candidates here (also inside lists).
+    if isinstance(key, (list, tuple)):
         return ("t",) + tuple(_hashable_repr(k) for k in key)
     return (type(key).__name__, key)
 
@@ -449,28 +449,22 @@ class Space(Mapping[str, Categorical]):
         if cond is None:
             memo[label] = True
             return True
-        memo[label] = False  # cycle guard (cycles are refused by _order anyway)
-        result = False
+        memo[label] = False  # cycle guard (cycles are refused by _order anyway); kept if none holds
         for conj in cond:
-            ok = True
             for lab, keys in conj:
                 if lab not in arch or not self._active(lab, arch, memo):
-                    ok = False
                     break
                 choice = self._choices[lab]
                 try:
                     value = choice.keys[choice.index(arch[lab])]
                 except InvalidArchError:
-                    ok = False
                     break
                 if _hashable_repr(value) not in {_hashable_repr(k) for k in keys}:
-                    ok = False
                     break
-            if ok:
-                result = True
-                break
-        memo[label] = result
-        return result
+            else:  # every atom of this alternative holds
+                memo[label] = True
+                return True
+        return False
 
     def is_active(self, label: str, arch: Mapping[str, Any]) -> bool:
         """Whether ``label`` matters for ``arch`` (its condition holds under ``arch``'s values)."""
@@ -494,20 +488,14 @@ class Space(Mapping[str, Categorical]):
     def size(self) -> int:
         """Number of distinct networks: canonical archs (the product of the choices' sizes when
         no label is conditional; 1 for an empty space)."""
-        size = self._cache.get("size")
-        if size is None:
-            size = self._count()
-            self._cache["size"] = size
-        return size
+        if "size" not in self._cache:
+            self._cache["size"] = self._count()
+        return self._cache["size"]
 
     @property
     def full_size(self) -> int:
         """Number of full label assignments (the product of every choice's size)."""
         return math.prod(len(c) for c in self._choices.values())
-
-    def _controlling(self) -> list[str]:
-        used = {lab for cond in self._conditions.values() for conj in (cond or []) for lab, _ in conj}
-        return [label for label in self._order() if label in used]
 
     def _components(self) -> list[list[str]]:
         """Groups of labels whose activity depends only on each other (independent factors)."""
@@ -540,25 +528,30 @@ class Space(Mapping[str, Categorical]):
                 total *= math.prod(len(self._choices[lab]) for lab in free if self._conditions.get(lab) is None) or 1
                 continue
             count = 0
-
-            def rec(i: int, partial: dict[str, Any], controlling=controlling, free=free) -> None:
-                nonlocal count
-                if i == len(controlling):
-                    memo: dict[str, bool] = {}
-                    count += math.prod(len(self._choices[lab]) for lab in free if self._active(lab, partial, memo))
-                    return
-                label = controlling[i]
-                if not self._active(label, partial, {}):
-                    rec(i + 1, partial)
-                    return
-                for key in self._choices[label].values:
-                    partial[label] = key
-                    rec(i + 1, partial)
-                del partial[label]
-
-            rec(0, {})
+            for partial in self._assignments(controlling):
+                memo: dict[str, bool] = {}
+                count += math.prod(len(self._choices[lab]) for lab in free if self._active(lab, partial, memo))
             total *= count
         return total
+
+    def _assignments(self, labels: list[str]) -> Iterator[dict[str, Any]]:
+        """Every assignment of values to the labels of ``labels`` that are active under it
+        (``labels`` in condition order); one dict, updated in place between yields."""
+
+        def rec(i: int, partial: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if i == len(labels):
+                yield partial
+                return
+            label = labels[i]
+            if not self._active(label, partial, {}):
+                yield from rec(i + 1, partial)
+                return
+            for key in self._choices[label].values:
+                partial[label] = key
+                yield from rec(i + 1, partial)
+            del partial[label]
+
+        return rec(0, {})
 
     # -- archs ---------------------------------------------------------------------------
     def default(self) -> Arch:
@@ -596,25 +589,15 @@ class Space(Mapping[str, Categorical]):
             return
         order = self._order()
         position = {label: i for i, label in enumerate(labels)}
-
-        def rec(i: int, partial: dict[str, Any]) -> Iterator[Arch]:
-            if i == len(order):
-                yield {label: partial[label] for label in sorted(partial, key=position.__getitem__)}
-                return
-            label = order[i]
-            if not self._active(label, partial, {}):
-                yield from rec(i + 1, partial)
-                return
-            for key in self._choices[label].values:
-                partial[label] = key
-                yield from rec(i + 1, partial)
-            del partial[label]
-
+        archs = (
+            {label: partial[label] for label in sorted(partial, key=position.__getitem__)}
+            for partial in self._assignments(order)
+        )
         # Enumerate in the space's order when it respects the conditions (the usual case).
         if order == labels:
-            yield from rec(0, {})
+            yield from archs
             return
-        yield from sorted(rec(0, {}), key=lambda a: [self._choices[lab].index(a[lab]) if lab in a else -1 for lab in labels])
+        yield from sorted(archs, key=lambda a: [self._choices[lab].index(a[lab]) if lab in a else -1 for lab in labels])
 
     def validate(self, arch: Mapping[str, Any]) -> Arch:
         """Check an arch against the space and return its canonical JSON form.
@@ -666,7 +649,9 @@ class Space(Mapping[str, Categorical]):
             elif self.conditional and not self.is_active(label, arch):
                 out.append(0)
             else:
-                self._missing(label)
+                raise InvalidArchError(
+                    f"arch is missing label {label!r}; it takes one of {_short(c.values)}"
+                )
         return out
 
     def from_indices(self, indices: Sequence[int]) -> Arch:
@@ -674,9 +659,6 @@ class Space(Mapping[str, Categorical]):
         if len(indices) != len(self._choices):
             raise InvalidArchError(f"expected {len(self._choices)} indices (one per label), got {len(indices)}")
         return self._canon_unchecked({label: c.key_at(int(i)) for (label, c), i in zip(self._choices.items(), indices)})
-
-    def _missing(self, label: str) -> int:
-        raise InvalidArchError(f"arch is missing label {label!r}; it takes one of {_short(self._choices[label].values)}")
 
     # -- neighbourhoods (used by evolution and local search) ---------------------------
     def mutate(self, arch: Mapping[str, Any], seed_or_rng: Any = None, n: int = 1, prob: float = 0.0) -> Arch:
@@ -709,9 +691,7 @@ class Space(Mapping[str, Categorical]):
             current = c.index(arch[label])
             for i in range(len(c)):
                 if i != current:
-                    nb = dict(base)
-                    nb[label] = c.key_at(i)
-                    out.append(self._canon_unchecked(nb))
+                    out.append(self._canon_unchecked({**base, label: c.key_at(i)}))
         return out
 
     # -- numeric encodings ----------------------------------------------------------------
@@ -759,10 +739,9 @@ class Space(Mapping[str, Categorical]):
         for c in self._choices.values():
             if kind == "onehot":
                 indices.append(int(np.argmax(vec[offset : offset + len(c)])))
-                offset += len(c)
             else:
                 indices.append(int(round(float(np.clip(vec[offset], 0, 1)) * (len(c) - 1))))
-                offset += 1
+            offset += len(c) if kind == "onehot" else 1
         return self.from_indices(indices)
 
     @staticmethod
@@ -801,10 +780,8 @@ class Space(Mapping[str, Categorical]):
             cat = Categorical(entry["values"], entry["label"], keys=entry["values"], singleton_lists=bool(entry.get("singleton_lists")))
             when = entry.get("when")
             space._choices[cat.label] = cat
-            if when is None:
-                space._conditions[cat.label] = None
-            else:
-                space._conditions[cat.label] = []
+            space._conditions[cat.label] = None if when is None else []
+            if when is not None:
                 pending.append((cat, [[(a["label"], list(a["in"])) for a in conj] for conj in when]))
         for cat, when in pending:
             for conj in when:

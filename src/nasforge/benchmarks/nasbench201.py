@@ -210,8 +210,7 @@ class NasBench201Table(Evaluator):
         with _open_text(self.path) as f:
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
-            need = ["arch", DATASETS[dataset]]
-            missing = [c for c in need if c not in fields]
+            missing = [c for c in ("arch", DATASETS[dataset]) if c not in fields]
             if missing:
                 raise ValueError(f"{self.path}: missing column(s) {missing}; found {fields}")
             present = [c for c in DATASETS.values() if c in fields]
@@ -220,10 +219,8 @@ class NasBench201Table(Evaluator):
                 for c in present:
                     columns[c].append(float(row[c]))
         self._strings = strings
-        self._index: dict[tuple[str, ...], int] = {}
-        for i, s in enumerate(strings):
-            arch = arch_from_string(s)
-            self._index[tuple(arch[label] for label in LABELS)] = i
+        # arch_from_string gives the labels in LABELS' order, as _row reads them
+        self._index = {tuple(arch_from_string(s).values()): i for i, s in enumerate(strings)}
         self._acc = {d: np.asarray(columns[c], dtype=np.float64) for d, c in DATASETS.items() if columns[c]}
         self.accuracies = self._acc[dataset]
 
@@ -238,7 +235,7 @@ class NasBench201Table(Evaluator):
             pass
         except TypeError:
             raise InvalidArchError(f"an arch must be a dict of label -> op, got {type(arch).__name__}") from None
-        arch_to_string(arch)  # raises a precise InvalidArchError for a malformed arch
+        # (arch_to_string raises a precise InvalidArchError for a malformed arch)
         raise InvalidArchError(f"arch {arch_to_string(arch)} is not in the table {self.path}")
 
     def lookup(self, arch: Mapping[str, Any], dataset: str | None = None) -> float:

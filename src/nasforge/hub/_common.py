@@ -23,10 +23,7 @@ MISSING = object()
 
 def fixed_value(label: str) -> Any:
     """The value of ``label`` in the arch being built under ``fixed_arch``, else :data:`MISSING`."""
-    fixed = current_fixed_arch()
-    if fixed is None or label not in fixed:
-        return MISSING
-    return fixed[label]
+    return (current_fixed_arch() or {}).get(label, MISSING)
 
 
 def layer_choice(candidates: Mapping[str, torch.nn.Module], label: str) -> torch.nn.Module:

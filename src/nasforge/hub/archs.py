@@ -70,9 +70,8 @@ class PublishedArch:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "arch", MappingProxyType(dict(self.arch)))
-        object.__setattr__(self, "space_kwargs", MappingProxyType(dict(self.space_kwargs)))
-        object.__setattr__(self, "setting", MappingProxyType(dict(self.setting)))
+        for name in ("arch", "space_kwargs", "setting"):  # read-only copies
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def model_space(self, **kwargs: Any):
         """A space containing this arch (``kwargs``: sizes, e.g. ``C=8, layers=5``)."""
@@ -208,13 +207,9 @@ MOBILENET_V3_SMALL = PublishedArch(
     _IMAGENET, "MobileNetV3-Small 1.0 (Howard et al., ICCV 2019), 224×224: 2.5 M parameters, 56 M multiply-adds")
 
 
-def _mobilenet_v2_arch() -> dict[str, Any]:
-    depths = (2, 3, 4, 3, 3, 1)
-    arch = {}
-    for i, d in enumerate(depths):
-        for j in range(ProxylessSpace.stage_blocks(i)):
-            arch[f"s{i}_b{j}"] = "k3_e6" if j < d else "skip"
-    return arch
+def _mobilenet_v2_arch(depths: tuple[int, ...] = (2, 3, 4, 3, 3, 1)) -> dict[str, Any]:
+    return {f"s{i}_b{j}": "k3_e6" if j < d else "skip"
+            for i, d in enumerate(depths) for j in range(ProxylessSpace.stage_blocks(i))}
 
 
 MOBILENET_V2 = PublishedArch(

@@ -317,5 +317,4 @@ class DartsSpace(PresetMixin, nn.ModelSpace):
     @classmethod
     def build_genotype(cls, genotype: Genotype, **kwargs: Any) -> torch.nn.Module:
         """The plain network of ``genotype`` (e.g. ``C=36, layers=20`` for DARTS' CIFAR setting)."""
-        kw = {**cls.space_kwargs_for(genotype), **kwargs}
-        return cls.build(genotype_to_arch(genotype), **kw)
+        return cls.build(genotype_to_arch(genotype), **{**cls.space_kwargs_for(genotype), **kwargs})

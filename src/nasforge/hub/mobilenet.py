@@ -36,7 +36,11 @@ def _conv_bn_act(C_in: int, C_out: int, kernel: int, stride: int, act: str) -> t
     )
 
 
-def _check_stages(owner: str, stages: Any) -> list[tuple[int, int, int]]:
+def _check_arguments(owner: str, stages: Any, width_mult: Any, **positive: Any) -> list[tuple]:
+    """Check what both spaces take; returns the stages as tuples."""
+    check_positive_int(owner, **positive)
+    if not width_mult > 0:
+        raise ValueError(f"{owner}: width_mult must be > 0, got {width_mult!r}")
     out = []
     for s in stages:
         if not (isinstance(s, (tuple, list)) and len(s) == 3 and all(isinstance(v, int) and v > 0 for v in s) and s[2] in (1, 2)):
@@ -87,10 +91,8 @@ class ProxylessSpace(PresetMixin, nn.ModelSpace):
         last_channels: int = 1280,
     ):
         super().__init__()
-        check_positive_int("ProxylessSpace", num_classes=num_classes, in_channels=in_channels)
-        if not width_mult > 0:
-            raise ValueError(f"ProxylessSpace: width_mult must be > 0, got {width_mult!r}")
-        stages = _check_stages("ProxylessSpace", stages)
+        stages = _check_arguments("ProxylessSpace", stages, width_mult, num_classes=num_classes,
+                                  in_channels=in_channels)
         self.candidate_names = [f"k{k}_{_ratio_name(e)}" for k in kernel_sizes for e in expand_ratios]
         if not self.candidate_names:
             raise ValueError("ProxylessSpace: kernel_sizes and expand_ratios must not be empty")
@@ -176,10 +178,8 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
         stem_channels: int = 16,
     ):
         super().__init__()
-        check_positive_int("MobileNetV3Space", num_classes=num_classes, in_channels=in_channels)
-        if not width_mult > 0:
-            raise ValueError(f"MobileNetV3Space: width_mult must be > 0, got {width_mult!r}")
-        stages = _check_stages("MobileNetV3Space", stages)
+        stages = _check_arguments("MobileNetV3Space", stages, width_mult, num_classes=num_classes,
+                                  in_channels=in_channels)
         if not kernel_sizes or not expand_ratios:
             raise ValueError("MobileNetV3Space: kernel_sizes and expand_ratios must not be empty")
         if head_channels is None:
@@ -209,7 +209,7 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
         )
 
     @staticmethod
-    def _nested(label: str, kernel_sizes: Sequence[int]):
+    def _block(label: str, C_in: int, C_out: int, stride: int, ratio: float, kernel_sizes: Sequence[int]):
         def kernel(channels: int, s: int) -> torch.nn.Module:
             return layer_choice({f"k{k}": _DepthwiseBN(channels, k, s) for k in kernel_sizes}, f"{label}.kernel")
 
@@ -219,11 +219,6 @@ class MobileNetV3Space(PresetMixin, nn.ModelSpace):
         def act() -> torch.nn.Module:
             return layer_choice({"relu": torch.nn.ReLU(inplace=False), "hswish": torch.nn.Hardswish()}, f"{label}.act")
 
-        return kernel, se, act
-
-    @classmethod
-    def _block(cls, label: str, C_in: int, C_out: int, stride: int, ratio: float, kernel_sizes: Sequence[int]):
-        kernel, se, act = cls._nested(label, kernel_sizes)
         return ops.InvertedResidual(C_in, C_out, kernel, stride, ratio, se=se, activation=act)
 
     def forward(self, x):

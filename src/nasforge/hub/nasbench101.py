@@ -43,9 +43,7 @@ OP_LABELS: tuple[str, ...] = tuple(f"op_{v}" for v in range(1, _N - 1))
 def arch_to_spec(arch: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
     """The 7×7 adjacency matrix and op list (``input`` … ``output``) of an arch (before pruning)."""
     matrix = np.zeros((_N, _N), dtype=int)
-    for i in range(_N):
-        for j in range(i + 1, _N):
-            matrix[i, j] = int(arch[f"edge_{i}_{j}"])
+    matrix[np.triu_indices(_N, 1)] = [int(arch[label]) for label in EDGE_LABELS]  # row-major
     return matrix, ["input"] + [arch[label] for label in OP_LABELS] + ["output"]
 
 
@@ -61,13 +59,9 @@ def spec_to_arch(matrix: Sequence[Sequence[int]], op_list: Sequence[str]) -> dic
         raise InvalidArchError("a NAS-Bench-101 adjacency matrix must be strictly upper-triangular")
     full = np.zeros((_N, _N), dtype=int)
     idx = list(range(n - 1)) + [_N - 1]  # old vertex -> new vertex
-    for a in range(n):
-        for b in range(n):
-            full[idx[a], idx[b]] = m[a, b]
-    ops_full = ["conv3x3-bn-relu"] * (_N - 2)
-    for a in range(1, n - 1):
-        ops_full[a - 1] = op_list[a]
-    arch: dict[str, Any] = {f"op_{v}": ops_full[v - 1] for v in range(1, _N - 1)}
+    full[np.ix_(idx, idx)] = m
+    ops_full = list(op_list[1:-1]) + ["conv3x3-bn-relu"] * (_N - n)
+    arch: dict[str, Any] = dict(zip(OP_LABELS, ops_full))
     arch.update({f"edge_{i}_{j}": int(full[i, j]) for i in range(_N) for j in range(i + 1, _N)})
     return arch
 
@@ -212,9 +206,7 @@ class NasBench101Space(PresetMixin, nn.ModelSpace):
         x = self.cells(self.stem(x))
         return self.classifier(x.mean((2, 3)))
 
-    @staticmethod
-    def is_valid(arch: Mapping[str, Any]) -> bool:
-        return is_valid(arch)
+    is_valid = staticmethod(is_valid)
 
     def sample_valid(self, seed_or_rng: Any = None, max_tries: int = 10_000) -> dict[str, Any]:
         """A uniformly random valid arch (rejection sampling over ``self.space``)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # How many ModelSpace __init__ calls are on the stack: the outermost one finalises the space.
 init_depth: contextvars.ContextVar[int] = contextvars.ContextVar("nasforge_init_depth", default=0)
@@ -26,29 +28,18 @@ def register_free_choice(leaf: Any, key: Any) -> None:
 
 
 @contextlib.contextmanager
+def setting(var: contextvars.ContextVar[T], value: T) -> Iterator[T]:
+    """``var`` set to ``value`` within the block (restored after it, also on error)."""
+    token = var.set(value)
+    try:
+        yield value
+    finally:
+        var.reset(token)
+
+
+@contextlib.contextmanager
 def collecting_free_choices() -> Iterator[dict[str, tuple[Any, Any]]]:
     """Collect the free-standing choices of one model-space construction."""
     mine: dict[str, tuple[Any, Any]] = {}
-    token = _free.set(_free.get() + (mine,))
-    try:
+    with setting(_free, _free.get() + (mine,)):
         yield mine
-    finally:
-        _free.reset(token)
-
-
-@contextlib.contextmanager
-def with_label_prefix(prefix: str) -> Iterator[None]:
-    token = label_prefix.set(prefix)
-    try:
-        yield
-    finally:
-        label_prefix.reset(token)
-
-
-@contextlib.contextmanager
-def rebuilding_module() -> Iterator[None]:
-    token = rebuilding.set(True)
-    try:
-        yield
-    finally:
-        rebuilding.reset(token)

@@ -13,6 +13,7 @@ The space instance itself is runnable: every choice starts at its first candidat
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import itertools
 from collections import OrderedDict
@@ -87,7 +88,18 @@ class ChoiceModule(torch.nn.Module):
             raise InvalidSpaceError(f"{type(self).__name__} {self.label!r}: its sub-module {name!r} was set to None")
         return module
 
-    def _nf_categoricals(self) -> list[Categorical]:  # pragma: no cover - abstract
+    def _nf_categoricals(self) -> list[Categorical]:
+        return [self._categorical()]
+
+    def _categorical(self) -> Categorical:
+        """The decision of a one-decision choice (cached until its label or candidates change)."""
+        cat = self.__dict__.get("_nf_cat")
+        if cat is None or cat.label != self.label:
+            cat = self._new_categorical()
+            self.__dict__["_nf_cat"] = cat
+        return cat
+
+    def _new_categorical(self) -> Categorical:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _nf_freeze(self, arch: Mapping[str, Any], freeze_child: FreezeChild) -> torch.nn.Module:  # pragma: no cover
@@ -104,30 +116,28 @@ class ChoiceModule(torch.nn.Module):
 # -- LayerChoice ----------------------------------------------------------------------------
 
 def _layer_candidates(candidates: Any, label: str | None) -> tuple[list[Any], list[torch.nn.Module]]:
+    who = f"LayerChoice {_name(label, 'LayerChoice')}"
     if isinstance(candidates, Mapping):
         keys, modules = list(candidates.keys()), list(candidates.values())
         for k in keys:
             if not isinstance(k, str) or not k or "." in k:
                 raise InvalidSpaceError(
-                    f"LayerChoice {_name(label, 'LayerChoice')}: candidate name {k!r} must be a non-empty string without '.'"
+                    f"{who}: candidate name {k!r} must be a non-empty string without '.'"
                 )
     elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
         modules = list(candidates)
         keys = list(range(len(modules)))
     else:
         raise InvalidSpaceError(
-            f"LayerChoice {_name(label, 'LayerChoice')}: candidates must be a list or an ordered dict of "
-            f"name -> module, got {type(candidates).__name__}"
+            f"{who}: candidates must be a list or an ordered dict of name -> module, "
+            f"got {type(candidates).__name__}"
         )
     if not modules:
-        raise InvalidSpaceError(
-            f"LayerChoice {_name(label, 'LayerChoice')} has an empty candidate list; give at least one module"
-        )
+        raise InvalidSpaceError(f"{who} has an empty candidate list; give at least one module")
     for k, m in zip(keys, modules):
         if not isinstance(m, torch.nn.Module):
             raise InvalidSpaceError(
-                f"LayerChoice {_name(label, 'LayerChoice')}: candidate {k!r} is a {type(m).__name__}, "
-                f"expected a torch.nn.Module"
+                f"{who}: candidate {k!r} is a {type(m).__name__}, expected a torch.nn.Module"
             )
     return keys, modules
 
@@ -177,15 +187,8 @@ class LayerChoice(ChoiceModule):
     def candidates(self) -> list[torch.nn.Module]:
         return [self._sub(str(k)) for k in self.names]
 
-    def _categorical(self) -> Categorical:
-        cat = self.__dict__.get("_nf_cat")
-        if cat is None or cat.label != self.label:
-            cat = Categorical(self.candidates, self._required_label(), keys=self.names, signature=module_signature)
-            self.__dict__["_nf_cat"] = cat
-        return cat
-
-    def _nf_categoricals(self) -> list[Categorical]:
-        return [self._categorical()]
+    def _new_categorical(self) -> Categorical:
+        return Categorical(self.candidates, self._required_label(), keys=self.names, signature=module_signature)
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
         return {str(k): [(self._required_label(), [k])] for k in self.names}
@@ -209,27 +212,6 @@ class LayerChoice(ChoiceModule):
 
 # -- InputChoice ----------------------------------------------------------------------------
 
-def _input_keys(n_candidates: int, n_chosen: int) -> list[Any]:
-    if n_chosen == 1:
-        return list(range(n_candidates))
-    return [list(c) for c in itertools.combinations(range(n_candidates), n_chosen)]
-
-
-def _check_input_args(n_candidates: Any, n_chosen: Any, reduction: Any, label: str | None) -> None:
-    who = f"InputChoice {_name(label, 'InputChoice')}"
-    if not isinstance(n_candidates, int) or isinstance(n_candidates, bool) or n_candidates < 1:
-        raise InvalidSpaceError(f"{who}: n_candidates must be an int >= 1, got {n_candidates!r}")
-    if not isinstance(n_chosen, int) or isinstance(n_chosen, bool) or n_chosen < 1:
-        raise InvalidSpaceError(f"{who}: n_chosen must be an int >= 1, got {n_chosen!r}")
-    if n_chosen > n_candidates:
-        raise InvalidSpaceError(
-            f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
-            f"valid n_chosen: 1..{n_candidates}"
-        )
-    if reduction not in REDUCTIONS:
-        raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {', '.join(map(repr, REDUCTIONS))}")
-
-
 class InputChoice(ChoiceModule):
     """Choose ``n_chosen`` of ``n_candidates`` input tensors and reduce them.
 
@@ -243,23 +225,29 @@ class InputChoice(ChoiceModule):
 
     def __init__(self, n_candidates: int, n_chosen: int = 1, reduction: str = "sum", label: str | None = None):
         super().__init__()
-        _check_input_args(n_candidates, n_chosen, reduction, label)
+        who = f"InputChoice {_name(label, 'InputChoice')}"
+        for name, value in (("n_candidates", n_candidates), ("n_chosen", n_chosen)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidSpaceError(f"{who}: {name} must be an int >= 1, got {value!r}")
+        if n_chosen > n_candidates:
+            raise InvalidSpaceError(
+                f"{who}: n_chosen={n_chosen} is larger than n_candidates={n_candidates}; "
+                f"valid n_chosen: 1..{n_candidates}"
+            )
+        if reduction not in REDUCTIONS:
+            valid = ", ".join(map(repr, REDUCTIONS))
+            raise InvalidSpaceError(f"{who}: unknown reduction {reduction!r}; valid: {valid}")
         self.n_candidates = n_candidates
         self.n_chosen = n_chosen
         self.reduction = reduction
         self.label = label
-        self._keys = _input_keys(n_candidates, n_chosen)
+        self._keys: list[Any] = list(range(n_candidates)) if n_chosen == 1 else [
+            list(c) for c in itertools.combinations(range(n_candidates), n_chosen)
+        ]
         self._active: Any = self._keys[0]
 
-    def _categorical(self) -> Categorical:
-        cat = self.__dict__.get("_nf_cat")
-        if cat is None or cat.label != self.label:
-            cat = Categorical(self._keys, self._required_label(), singleton_lists=self.n_chosen == 1)
-            self.__dict__["_nf_cat"] = cat
-        return cat
-
-    def _nf_categoricals(self) -> list[Categorical]:
-        return [self._categorical()]
+    def _new_categorical(self) -> Categorical:
+        return Categorical(self._keys, self._required_label(), singleton_lists=self.n_chosen == 1)
 
     def _key(self, arch: Mapping[str, Any]) -> Any:
         cat = self._categorical()
@@ -336,14 +324,10 @@ def _depth_expr(depth: Any, label: str | None) -> tuple[ValueExpr, ValueChoice]:
     return leaf, leaf
 
 
-class _BlocksSignature:
-    """A depth candidate's signature with the repeated blocks' (picklable, unlike a lambda)."""
-
-    def __init__(self, blocks: str):
-        self.blocks = blocks
-
-    def __call__(self, candidate: Any) -> list[Any]:
-        return [candidate_signature(candidate), self.blocks]
+def _blocks_signature(candidate: Any, blocks: str) -> list[Any]:
+    """A depth candidate's signature with the repeated blocks' (given by ``functools.partial``:
+    picklable, unlike a lambda)."""
+    return [candidate_signature(candidate), blocks]
 
 
 def _check_depths(values: list[Any], who: str) -> None:
@@ -411,7 +395,8 @@ class Repeat(ChoiceModule):
         blocks = [m for m in self._modules.values() if m is not None]
         if blocks:
             sig = ";".join(module_signature(b) for b in blocks)
-            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=_BlocksSignature(sig))
+            signature = functools.partial(_blocks_signature, blocks=sig)
+            cat = Categorical(cat.candidates, cat.label, keys=cat.keys, signature=signature)
         return [cat]
 
     def _nf_branches(self) -> dict[str, list[tuple[str, list[Any]]]]:
@@ -517,7 +502,11 @@ class Cell(ChoiceModule):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.all_inputs = num_ops_per_node == "all"
-        per_input = self.all_inputs or any(_wants_input_index(f) for f in factories)
+        # a factory taking (node, op, input) positionally gets one candidate per input
+        per_input = self.all_inputs or any(
+            (_positional_arity(f) or 0) >= 3
+            for f in factories if not isinstance(f, torch.nn.Module)
+        )
 
         def build(node: int, op: int, inp: int | None) -> LayerChoice:
             mods = OrderedDict()
@@ -608,9 +597,8 @@ class Cell(ChoiceModule):
         return FrozenCell(ops, inputs, self.num_predecessors, self._output_nodes(used), self.concat_dim, pre, post)
 
     def _nf_activate(self, arch: Mapping[str, Any]) -> None:
-        for i, j in self._slots:
-            if not self.all_inputs:
-                self._ic(f"{i}_{j}")._nf_activate(arch)
+        for key in self.input_choices:
+            self._ic(key)._nf_activate(arch)
         for key in self.edges:
             self._op(key)._nf_activate(arch)
 
@@ -641,8 +629,3 @@ class Cell(ChoiceModule):
             f"label={self.label!r}, num_nodes={self.num_nodes}, num_ops_per_node={self.num_ops_per_node!r}, "
             f"num_predecessors={self.num_predecessors}, merge_op={self.merge_op!r}"
         )
-
-
-def _wants_input_index(factory: Any) -> bool:
-    n = None if isinstance(factory, torch.nn.Module) else _positional_arity(factory)
-    return n is not None and n >= 3

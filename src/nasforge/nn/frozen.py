@@ -16,10 +16,7 @@ def reduce_tensors(tensors: list[torch.Tensor], reduction: str, dim: int = 1):
     if len(tensors) == 1:
         return tensors[0]
     if reduction == "sum":
-        out = tensors[0]
-        for t in tensors[1:]:
-            out = out + t
-        return out
+        return sum(tensors[1:], tensors[0])
     if reduction == "mean":
         return torch.stack(tensors).mean(0)
     if reduction == "concat":

@@ -24,12 +24,9 @@ class ValueAwareMeta(type):
     """Metaclass of the wrappers: plain arguments give the plain torch class, zero overhead."""
 
     def __call__(cls, *args: Any, **kwargs: Any):
-        base = cls.__dict__.get("_nf_base")
-        has_choice = contains_value_choice(args) or contains_value_choice(kwargs)
-        if base is not None and not has_choice:
-            return base(*args, **kwargs)
-        if not has_choice:
-            return super().__call__(*args, **kwargs)
+        if not (contains_value_choice(args) or contains_value_choice(kwargs)):
+            base = cls.__dict__.get("_nf_base")
+            return base(*args, **kwargs) if base is not None else super().__call__(*args, **kwargs)
         # mypy reads ``cls.__new__`` / ``cls.__init__`` as the metaclass's; here ``cls`` is the module class
         obj = cls.__new__(cls)  # type: ignore[call-overload]
         cls.__init__(obj, *resolve_values(args, None), **resolve_values(kwargs, None))  # type: ignore[misc]
@@ -73,7 +70,7 @@ def init_arg_names(cls: type) -> list[str]:
 
 def make_value_aware(base: type[torch.nn.Module], module_name: str) -> type:
     """A subclass of ``base`` whose constructor accepts value choices."""
-    wrapper = ValueAwareMeta(
+    return ValueAwareMeta(
         base.__name__,
         (base,),
         {
@@ -83,4 +80,3 @@ def make_value_aware(base: type[torch.nn.Module], module_name: str) -> type:
             "__doc__": f"``torch.nn.{base.__name__}`` that also accepts value choices as arguments.\n\n{base.__doc__ or ''}",
         },
     )
-    return wrapper

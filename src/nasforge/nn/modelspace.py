@@ -32,13 +32,12 @@ from nasforge.nn._context import (
     init_depth,
     label_prefix,
     rebuilding,
-    rebuilding_module,
-    with_label_prefix,
+    setting,
 )
 from nasforge.nn.choices import ChoiceModule
 from nasforge.nn.layers import ValueAwareMeta, init_arg_names, record_init
 from nasforge.nn.value import ValueExpr, contains_value_choice, resolve_values, value_leaves
-from nasforge.space import Arch, Space
+from nasforge.space import Arch, Space, _hashable_repr
 
 __all__ = ["ModelSpace", "Module", "discover", "freeze_module", "activate"]
 
@@ -49,12 +48,8 @@ class ModelSpaceMeta(ValueAwareMeta):
     def __call__(cls, *args: Any, **kwargs: Any):
         depth = init_depth.get()
         fixed = current_fixed_arch() if depth == 0 else None
-        token = init_depth.set(depth + 1)
-        try:
-            with collecting_free_choices() as free:
-                obj = type.__call__(cls, *args, **kwargs)
-        finally:
-            init_depth.reset(token)
+        with setting(init_depth, depth + 1), collecting_free_choices() as free:
+            obj = type.__call__(cls, *args, **kwargs)
         if contains_value_choice(args) or contains_value_choice(kwargs):
             record_init(obj, args, kwargs)
         if free:
@@ -62,18 +57,11 @@ class ModelSpaceMeta(ValueAwareMeta):
         if depth == 0:
             space = discover(obj)
             if fixed is not None:
-                return _freeze_under_fixed_arch(obj, space, fixed)
+                if rebuilding.get() or label_prefix.get():
+                    # rebuilt while freezing a larger space: the arch also holds the outer labels
+                    fixed = {label: fixed[label] for label in space if label in fixed}
+                return freeze_module(obj, space.validate(fixed), inplace=True)  # built just for this
         return obj
-
-    def __instancecheck__(cls, instance: Any) -> bool:
-        if cls.__dict__.get("_nf_any_module"):
-            return isinstance(instance, torch.nn.Module)
-        return type.__instancecheck__(cls, instance)
-
-    def __subclasscheck__(cls, subclass: type) -> bool:
-        if cls.__dict__.get("_nf_any_module"):
-            return issubclass(subclass, torch.nn.Module)
-        return type.__subclasscheck__(cls, subclass)
 
 
 class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
@@ -136,8 +124,7 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
 
         if not isinstance(choice, ValueChoice) or choice.label is None:
             raise TypeError(f"add_mutable takes a labelled nn.ValueChoice, got {choice!r}")
-        extra = self.__dict__.setdefault("_nf_mutables", [])
-        extra.append(choice)
+        self.__dict__.setdefault("_nf_mutables", []).append(choice)
         self.__dict__.pop("_nf_space", None)
         return choice
 
@@ -148,7 +135,7 @@ class Module(ModelSpace):
     ``isinstance(x, nasforge.nn.Module)`` is true for every ``torch.nn.Module``.
     """
 
-    _nf_any_module = True
+    _nf_base = torch.nn.Module  # what ValueAwareMeta's isinstance / issubclass checks test against
 
 
 # -- discovery ------------------------------------------------------------------------------
@@ -207,14 +194,12 @@ def discover(root: torch.nn.Module) -> Space:
                 space.add(cat, conds)
             for rel, atoms in module._nf_branches().items():
                 branches[rel] = branches.get(rel, []) + atoms
-        if "_nf_init" in module.__dict__:
-            if first_visit:
-                object.__setattr__(module, "_nf_path", path)
-            label_values(module, path, conds)
         free = module.__dict__.get("_nf_free")
+        if first_visit and ("_nf_init" in module.__dict__ or free):
+            object.__setattr__(module, "_nf_path", path)
+        if "_nf_init" in module.__dict__:
+            label_values(module, path, conds)
         if free:
-            if first_visit:
-                object.__setattr__(module, "_nf_path", path)
             for leaf, _ in free.values():
                 space.add(leaf.categorical(), conds)
         for leaf in module.__dict__.get("_nf_mutables", ()):
@@ -228,15 +213,6 @@ def discover(root: torch.nn.Module) -> Space:
     walk(root, "", [], {})
     object.__setattr__(root, "_nf_space", space)
     return space
-
-
-def _freeze_under_fixed_arch(obj: torch.nn.Module, space: Space, fixed: Mapping[str, Any]):
-    if rebuilding.get() or label_prefix.get():
-        # A module rebuilt while freezing a larger space: the arch also holds the outer labels.
-        arch = space.validate({label: fixed[label] for label in space if label in fixed})
-    else:
-        arch = space.validate(fixed)
-    return freeze_module(obj, arch, inplace=True)  # the instance was built only for this
 
 
 # -- freezing ------------------------------------------------------------------------------------
@@ -285,12 +261,8 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
         for name, b in buffers.items():
             if b is not None:
                 buffers[name] = b.clone()
-        children = state["_modules"]
-        for name, child in children.items():
-            if child is not None:
-                children[name] = freeze_child(child)
-        state.pop("_nf_space", None)
         object.__setattr__(new, "__dict__", state)
+        replace_children(new)
         reset = getattr(new, "reset_parameters", None) if reinit and params else None
         if callable(reset):
             reset()
@@ -303,7 +275,8 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
         args, kwargs = own_modules(resolve_values(args, arch)), own_modules(resolve_values(kwargs, arch))
         if isinstance(module, ModelSpace):
             path = module.__dict__.get("_nf_path", "")
-            with fixed_arch(arch), rebuilding_module(), with_label_prefix(label_prefix.get() + (path + "." if path else "")):
+            prefix = label_prefix.get() + (path + "." if path else "")
+            with fixed_arch(arch), setting(rebuilding, True), setting(label_prefix, prefix):
                 return type(module)(*args, **kwargs)
         return type(module)(*args, **kwargs)
 
@@ -318,19 +291,13 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
             return {k: own_modules(o) for k, o in obj.items()}
         return obj
 
-    def free_changed(module: torch.nn.Module) -> bool:
-        free = module.__dict__.get("_nf_free")
-        if not free:
-            return False
-        return any(label in arch and _key_repr(arch[label]) != _key_repr(key) for label, (_, key) in free.items())
-
     def freeze_child(module: torch.nn.Module) -> torch.nn.Module:
         done = memo.get(id(module))
         if done is not None:
             return done
         if isinstance(module, ChoiceModule):
             out = module._nf_freeze(arch, freeze_child)
-        elif "_nf_init" in module.__dict__ or free_changed(module):
+        elif "_nf_init" in module.__dict__ or _free_changed(module, arch):
             out = rebuild(module)
         else:
             out = copy_module(module)
@@ -342,10 +309,13 @@ def freeze_module(root: torch.nn.Module, arch: Arch, reinit: bool = False, inpla
     return frozen
 
 
-def _key_repr(key: Any) -> Any:
-    if isinstance(key, (list, tuple)):
-        return ("t",) + tuple(_key_repr(k) for k in key)
-    return (type(key).__name__, key)
+def _free_changed(module: torch.nn.Module, arch: Mapping[str, Any]) -> list[str]:
+    """The free-standing choices of ``module`` that ``arch`` sets to another value than its own."""
+    free = module.__dict__.get("_nf_free")
+    if not free:
+        return []
+    return [label for label, (_, key) in free.items()
+            if label in arch and _hashable_repr(arch[label]) != _hashable_repr(key)]
 
 
 def activate(root: torch.nn.Module, arch: Mapping[str, Any]) -> None:
@@ -353,13 +323,11 @@ def activate(root: torch.nn.Module, arch: Mapping[str, Any]) -> None:
     space = root.__dict__.get("_nf_space") or discover(root)
     arch = space.validate(arch)
     for module in root.modules():
-        free = module.__dict__.get("_nf_free")
-        for label, (_, key) in (free or {}).items():
-            if label in arch and _key_repr(arch[label]) != _key_repr(key):
-                raise InvalidArchError(
-                    f"free-standing choice {label!r} decided how {type(module).__name__} was built; it cannot be "
-                    f"activated in place at another value ({arch[label]!r}); use freeze(arch)"
-                )
+        for label in _free_changed(module, arch):
+            raise InvalidArchError(
+                f"free-standing choice {label!r} decided how {type(module).__name__} was built; it cannot be "
+                f"activated in place at another value ({arch[label]!r}); use freeze(arch)"
+            )
         if isinstance(module, ChoiceModule):
             if all(cat.label in arch for cat in module._nf_categoricals()):  # skip choices of unused branches
                 module._nf_activate(arch)

@@ -50,6 +50,27 @@ def _same_candidate(a: Any, b: Any) -> bool:
         return False
 
 
+def _and(a: Any, b: Any) -> Any:
+    return a and b
+
+
+def _or(a: Any, b: Any) -> Any:
+    return a or b
+
+
+_Method = Callable[["ValueExpr", Any], "ValueExpr"]
+
+
+def _binary(fn: Callable[[Any, Any], Any], symbol: str) -> tuple[_Method, _Method]:
+    """The methods building ``self <symbol> other`` and the reflected ``other <symbol> self``."""
+    return (lambda self, other: _Op(fn, symbol, (self, other)),
+            lambda self, other: _Op(fn, symbol, (other, self)))
+
+
+def _unary(fn: Callable[[Any], Any], symbol: str) -> Callable[[ValueExpr], ValueExpr]:
+    return lambda self: _Op(fn, symbol, (self,))
+
+
 class ValueExpr:
     """An expression over one or more value choices; evaluate it with an arch."""
 
@@ -79,85 +100,31 @@ class ValueExpr:
     def _eval_with(self, values: dict[int, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # Arithmetic, comparison and indexing build expressions.
-    def __add__(self, other: Any) -> ValueExpr:
-        return _Op(operator.add, "+", (self, other))
-
-    def __radd__(self, other: Any) -> ValueExpr:
-        return _Op(operator.add, "+", (other, self))
-
-    def __sub__(self, other: Any) -> ValueExpr:
-        return _Op(operator.sub, "-", (self, other))
-
-    def __rsub__(self, other: Any) -> ValueExpr:
-        return _Op(operator.sub, "-", (other, self))
-
-    def __mul__(self, other: Any) -> ValueExpr:
-        return _Op(operator.mul, "*", (self, other))
-
-    def __rmul__(self, other: Any) -> ValueExpr:
-        return _Op(operator.mul, "*", (other, self))
-
-    def __truediv__(self, other: Any) -> ValueExpr:
-        return _Op(operator.truediv, "/", (self, other))
-
-    def __rtruediv__(self, other: Any) -> ValueExpr:
-        return _Op(operator.truediv, "/", (other, self))
-
-    def __floordiv__(self, other: Any) -> ValueExpr:
-        return _Op(operator.floordiv, "//", (self, other))
-
-    def __rfloordiv__(self, other: Any) -> ValueExpr:
-        return _Op(operator.floordiv, "//", (other, self))
-
-    def __mod__(self, other: Any) -> ValueExpr:
-        return _Op(operator.mod, "%", (self, other))
-
-    def __rmod__(self, other: Any) -> ValueExpr:
-        return _Op(operator.mod, "%", (other, self))
-
-    def __pow__(self, other: Any) -> ValueExpr:
-        return _Op(operator.pow, "**", (self, other))
-
-    def __rpow__(self, other: Any) -> ValueExpr:
-        return _Op(operator.pow, "**", (other, self))
-
-    def __neg__(self) -> ValueExpr:
-        return _Op(operator.neg, "-", (self,))
-
-    def __pos__(self) -> ValueExpr:
-        return _Op(operator.pos, "+", (self,))
-
-    def __abs__(self) -> ValueExpr:
-        return _Op(abs, "abs", (self,))
+    # Arithmetic (also reflected: ``2 * w``), comparisons, & and | and indexing build expressions.
+    __add__, __radd__ = _binary(operator.add, "+")
+    __sub__, __rsub__ = _binary(operator.sub, "-")
+    __mul__, __rmul__ = _binary(operator.mul, "*")
+    __truediv__, __rtruediv__ = _binary(operator.truediv, "/")
+    __floordiv__, __rfloordiv__ = _binary(operator.floordiv, "//")
+    __mod__, __rmod__ = _binary(operator.mod, "%")
+    __pow__, __rpow__ = _binary(operator.pow, "**")
+    __lt__ = _binary(operator.lt, "<")[0]
+    __le__ = _binary(operator.le, "<=")[0]
+    __gt__ = _binary(operator.gt, ">")[0]
+    __ge__ = _binary(operator.ge, ">=")[0]
+    __and__ = _binary(_and, "and")[0]
+    __or__ = _binary(_or, "or")[0]
+    __neg__ = _unary(operator.neg, "-")
+    __pos__ = _unary(operator.pos, "+")
+    __abs__ = _unary(abs, "abs")
+    __invert__ = _unary(operator.not_, "not")
 
     def __round__(self, ndigits: int | None = None) -> ValueExpr:
         return _Op(round, "round", (self,) if ndigits is None else (self, ndigits))
 
-    def __lt__(self, other: Any) -> ValueExpr:
-        return _Op(operator.lt, "<", (self, other))
-
-    def __le__(self, other: Any) -> ValueExpr:
-        return _Op(operator.le, "<=", (self, other))
-
-    def __gt__(self, other: Any) -> ValueExpr:
-        return _Op(operator.gt, ">", (self, other))
-
-    def __ge__(self, other: Any) -> ValueExpr:
-        return _Op(operator.ge, ">=", (self, other))
-
     def __getitem__(self, key: Any) -> ValueExpr:
         """``vc[0]`` of tuple candidates, ``vc["key"]`` of dict candidates."""
         return _Op(operator.getitem, "[]", (self, key))
-
-    def __invert__(self) -> ValueExpr:
-        return _Op(operator.not_, "not", (self,))
-
-    def __and__(self, other: Any) -> ValueExpr:
-        return _Op(_and, "and", (self, other))
-
-    def __or__(self, other: Any) -> ValueExpr:
-        return _Op(_or, "or", (self, other))
 
     # NNI's helpers, as static methods: nn.ValueChoice.max(a, b), .min, .condition, .to_int, .to_float
     @staticmethod
@@ -186,37 +153,25 @@ class ValueExpr:
         return _lift(float, "float", (obj,))
 
     # A value choice is not a concrete value outside a model space's construction.
-    def _concrete(self, what: str) -> Any:
-        value = _resolve_concrete(self, what)
-        return value
-
     def __bool__(self) -> bool:
-        return bool(self._concrete("bool (e.g. in an if)"))
+        return bool(_resolve_concrete(self, "bool (e.g. in an if)"))
 
     def __int__(self) -> int:
-        return int(self._concrete("int"))
+        return int(_resolve_concrete(self, "int"))
 
     def __index__(self) -> int:
-        return operator.index(self._concrete("int"))
+        return operator.index(_resolve_concrete(self, "int"))
 
     def __float__(self) -> float:
-        return float(self._concrete("float"))
+        return float(_resolve_concrete(self, "float"))
 
     def __iter__(self):
-        return iter(self._concrete("iterable"))
+        return iter(_resolve_concrete(self, "iterable"))
 
     def __len__(self) -> int:
-        return len(self._concrete("sized value (len)"))
+        return len(_resolve_concrete(self, "sized value (len)"))
 
     __hash__ = object.__hash__
-
-
-def _and(a: Any, b: Any) -> Any:
-    return a and b
-
-
-def _or(a: Any, b: Any) -> Any:
-    return a or b
 
 
 def _max(*items: Any) -> Any:
@@ -256,15 +211,14 @@ class ValueChoice(ValueExpr):
     __slots__ = ("candidates", "label", "_cat")
 
     def __init__(self, candidates: Sequence[Any], label: str | None = None):
+        who = f"ValueChoice {label if label else '(unlabelled)'!r}"
         if isinstance(candidates, (str, bytes)) or not isinstance(candidates, (Sequence, range)):
             raise InvalidSpaceError(
-                f"ValueChoice {label if label else '(unlabelled)'!r}: candidates must be a list, got {type(candidates).__name__}"
+                f"{who}: candidates must be a list, got {type(candidates).__name__}"
             )
         candidates = list(candidates)
         if not candidates:
-            raise InvalidSpaceError(
-                f"ValueChoice {label if label else '(unlabelled)'!r} has an empty candidate list; give at least one value"
-            )
+            raise InvalidSpaceError(f"{who} has an empty candidate list; give at least one value")
         if label is not None and (not isinstance(label, str) or not label):
             raise InvalidSpaceError(f"a ValueChoice label must be a non-empty string, got {label!r}")
         unique: list[Any] = []
@@ -273,8 +227,7 @@ class ValueChoice(ValueExpr):
                 unique.append(c)
         if len(unique) != len(candidates):
             warnings.warn(
-                f"ValueChoice {label if label else '(unlabelled)'!r}: duplicate candidates merged: "
-                f"{candidates!r} -> {unique!r}",
+                f"{who}: duplicate candidates merged: {candidates!r} -> {unique!r}",
                 UserWarning,
                 stacklevel=2,
             )
@@ -295,15 +248,14 @@ class ValueChoice(ValueExpr):
 
     def value_in(self, arch: Mapping[str, Any]) -> Any:
         """The candidate ``arch`` chooses for this label (a clear error when it has none or a bad key)."""
-        if self.label is None:
-            raise InvalidSpaceError(f"{self!r} has no label yet; it gets one when its model space is built")
+        cat = self.categorical()  # an error for a choice with no label yet
         try:
-            key = arch[self.label]
+            key = arch[cat.label]
         except KeyError:
             raise InvalidArchError(
-                f"arch has no value for label {self.label!r}; it takes one of {self.categorical().values}"
+                f"arch has no value for label {cat.label!r}; it takes one of {cat.values}"
             ) from None
-        return self.categorical().resolve(key)
+        return cat.resolve(key)
 
     def evaluate(self, arch: Mapping[str, Any]) -> Any:
         return self.value_in(arch)
@@ -365,20 +317,12 @@ def _resolve_concrete(expr: ValueExpr, what: str) -> Any:
         )
     values = {}
     for leaf in leaves:
-        if fixed is not None and leaf.label in fixed:
-            values[id(leaf)] = leaf.value_in(fixed)
-        else:
-            values[id(leaf)] = leaf.candidates[0]
+        cat = leaf.categorical()
+        i = cat.index(fixed[leaf.label]) if fixed is not None and leaf.label in fixed else 0
+        values[id(leaf)] = leaf.candidates[i]
         if constructing:
-            register_free_choice(leaf, leaf.categorical().key_at(leaf.categorical().index(_key_of(leaf, values[id(leaf)]))))
+            register_free_choice(leaf, cat.key_at(i))
     return expr._eval_with(values)
-
-
-def _key_of(leaf: ValueChoice, value: Any) -> Any:
-    for i, c in enumerate(leaf.candidates):
-        if c is value or _same_candidate(c, value):
-            return leaf.categorical().key_at(i)
-    raise InvalidArchError(f"value {value!r} is not a candidate of {leaf.label!r}")  # pragma: no cover
 
 
 def ensure_frozen(value: Any) -> Any:
@@ -417,10 +361,7 @@ class _Op(ValueExpr):
 
 
 def _unique(leaves: list[ValueChoice]) -> list[ValueChoice]:
-    seen: dict[int, ValueChoice] = {}
-    for leaf in leaves:
-        seen.setdefault(id(leaf), leaf)
-    return list(seen.values())
+    return list({id(leaf): leaf for leaf in leaves}.values())
 
 
 # -- helpers over nested constructor arguments ---------------------------------------------
