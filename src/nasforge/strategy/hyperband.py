@@ -39,7 +39,7 @@ class SuccessiveHalving(Strategy):
         strategy = SuccessiveHalving(RegularizedEvolution(), min_step=1, max_step=27, eta=3)
     """
 
-    _state_attrs: tuple[str, ...] = ("stopped",)
+    _state_attrs: tuple[str, ...] = ("stopped", "_passed")
 
     def __init__(
         self,
@@ -149,7 +149,6 @@ class SuccessiveHalving(Strategy):
             **super().state_dict(),
             "inner": self.strategy.state_dict(),
             "records": list(self._records),
-            "passed": {k: list(v) for k, v in self._passed.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -157,7 +156,6 @@ class SuccessiveHalving(Strategy):
         self.strategy.load_state_dict(state["inner"])
         for i, rec in enumerate(state["records"][: len(self._records)]):
             self._records[i] = [[float(x) for x in r] for r in rec]
-        self._passed = {k: [int(v[0]), int(v[1])] for k, v in state["passed"].items()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.strategy!r}, min_step={self.min_step}, max_step={self.max_step}, eta={self.eta})"
@@ -177,7 +175,7 @@ class Hyperband(SuccessiveHalving):
         strategy = Hyperband(Random(dedup=True), min_step=1, max_step=81, eta=3)
     """
 
-    _state_attrs = ("stopped", "_seed")
+    _state_attrs = ("stopped", "_passed", "_seed")
 
     def __init__(self, strategy: Strategy, min_step: int = 1, max_step: int = 81, eta: int = 3, grace: int | None = None):
         if max_step is None:
