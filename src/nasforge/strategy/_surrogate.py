@@ -105,7 +105,7 @@ class MLPEnsemble:
             w = np.ones((e, n))
         w = (w / n)[:, :, None].astype(np.float32)  # per-member sample weights (bootstrap counts)
         tb = t[None, :, None]
-        grad, m, v = (np.zeros(total, dtype=np.float32) for _ in range(3))  # gradient, Adam's moments
+        grad, m, v = (np.zeros(total, dtype=np.float32) for _ in range(3))  # gradient, moments
         grads = self._views(grad, shapes)
         b1, b2, eps = 0.9, 0.999, 1e-8
         nl, h = self.layers, self.hidden

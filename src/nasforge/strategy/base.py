@@ -211,8 +211,9 @@ class HistoryStrategy(Strategy):
         self._record(trial)
 
     def _is_seen(self, arch_or_key: Mapping[str, Any] | str) -> bool:
-        key = arch_or_key if isinstance(arch_or_key, str) else arch_key(self._canonical(arch_or_key))
-        return key in self._asked
+        if not isinstance(arch_or_key, str):
+            arch_or_key = arch_key(self._canonical(arch_or_key))
+        return arch_or_key in self._asked
 
     @property
     def n_pending(self) -> int:

@@ -99,7 +99,8 @@ class _SurrogateMixin(HistoryStrategy):
         return list(out.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "surrogate": {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}}
+        surrogate = {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}
+        return {**super().state_dict(), "surrogate": surrogate}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the history, then re-create the exact model from the seed it was fitted with
@@ -182,7 +183,8 @@ class PredictorBased(_SurrogateMixin):
             for parent in parents
             for _ in range(self.mutations_per_parent)
         ]
-        return self._unseen(children + [self.space.sample(self.rng) for _ in range(self.num_random)])
+        samples = [self.space.sample(self.rng) for _ in range(self.num_random)]
+        return self._unseen(children + samples)
 
     def ask(self) -> Arch | None:
         if self._exhausted():
