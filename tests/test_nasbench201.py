@@ -275,3 +275,19 @@ def test_fresh_clone_without_shared_folder(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "SKIPPED" not in out.stdout and " passed" in out.stdout, out.stdout[-3000:]
+
+
+def test_default_table_path_falls_back_to_shared_data(tmp_path, monkeypatch):
+    """Without the packaged copy, the default path is the first table that exists (as the docstring says)."""
+    import nasforge.benchmarks.nasbench201 as nb
+
+    monkeypatch.delenv("NASFORGE_NB201_CSV", raising=False)
+    monkeypatch.setattr(nb, "PACKAGED_TABLE", tmp_path / "removed.csv.gz")
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    (shared / nb.CSV_NAME).write_text(f"arch,cifar10_test\n{EXAMPLE},12.5\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    found = nb.default_table_path()
+    assert found.is_file() and found == NasBench201Table().path

@@ -18,6 +18,7 @@ import os
 import runpy
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,35 +57,41 @@ def _fmt_params(value: Any) -> str:
     return f"{value:.0f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+def _print_arch_table(headers: list[str], rows: list[list[str]], archs: list[dict[str, Any]], width: int,
+                      max_lines: int | None = None, fit: bool = False) -> None:
+    """Right-aligned ``rows``, each followed by its arch as compact JSON wrapped to ``width`` (0: one
+    line) and cut to ``max_lines``. ``fit`` (the leaderboard): on a narrow terminal the arch goes under
+    its row, and the rule under "arch" spans the column (up to 40 characters)."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            out.append(cell.rjust(w) if i in right else cell.ljust(w))
-        return "  ".join(out).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    left = sum(widths) + 2 * len(widths)
+    below = fit and width > 0 and width - left < 30  # a narrow terminal: the arch goes under its row
+    indent = 4 if below else left
+    room = max(width - indent, 20) if width > 0 else 0
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)) + "  arch")
+    rule = min(room, 40) if fit and room and not below else 4
+    print("  ".join("-" * w for w in widths) + "  " + "-" * rule)
+    for arch, row in zip(archs, rows):
+        lines = _wrap_json(arch, room)
+        if max_lines is not None and len(lines) > max_lines:
+            hidden = len(lines) - max_lines + 1
+            lines = lines[: max_lines - 1] + [f"… ({hidden} more line{'s' * (hidden > 1)}; --full shows all)"]
+        cells = "  ".join(c.rjust(w) for c, w in zip(row, widths))
+        if below:
+            print(cells)
+        else:
+            print(cells + "  " + lines[0])
+            lines = lines[1:]
+        for line in lines:
+            print(" " * indent + line)
 
 
 def _pick_experiments(store: Store, name: str | None) -> list[ExperimentRecord]:
+    if name is not None:
+        return [store._require(name)]  # an unknown name: its error lists the ones there
     records = store.experiments()
-    if name is None:
-        if not records:
-            raise StoreError(f"{store.path!r} holds no experiment yet")
-        return records
-    for rec in records:
-        if rec.name == name:
-            return [rec]
-    names = ", ".join(repr(r.name) for r in records) or "none"
-    raise StoreError(f"no experiment named {name!r} in {store.path!r}; it holds: {names}")
-
-
-def _open(path: str) -> Store:
-    if not os.path.exists(path):
-        raise StoreError(f"store file {path!r} does not exist")
-    return Store(path, readonly=True)
+    if not records:
+        raise StoreError(f"{store.path!r} holds no experiment yet")
+    return records
 
 
 def _first_line(text: str | None) -> str:
@@ -142,24 +149,17 @@ def _wrap_json(arch: dict[str, Any], width: int) -> list[str]:
     return lines
 
 
-def _terminal_width() -> int:
-    return shutil.get_terminal_size(fallback=(100, 24)).columns
-
-
 def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) -> dict[str, Any]:
     """Everything ``show`` prints about one experiment, as plain data (also the ``--json`` output)."""
     from nasforge.experiment.results import group_tests
 
     trials = store.trials(rec.id, with_reports=False)
-    metric = rec.config.get("metric", "score")
-    metric = metric if isinstance(metric, str) else str(metric)
+    metric = str(rec.config.get("metric", "score"))
     status = store.live_status(rec.name)  # "running" only while a live process owns it
     owner = store.owner(rec.name)
     if status == ExperimentStatus.RUNNING and owner is not None:
         status += f" in pid {owner['pid']} on {_safe(owner['host'])}"
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.status.value] = counts.get(t.status.value, 0) + 1
+    counts = dict(Counter(t.status.value for t in trials))
     ranked = rank_trials(trials)
     canonical = _canonicalizer(rec.config)
     leaderboard = [
@@ -201,14 +201,14 @@ def _experiment_view(store: Store, rec: ExperimentRecord, top: int, full: bool) 
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _open(args.store)
+    store = Store(args.store, readonly=True)
     name = _name_arg(args)
     views = [_experiment_view(store, rec, args.top, args.full) for rec in _pick_experiments(store, name)]
     if args.json:
         json.dump({"store": args.store, "experiments": views}, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
-    width = _terminal_width() if args.width is None else args.width
+    width = shutil.get_terminal_size((100, 24)).columns if args.width is None else args.width
     for view in views:
         _print_view(view, width, args.full, args.failures or args.full)
     return 0
@@ -220,16 +220,7 @@ def _print_pareto(objectives: list[list[str]], front: list[dict[str, Any]], widt
           + ", ".join(f"{_safe(n)} {_safe(m)}imised" for n, m in objectives) + "):")
     rows = [[str(e["trial"]), *(_fmt_value(e["objectives"][n]) for n in names)] for e in front]
     headers = ["trial", *(_safe(n) for n in names)]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    left = sum(widths) + 2 * len(widths)
-    room = max(width - left, 20) if width > 0 else 0
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)) + "  arch")
-    print("  ".join("-" * w for w in widths) + "  " + "-" * 4)
-    for entry, row in zip(front, rows):
-        lines = _wrap_json(entry["arch"], room)
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths)) + "  " + lines[0])
-        for line in lines[1:]:
-            print(" " * left + line)
+    _print_arch_table(headers, rows, [e["arch"] for e in front], width)
 
 
 def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) -> None:
@@ -244,30 +235,9 @@ def _print_view(view: dict[str, Any], width: int, full: bool, failures: bool) ->
         headers = ["rank", "trial", _safe(metric), "params", "duration"]
         rows = [[str(e["rank"]), str(e["trial"]), _fmt_value(e[metric]), _fmt_params(e["metrics"].get("params")),
                  f"{e['duration']:.1f}s" if e["duration"] is not None else "-"] for e in view["leaderboard"]]
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-        left = sum(widths) + 2 * len(widths)
-        below = width > 0 and width - left < 30  # a narrow terminal: the arch goes under its row
-        indent = 4 if below else left
-        room = (width - indent if width > 0 else 0) if below or width <= 0 else width - left
-        room = max(room, 20) if width > 0 else 0
-        max_lines = None if full else 4
         print()
-        print("  ".join(h.rjust(w) for h, w in zip(headers, widths)) + "  arch")
-        print("  ".join("-" * w for w in widths) + "  " + "-" * (min(room, 40) if room and not below else 4))
-        for entry, row in zip(view["leaderboard"], rows):
-            lines = _wrap_json(entry["arch"], room)
-            if max_lines is not None and len(lines) > max_lines:
-                hidden = len(lines) - max_lines + 1
-                lines = lines[: max_lines - 1] + [f"… ({hidden} more line{'s' * (hidden > 1)}; --full shows all)"]
-            cells = "  ".join(c.rjust(w) for c, w in zip(row, widths))
-            if below:
-                print(cells)
-                lines_out = lines
-            else:
-                print(cells + "  " + lines[0])
-                lines_out = lines[1:]
-            for line in lines_out:
-                print(" " * indent + line)
+        _print_arch_table(headers, rows, [e["arch"] for e in view["leaderboard"]], width,
+                          max_lines=None if full else 4, fit=True)
     if view.get("pareto") is not None:
         _print_pareto(view["objectives"], view["pareto"], width)
     if view["failures"] and failures:
@@ -305,7 +275,7 @@ def _name_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _open(args.store)
+    store = Store(args.store, readonly=True)
     records = _pick_experiments(store, _name_arg(args))
     if len(records) > 1:
         names = ", ".join(repr(r.name) for r in records)
@@ -315,16 +285,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise StoreError(f"experiment {records[0].name!r} has no successful trial to export")
     from nasforge.experiment.results import hyperparameter_labels
 
-    hyper = hyperparameter_labels(records[0].config)  # the network's choices only, for fixed_arch
-    archs = [{k: v for k, v in t.arch.items() if k not in hyper} for t in ranked[: args.top]]
+    hyper = hyperparameter_labels(records[0].config)  # training-recipe choices: not in the network
     top = ranked[: args.top]
+    archs = [{k: v for k, v in t.arch.items() if k not in hyper} for t in top]
     if getattr(args, "onnx", None) or getattr(args, "torchscript", None):
-        return _export_network(args, store, records[0], top[0])
+        return _export_network(args, store, records[0], top[0], archs[0])
     payload: Any = archs[0] if args.top == 1 else archs
     text = json.dumps(payload, indent=2) + "\n"
     if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
         print(f"wrote {len(top)} arch{'s' if len(top) > 1 else ''} to {args.output}", file=sys.stderr)
@@ -333,8 +302,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRecord, best: Trial) -> int:
-    """``export --onnx/--torchscript``: the best arch's network with its saved weights (see nasforge.export)."""
+def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRecord, best: Trial,
+                    arch: dict[str, Any]) -> int:
+    """``export --onnx/--torchscript``: ``best``'s network (``arch``) with its saved weights (see nasforge.export)."""
     from nasforge import export as ex
 
     try:
@@ -357,10 +327,6 @@ def _export_network(args: argparse.Namespace, store: Store, record: ExperimentRe
                 f"experiment {record.name!r} has no saved weights for its best arch (trial {best.id}); save them with "
                 f"exp.test(..., weights_dir=...) or Experiment(..., save_weights='best'), or pass --init-weights to export "
                 f"freshly initialised weights")
-        from nasforge.experiment.results import hyperparameter_labels
-
-        hyper = hyperparameter_labels(record.config)  # training-recipe choices are not part of the network
-        arch = {k: v for k, v in best.arch.items() if k not in hyper}
         net = ex.build_network(ex.load_model_space(args.model), arch, weights)
         example = _example_input(shape)
         if args.onnx:

@@ -67,8 +67,7 @@ def non_dominated_sort(points: Sequence[Sequence[float]] | np.ndarray) -> list[l
     """The fronts F1, F2, … (lists of indices, ascending): F1 is the Pareto front, F2 the front of
     the rest, and so on (Deb et al.'s fast non-dominated sort, O(M N²))."""
     p = _as_points(points)
-    n = len(p)
-    if n == 0:
+    if len(p) == 0:
         return []
     ge = np.all(p[:, None, :] >= p[None, :, :], axis=2)
     gt = np.any(p[:, None, :] > p[None, :, :], axis=2)
@@ -92,10 +91,9 @@ def crowding_distance(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndar
     """NSGA-II crowding distance of each point within its set (boundary points: ``inf``)."""
     p = _as_points(points)
     n, m = p.shape
-    dist = np.zeros(n)
     if n <= 2:
-        dist[:] = np.inf
-        return dist
+        return np.full(n, np.inf)
+    dist = np.zeros(n)
     for k in range(m):
         order = np.argsort(p[:, k], kind="stable")
         lo, hi = p[order[0], k], p[order[-1], k]

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import importlib
 import json
 import logging
 import os
@@ -50,12 +49,17 @@ import sqlite3
 import stat
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasforge.errors import NasforgeError
 from nasforge.trial import ExperimentStatus, Trial, TrialStatus
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only, no lock files
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ExperimentLockedError", "ExperimentRecord", "Lease", "Store", "StoreConflictError", "StoreError", "TestRecord"]
 
@@ -66,6 +70,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Without a usable lock file, an owner whose heartbeat is older than this is taken for dead.
 HEARTBEAT_TIMEOUT = 60.0
 HEARTBEAT_EVERY = 5.0
+#: ``flock`` errors of a file system without locks (heartbeats decide there)
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -132,7 +138,8 @@ CREATE TABLE IF NOT EXISTS tests (
 """
 
 #: columns added after the first release: (table, column, type); added on open when missing
-_ADDED_COLUMNS = (("tests", "seed", "INTEGER"), ("tests", "config", "TEXT"))
+#: (``state_seq``: a schema-1 store's strategy checkpoints gain a sequence number)
+_ADDED_COLUMNS = (("experiments", "state_seq", "INTEGER"), ("tests", "seed", "INTEGER"), ("tests", "config", "TEXT"))
 
 
 class StoreError(NasforgeError, ValueError):
@@ -194,13 +201,13 @@ def _dumps_arch(arch: dict[str, Any]) -> str:
     return json.dumps(arch)
 
 
-def _inspect(path: str) -> bool:
-    """Check that ``path`` can be a store file before SQLite touches it; True when it exists
-    with content (an SQLite database), False when it is missing or empty (a new store)."""
+def _inspect(path: str) -> bytes:
+    """Check that ``path`` can be a store file before SQLite touches it; returns its first 100
+    bytes (its SQLite header) when it has content, b"" when it is missing or empty (a new store)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return False
+        return b""
     except OSError as exc:
         raise StoreError(f"cannot use {path!r} as a nasforge store: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -208,7 +215,7 @@ def _inspect(path: str) -> bool:
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path!r} is not a regular file (a pipe, socket or device); a nasforge store is an SQLite file")
     if st.st_size == 0:
-        return False
+        return b""
     try:
         with open(path, "rb") as f:
             head = f.read(100)
@@ -216,14 +223,7 @@ def _inspect(path: str) -> bool:
         raise StoreError(f"cannot read {path!r}: {exc.strerror or exc}") from None
     if not head.startswith(_SQLITE_MAGIC):
         raise StoreError(f"{path!r} is not an SQLite database, so not a nasforge store (a nasforge store is an SQLite file)")
-    return True
-
-
-def _wal_header(path: str) -> bool:
-    """Whether the database file says it is in WAL mode (header bytes 18-19 are 2)."""
-    with open(path, "rb") as f:
-        head = f.read(20)
-    return len(head) == 20 and head[18] == 2 and head[19] == 2
+    return head
 
 
 def _guarded(method: Any) -> Any:
@@ -273,8 +273,6 @@ class Lease:
         self.store._leases.pop(self.exp_id, None)
         if self._fd is not None:
             try:
-                import fcntl
-
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._fd)
@@ -306,20 +304,21 @@ class Store:
         if readonly:
             if memory or not os.path.exists(self.path):
                 raise StoreError(f"store file {self.path!r} does not exist")
-            if not _inspect(self.path):
+            head = _inspect(self.path)
+            if not head:
                 raise StoreError(f"{self.path!r} is empty: not a nasforge store")
-            self._db = self._connect_readonly()
+            self._db = self._connect_readonly(head)
             if not self._has_schema():
                 raise StoreError(f"{self.path!r} is an SQLite file but not a nasforge store (no experiments table)")
             self._check_version()
             return
-        existing = False
+        existing = b""  # the header of an existing store file
         if not memory:
             existing = _inspect(self.path)
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
             if existing:
-                self._refuse_foreign()
+                self._refuse_foreign(existing)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             if existing:  # damaged pages: refuse before writing
@@ -336,16 +335,12 @@ class Store:
             if existing:
                 self._check_version()
             with self._tx():
-                for stmt in _SCHEMA.strip().split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
-                cols = {r[1] for r in self._db.execute("PRAGMA table_info(experiments)")}
-                if "state_seq" not in cols:  # a schema-1 store: strategy checkpoints gain a sequence number
-                    self._db.execute("ALTER TABLE experiments ADD COLUMN state_seq INTEGER")
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(stmt)
+                self._add_missing_columns()
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
-                self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
 
@@ -359,7 +354,7 @@ class Store:
             return StoreError(f"{self.path!r} is locked by another process for too long ({text})")
         return StoreError(f"cannot use {self.path!r} as a nasforge store: {text} (is the file damaged? restore a copy)")
 
-    def _connect_readonly(self) -> sqlite3.Connection:
+    def _connect_readonly(self, head: bytes) -> sqlite3.Connection:
         """A connection that writes nothing: ``mode=ro`` when the store's ``-wal`` exists (a live
         or killed writer; its files are used as they are) or the file is not in WAL mode;
         ``immutable=1`` for a WAL-mode file without ``-wal`` (nobody writes it, and SQLite would
@@ -369,7 +364,7 @@ class Store:
         uri = "file:" + quote(os.path.abspath(self.path))
         try:
             has_wal = os.path.exists(self.path + "-wal")
-            immutable = not has_wal and _wal_header(self.path)
+            immutable = not has_wal and head[18:20] == b"\x02\x02"  # bytes 18-19 are 2: WAL mode
             db = sqlite3.connect(uri + ("?immutable=1" if immutable else "?mode=ro"), uri=True, isolation_level=None, timeout=30)
             try:
                 db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
@@ -385,22 +380,20 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot read {self.path!r}: {exc.strerror or exc}") from None
 
-    def _refuse_foreign(self) -> None:
+    def _refuse_foreign(self, head: bytes) -> None:
         """Refuse (before any write) an SQLite file that holds tables but is no nasforge store."""
-        probe = Store.__new__(Store)
-        probe.path, probe.readonly, probe._leases = self.path, True, {}
-        probe._db = probe._connect_readonly()
+        db = self._connect_readonly(head)  # writes nothing
         try:
             try:
-                tables = {r[0] for r in probe._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 version = None
                 if "meta" in tables:
-                    row = probe._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                     version = row[0] if row else None
             except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from exc
         finally:
-            probe._db.close()
+            db.close()
         if tables and (version is None or "experiments" not in tables):
             shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
             raise StoreError(
@@ -460,10 +453,9 @@ class Store:
         for lease in list(self._leases.values()):
             lease.release()
         if not self.readonly and self.path != ":memory:":
-            try:  # a closed store in rollback mode: readers need no -wal/-shm files at all
+            # a closed store in rollback mode: readers need no -wal/-shm files at all
+            with suppress(sqlite3.DatabaseError):  # another connection open: stays in WAL mode
                 self._db.execute("PRAGMA journal_mode = DELETE")
-            except sqlite3.DatabaseError:
-                pass  # another connection is open: it stays in WAL mode
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -485,9 +477,7 @@ class Store:
             return True
         if self.path == ":memory:":
             return False
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
+        if fcntl is None:  # pragma: no cover - Windows
             return None
         try:
             fd = os.open(self._lock_path(exp_id), os.O_RDONLY)
@@ -496,16 +486,14 @@ class Store:
         except OSError:
             return None
         try:
-            for _ in range(3):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                except OSError as exc:
-                    return None if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL) else True
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return False
-            return True  # pragma: no cover
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            return None if exc.errno in _NO_LOCKS else True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
         finally:
             os.close(fd)
 
@@ -524,7 +512,6 @@ class Store:
             raise StoreError(f"no experiment named {name!r} in {self.path!r}; it holds: {names}")
         return record
 
-    @_guarded
     def owner(self, name: str) -> dict[str, Any] | None:
         """Who runs (or last ran) experiment ``name``: ``{"pid", "host", "started_at",
         "heartbeat_at", "alive"}`` (times in unix seconds), or None if it never ran.
@@ -541,7 +528,6 @@ class Store:
         alive = held if held is not None else (time.time() - heartbeat_at) < HEARTBEAT_TIMEOUT
         return {"pid": pid, "host": host, "started_at": started_at, "heartbeat_at": heartbeat_at, "alive": bool(alive)}
 
-    @_guarded
     def live_status(self, name: str) -> str:
         """``"running"`` (a live process owns it), ``"done"`` (its last run ended normally) or
         ``"interrupted"`` (nobody runs it and it did not finish: killed, stopped, crashed)."""
@@ -560,34 +546,28 @@ class Store:
         if exp_id in self._leases:
             raise self._locked(exp_id, label)
         fd = None
-        if self.path != ":memory:":
-            fcntl: Any
-            try:
-                fcntl = importlib.import_module("fcntl")
-            except ImportError:  # pragma: no cover - Windows: owner rows and heartbeats only
-                fcntl = None
-            if fcntl is not None:
-                fd = os.open(self._lock_path(exp_id), os.O_RDWR | os.O_CREAT, 0o666)
-                end = time.monotonic() + wait  # a reader may hold a shared lock for a moment
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= end:
-                            os.close(fd)
-                            raise self._locked(exp_id, label) from None
-                        time.sleep(0.05)
-                    except OSError as exc:  # no locks on this file system: heartbeats decide
-                        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                            os.close(fd)
-                            raise
+        if self.path != ":memory:" and fcntl is not None:
+            fd = os.open(self._lock_path(exp_id), os.O_RDWR | os.O_CREAT, 0o666)
+            end = time.monotonic() + wait  # a reader may hold a shared lock for a moment
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
                         os.close(fd)
-                        fd = None
-                        row = self._owner_row(exp_id)
-                        if row is not None and time.time() - row[3] < HEARTBEAT_TIMEOUT and row[:2] != (os.getpid(), _host()):
-                            raise self._locked(exp_id, label) from None
-                        break
+                        raise self._locked(exp_id, label) from None
+                    time.sleep(0.05)
+                except OSError as exc:  # no locks on this file system: heartbeats decide
+                    if exc.errno not in _NO_LOCKS:
+                        os.close(fd)
+                        raise
+                    os.close(fd)
+                    fd = None
+                    row = self._owner_row(exp_id)
+                    if row is not None and time.time() - row[3] < HEARTBEAT_TIMEOUT and row[:2] != (os.getpid(), _host()):
+                        raise self._locked(exp_id, label) from None
+                    break
         lease = Lease(self, exp_id, fd)
         try:
             previous = self._owner_row(exp_id)
@@ -636,8 +616,7 @@ class Store:
     def _EXP_COLS(self) -> str:
         cols = getattr(self, "_exp_cols", None)
         if cols is None:
-            names = {r[1] for r in self._db.execute("PRAGMA table_info(experiments)")}
-            seq = "state_seq" if "state_seq" in names else "NULL"  # a read-only schema-1 store
+            seq = "state_seq" if "state_seq" in self._columns("experiments") else "NULL"  # a read-only schema-1 store
             cols = self._exp_cols = f"id, name, created, updated, config, strategy_state, status, {seq}"
         return cols
 
@@ -749,17 +728,8 @@ class Store:
             db.execute(
                 "UPDATE trials SET status = ?, metrics = ?, score = ?, started = ?, finished = ?, worker = ?, error = ? "
                 "WHERE experiment_id = ? AND id = ?",
-                (
-                    trial.status.value,
-                    _dumps(trial.metrics),
-                    trial.score,
-                    trial.started,
-                    trial.finished,
-                    trial.worker,
-                    trial.error,
-                    exp_id,
-                    trial.id,
-                ),
+                (trial.status.value, _dumps(trial.metrics), trial.score, trial.started,
+                 trial.finished, trial.worker, trial.error, exp_id, trial.id),
             )
             self._set_state(db, exp_id, strategy_state)
 
@@ -820,20 +790,10 @@ class Store:
                     f"{self.path!r}: trial {tid} has the unknown status {status!r} (valid: "
                     f"{', '.join(s.value for s in TrialStatus)}); the store was altered or is damaged"
                 ) from None
-            out.append(
-                Trial(
-                    id=tid,
-                    arch=json.loads(arch),
-                    status=status,
-                    metrics=json.loads(metrics) if metrics else {},
-                    score=score,
-                    reports=reports.get(tid, []),
-                    error=error,
-                    started=started,
-                    finished=finished,
-                    worker=worker,
-                )
-            )
+            out.append(Trial(id=tid, arch=json.loads(arch), status=status,
+                             metrics=json.loads(metrics) if metrics else {}, score=score,
+                             reports=reports.get(tid, []), error=error, started=started,
+                             finished=finished, worker=worker))
         return out
 
     def attempts(self, experiment: int | str) -> dict[int, int]:
@@ -889,6 +849,6 @@ class Store:
 
 
 for _name, _member in list(vars(Store).items()):
-    if callable(_member) and not _name.startswith("_") and _name not in ("close", "owner", "live_status"):
+    if callable(_member) and not _name.startswith("_") and _name != "close":
         setattr(Store, _name, _guarded(_member))
 del _name, _member

@@ -5,12 +5,18 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable
-from dataclasses import FrozenInstanceError, dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 from typing import Any, NoReturn
 
 from nasforge.space import Arch
 
-__all__ = ["ExperimentStatus", "FrozenTrial", "Trial", "TrialStatus", "rank_trials"]
+__all__ = ["ExperimentStatus", "FrozenTrial", "Trial", "TrialStatus", "check_mode", "rank_trials"]
+
+
+def check_mode(mode: Any) -> None:
+    """``ValueError`` unless ``mode`` is ``"max"`` or ``"min"`` (a metric's direction)."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
 
 
 class TrialStatus(str, enum.Enum):
@@ -75,18 +81,9 @@ class Trial:
         return copy
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "arch": self.arch,
-            "status": self.status.value,
-            "metrics": self.metrics,
-            "score": self.score,
-            "reports": [[s, m] for s, m in self.reports],
-            "error": self.error,
-            "started": self.started,
-            "finished": self.finished,
-            "worker": self.worker,
-        }
+        """Every field but ``objectives``, in order; the status as text, reports as lists."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "objectives"}
+        return {**out, "status": self.status.value, "reports": [[s, m] for s, m in self.reports]}
 
 
 def _read_only(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
@@ -146,8 +143,7 @@ def rank_trials(trials: Iterable[Trial], k: int | None = None, *, metric: str | 
     ``"min"``) when given; ties go to the lower trial id. Failed, stopped, rejected and running
     trials, and trials without a finite value, are left out.
     """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    check_mode(mode)
     sign = 1.0 if mode == "max" else -1.0
     scored = []
     for t in trials:

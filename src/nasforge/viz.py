@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, TrialStatus, check_mode
 
 __all__ = [
     "best_so_far",
@@ -21,11 +21,6 @@ __all__ = [
 ]
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-
-
 def _figure(size: tuple[float, float] = (7, 4), dpi: int = 120):  # noqa: ANN202 - matplotlib types stay lazy
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -37,16 +32,13 @@ def _figure(size: tuple[float, float] = (7, 4), dpi: int = 120):  # noqa: ANN202
 
 def _save(fig, path: str | os.PathLike, **savefig: Any) -> str:  # noqa: ANN001
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     fig.savefig(os.fspath(path), **savefig)
     return os.fspath(path)
 
 
 def _finish(ax, xlabel: str, ylabel: str, title: str, **legend: Any) -> None:  # noqa: ANN001
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(**legend)
 
@@ -59,22 +51,15 @@ def _integer_x(ax) -> None:  # noqa: ANN001
 
 def best_so_far(trials: Sequence[Trial], metric: str, mode: str = "max") -> list[tuple[int, float]]:
     """``(trial id, best value of metric up to that trial)`` for every successful trial, in id order."""
-    _check_mode(mode)
-    out: list[tuple[int, float]] = []
-    best: float | None = None
-    for t in sorted(trials, key=lambda t: t.id):
-        if t.status is not TrialStatus.SUCCEEDED or metric not in t.metrics:
-            continue
-        value = t.metrics[metric]
-        if best is None or (value > best if mode == "max" else value < best):
-            best = value
-        out.append((t.id, best))
-    return out
+    from nasforge.dashboard.data import best_over_trials
+
+    check_mode(mode)
+    return [(p["trial"], p["best"]) for p in best_over_trials(trials, metric, mode)]
 
 
 def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", title: str | None = None) -> Any:
     """The history plot as a matplotlib ``Figure`` (see :func:`plot_history`)."""
-    _check_mode(mode)
+    check_mode(mode)
     trials = list(trials)
     ok = [t for t in trials if t.status is TrialStatus.SUCCEEDED and metric in t.metrics]
     if not ok:
@@ -92,12 +77,10 @@ def history_figure(trials: Sequence[Trial], metric: str, mode: str = "max", titl
     values = [t.metrics[metric] for t in ok] + [t.metrics[metric] for t in stopped]
     lo, hi = min(values), max(values)
     pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1e-3)
-    bottom = lo - pad
     if failed:  # drawn on a band below every score, so they never hide a result
-        bottom = lo - 2.5 * pad
         ax.scatter([t.id for t in failed], [lo - 1.5 * pad] * len(failed), marker="x", color="k", s=22,
                    label=f"failed ({len(failed)})")
-    ax.set_ylim(bottom, hi + pad)
+    ax.set_ylim(lo - (2.5 * pad if failed else pad), hi + pad)
     _finish(ax, "trial", f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)",
             title or f"{metric}: best so far over {len(trials)} trials",
             loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
@@ -174,7 +157,7 @@ def plot_best_over_time(
     """
     from nasforge.dashboard.data import best_over_time
 
-    _check_mode(mode)
+    check_mode(mode)
     points = best_over_time(list(trials), metric, mode)
     if not points:
         raise ValueError(f"no successful trial reports {metric!r}; nothing to plot")
@@ -205,7 +188,7 @@ def plot_metric_vs_cost(
     """
     from nasforge.dashboard.data import metric_vs_cost
 
-    _check_mode(mode)
+    check_mode(mode)
     data = metric_vs_cost(list(trials), metric, mode, cost)
     if not data["points"]:
         raise ValueError(f"no successful trial reports both {metric!r} and {cost!r}; nothing to plot")

@@ -129,9 +129,7 @@ def default_table_path() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    if PACKAGED_TABLE.is_file():
-        return PACKAGED_TABLE
-    return _candidates()[0]
+    return next((p for p in _candidates() if p.is_file()), PACKAGED_TABLE)
 
 
 def _candidates() -> list[Path]:

@@ -19,22 +19,16 @@ from typing import Any
 __all__ = ["create_app", "serve", "write_report"]
 
 
-def create_app(store_path: Any, allowed_hosts: list[str] | None = None) -> Any:
-    """The Starlette app of the dashboard for one store (see :mod:`nasforge.dashboard.app`)."""
-    from nasforge.dashboard.app import create_app as _create
-
-    return _create(store_path, allowed_hosts)
-
-
-def serve(store_path: Any, host: str = "127.0.0.1", port: int = 8080, **kwargs: Any) -> None:
-    """Serve the dashboard until interrupted (see :func:`nasforge.dashboard.server.serve`)."""
-    from nasforge.dashboard.server import serve as _serve
-
-    _serve(store_path, host, port, **kwargs)
+_LAZY = {
+    "create_app": "nasforge.dashboard.app",  # the Starlette app of the dashboard for one store
+    "serve": "nasforge.dashboard.server",  # serve the dashboard until interrupted
+    "write_report": "nasforge.dashboard.report",  # write the static report of a store into a folder
+}
 
 
-def write_report(store_path: Any, out_dir: Any, name: str | None = None) -> list[str]:
-    """Write the static report of a store into ``out_dir`` (see :mod:`nasforge.dashboard.report`)."""
-    from nasforge.dashboard.report import write_report as _write
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:  # imported on first use: the web and plotting libraries are optional extras
+        import importlib
 
-    return _write(store_path, out_dir, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nasforge.dashboard' has no attribute {name!r}")

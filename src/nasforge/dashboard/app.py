@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -56,18 +55,13 @@ _SECURITY_HEADERS = {
 }
 
 
-def _static_files() -> dict[str, bytes]:
-    folder = resources.files("nasforge.dashboard") / "static"
-    return {name: (folder / name).read_bytes() for name in _STATIC}
-
-
 class _JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return json.dumps(data.clean_json(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return _JSON(content, status_code=status_code, headers={**_SECURITY_HEADERS, **(headers or {})})
+def _json(content: Any, status_code: int = 200) -> Response:
+    return _JSON(content, status_code=status_code, headers=_SECURITY_HEADERS)
 
 
 def _error(status_code: int, message: str) -> Response:
@@ -84,15 +78,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
     if not os.path.isfile(path):
         raise StoreError(f"store file {path!r} does not exist")
     Store(path, readonly=True).close()  # a clear StoreError now rather than on the first request
-    files = _static_files()
-
-    @contextmanager
-    def opened() -> Iterator[Store]:
-        store = Store(path, readonly=True)
-        try:
-            yield store
-        finally:
-            store.close()
+    folder = resources.files("nasforge.dashboard") / "static"
+    files = {name: (folder / name).read_bytes() for name in _STATIC}
 
     def static(name: str) -> Response:
         return Response(files[name], media_type=_STATIC[name], headers=_SECURITY_HEADERS)
@@ -107,14 +94,14 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
         return static(name)
 
     def experiments(request: Request) -> Response:
-        with opened() as store:
+        with Store(path, readonly=True) as store:
             records = store.experiments()
             return _json({"store": os.path.basename(path), "experiments": [data.experiment_summary(store, r) for r in records]})
 
     def with_experiment(request: Request, respond: Callable[[Store, ExperimentRecord], Response]) -> Response:
         """``respond(store, record)`` for the experiment the URL names, or a 404 listing those there are."""
         key = request.path_params["name"]
-        with opened() as store:
+        with Store(path, readonly=True) as store:
             rec = data.find_experiment(store, key)
             if rec is None:
                 names = ", ".join(repr(r.name) for r in store.experiments()) or "none"
@@ -159,9 +146,8 @@ def create_app(store_path: str | os.PathLike, allowed_hosts: list[str] | None = 
             best = data.best_trial(trials, str(rec.config.get("metric", "score")), str(rec.config.get("mode", "max")))
             if best is None:
                 return _error(404, f"experiment {rec.name!r} has no successful trial yet")
-            body = json.dumps(best.arch, indent=2) + "\n"
             return Response(
-                body,
+                json.dumps(best.arch, indent=2) + "\n",
                 media_type="application/json",
                 headers={**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="best_arch_trial_{best.id}.json"'},
             )

@@ -18,14 +18,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise StoreError(f"store file {args.store!r} does not exist")
     try:
         serve(args.store, args.host, args.port)
-    except ImportError as exc:
-        print(f"nasforge dashboard: error: {exc}" if MISSING_EXTRA in str(exc) else f"nasforge dashboard: error: {MISSING_EXTRA}",
-              file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, StoreError):
-            raise
-        print(f"nasforge dashboard: error: {exc}", file=sys.stderr)
+    except StoreError:
+        raise
+    except (ImportError, OSError, ValueError) as exc:  # a missing extra names the extra to install
+        missing = isinstance(exc, ImportError) and MISSING_EXTRA not in str(exc)
+        print(f"nasforge dashboard: error: {MISSING_EXTRA if missing else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

@@ -7,6 +7,7 @@ function only reads the store.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -57,13 +58,9 @@ def _number(value: Any) -> float | None:
 def find_experiment(store: Store, key: str) -> ExperimentRecord | None:
     """The experiment named ``key``; else, when ``key`` is a number, the one with that id."""
     rec = store.experiment(key)
-    if rec is not None:
-        return rec
-    if key.isdigit():
-        for rec in store.experiments():
-            if rec.id == int(key):
-                return rec
-    return None
+    if rec is None and key.isdigit():
+        rec = next((r for r in store.experiments() if r.id == int(key)), None)
+    return rec
 
 
 def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Trial]) -> dict[str, Any]:
@@ -74,18 +71,11 @@ def experiment_status(store: Store, rec: ExperimentRecord, trials: Sequence[Tria
     read "running" there).
     """
     owner = None
-    owner_fn = getattr(store, "owner", None)
-    if callable(owner_fn):
-        try:
-            owner = owner_fn(rec.name)
-        except Exception:  # noqa: BLE001 - the view must not fail on an older / newer store
-            owner = None
-    live_fn = getattr(store, "live_status", None)
-    if callable(live_fn):
-        try:
-            return {"status": str(live_fn(rec.name)), "owner": clean_json(owner), "source": "owner"}
-        except Exception:  # noqa: BLE001
-            pass
+    with contextlib.suppress(Exception):  # the view must not fail on an older / newer store
+        owner = store.owner(rec.name)
+    with contextlib.suppress(Exception):
+        status = str(store.live_status(rec.name))
+        return {"status": status, "owner": clean_json(owner), "source": "owner"}
     return {"status": rec.status, "owner": clean_json(owner), "source": "recorded"}
 
 
@@ -93,13 +83,8 @@ def _metric_of(t: Trial, metric: str) -> float | None:
     return _number(t.metrics.get(metric))
 
 
-def _better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
-
-
 def best_trial(trials: Sequence[Trial], metric: str, mode: str) -> Trial | None:
-    top = rank_trials(trials, 1, metric=metric, mode=mode)
-    return top[0] if top else None
+    return next(iter(rank_trials(trials, 1, metric=metric, mode=mode)), None)
 
 
 def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> list[dict[str, Any]]:
@@ -107,7 +92,7 @@ def _best_so_far(rows: list[tuple[Any, int, float]], mode: str, key: str) -> lis
     out = []
     best: float | None = None
     for order, tid, v in sorted(rows):
-        if best is None or _better(v, best, mode):
+        if best is None or (v > best if mode == "max" else v < best):
             best = v
         out.append({"trial": tid, **({key: order} if key else {}), "value": v, "best": best})
     return out
@@ -121,10 +106,10 @@ def best_over_trials(trials: Sequence[Trial], metric: str, mode: str) -> list[di
 
 def best_over_time(trials: Sequence[Trial], metric: str, mode: str) -> list[dict[str, Any]]:
     """Per successful trial in order of finishing: seconds since the first trial started, value, best so far."""
-    starts = [t.started for t in trials if t.started is not None]
-    if not starts:
+    first = min((t.started for t in trials if t.started is not None), default=None)
+    if first is None:
         return []
-    return _best_so_far([(float(t.finished) - min(starts), t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
+    return _best_so_far([(float(t.finished) - first, t.id, v) for t in trials if t.status is TrialStatus.SUCCEEDED
                          and t.finished is not None and (v := _metric_of(t, metric)) is not None], mode, "time")
 
 
@@ -185,12 +170,9 @@ def cells_of(arch: dict[str, Any]) -> list[dict[str, Any]]:
         last = max(node for node, _ in ops)
         edges = []
         for (node, slot), op in sorted(ops.items()):
-            src: Any = slot
-            key = f"{dot}input_{node}_{slot}"
-            if key in arch:
-                src = arch[key]
-                if isinstance(src, list) and len(src) == 1:
-                    src = src[0]
+            src = arch.get(f"{dot}input_{node}_{slot}", slot)
+            if isinstance(src, list) and len(src) == 1:
+                src = src[0]
             if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < node:
                 continue
             edges.append({"from": src, "to": node, "op": op})
@@ -259,10 +241,7 @@ def _elapsed(trials: Sequence[Trial], running: bool) -> float | None:
     if not starts:
         return None
     ends = [t.finished for t in trials if t.finished is not None] + starts
-    end = max(ends)
-    if running:
-        end = max(end, time.time())
-    return end - min(starts)
+    return max(ends + [time.time()] if running else ends) - min(starts)
 
 
 def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Trial] | None = None) -> dict[str, Any]:
@@ -271,9 +250,7 @@ def experiment_summary(store: Store, rec: ExperimentRecord, trials: Sequence[Tri
         trials = store.trials(rec.id, with_reports=False)
     cfg = rec.config
     metric, mode = str(cfg.get("metric", "score")), str(cfg.get("mode", "max"))
-    counts = {s.value: 0 for s in TrialStatus}
-    for t in trials:
-        counts[t.status.value] += 1
+    counts = {s.value: sum(t.status is s for t in trials) for s in TrialStatus}
     status = experiment_status(store, rec, trials)
     best = best_trial(trials, metric, mode)
     n_reports = store._db.execute("SELECT COUNT(*) FROM reports WHERE experiment_id = ?", (rec.id,)).fetchone()[0]
@@ -356,12 +333,11 @@ def trial_rows(
 def trial_reports(trials: Sequence[Trial], ids: Sequence[int]) -> dict[str, Any]:
     """The intermediate reports ``[{step, metrics}]`` of the trials with the given ids."""
     by_id = {t.id: t for t in trials}
-    out = {}
-    for i in ids:
-        t = by_id.get(i)
-        if t is not None:
-            out[str(i)] = {"status": t.status.value, "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
-    return clean_json(out)
+    return clean_json({
+        str(i): {"status": t.status.value,
+                 "reports": [{"step": s, "metrics": m} for s, m in t.reports]}
+        for i in ids if (t := by_id.get(i)) is not None
+    })
 
 
 def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
@@ -371,27 +347,18 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
     metric, mode = summary["metric"], summary["mode"]
     best = best_trial(trials, metric, mode)
     costs = cost_metrics(trials)
-    report_keys: dict[str, None] = {}
-    for t in trials:
-        for _, m in t.reports:
-            for k, v in m.items():
-                if _number(v) is not None:
-                    report_keys.setdefault(str(k), None)
-    ranked = sorted(
-        (t for t in trials if t.status is TrialStatus.SUCCEEDED and _metric_of(t, metric) is not None),
-        key=lambda t: ((-1 if mode == "max" else 1) * _metric_of(t, metric), t.id),  # type: ignore[operator]
-    )
+    numeric = (k for t in trials for _, m in t.reports for k, v in m.items()
+               if _number(v) is not None)
+    report_keys = dict.fromkeys(str(k) for k in numeric)
     tests = [r.to_dict() for r in store.tests(rec.id)]
-    chosen = None
-    if best is not None:
-        chosen = {
-            "trial": best.id,
-            "value": best.metrics.get(metric),
-            "metrics": best.metrics,
-            "arch": best.arch,
-            "cells": cells_of(best.arch),
-            "tests": [r for r in tests if r.get("trial_id") == best.id],
-        }
+    chosen = {
+        "trial": best.id,
+        "value": best.metrics.get(metric),
+        "metrics": best.metrics,
+        "arch": best.arch,
+        "cells": cells_of(best.arch),
+        "tests": [r for r in tests if r.get("trial_id") == best.id],
+    } if best is not None else None
     return clean_json({
         **summary,
         "config": rec.config,
@@ -401,7 +368,7 @@ def experiment_detail(store: Store, rec: ExperimentRecord) -> dict[str, Any]:
         "cost_metrics": costs,
         "metric_vs_cost": {c: metric_vs_cost(trials, metric, mode, c) for c in costs},
         "report_metrics": list(report_keys),
-        "top_trials": [t.id for t in ranked[:5]],
+        "top_trials": [t.id for t in rank_trials(trials, 5, metric=metric, mode=mode)],
         "chosen": chosen,
         "tests": tests,
         "arch_weights": arch_weights(rec),

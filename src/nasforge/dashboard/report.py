@@ -23,7 +23,7 @@ from typing import Any
 from nasforge import viz
 from nasforge.dashboard import data
 from nasforge.store import ExperimentRecord, Store, StoreError
-from nasforge.trial import Trial, TrialStatus
+from nasforge.trial import Trial, rank_trials
 
 __all__ = ["write_report"]
 
@@ -48,16 +48,14 @@ td.err{color:#b91c1c;word-break:break-word}tr.best td{background:#f0fdf4}table.k
 
 def _slug(name: str) -> str:
     """A file-name-safe form of an experiment name (no path separators, no leading dots)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment"
-    return slug[:80]
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment")[:80]
 
 
 def _esc(value: Any) -> str:
     if value is None:
         return "-"
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=False)
-    return html.escape(value, quote=True)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=False)
+    return html.escape(text, quote=True)
 
 
 def _num(value: Any) -> str:
@@ -116,9 +114,9 @@ def _plots(rec: ExperimentRecord, trials: list[Trial], detail: dict[str, Any], o
     return made
 
 
-def _kv_table(items: Sequence[tuple[Any, Any]], mono: bool = True) -> str:
+def _kv_table(items: Sequence[tuple[Any, Any]]) -> str:
     rows = "".join(
-        f'<tr><td class="mono">{_esc(k)}</td><td class="{"mono" if mono else ""}">{_esc(v) if not isinstance(v, float) else _num(v)}</td></tr>'
+        f'<tr><td class="mono">{_esc(k)}</td><td class="mono">{_esc(v) if not isinstance(v, float) else _num(v)}</td></tr>'
         for k, v in items
     )
     return f'<table class="kv">{rows}</table>'
@@ -178,11 +176,7 @@ def _section(rec: ExperimentRecord, store: Store, out_dir: str) -> tuple[str, li
             items.append((label, ", ".join(f"{n}: {v:.3f}" for n, v in zip(names, values) if v is not None)))
         parts.append(_kv_table(items))
     parts.append("<h3>trials</h3>")
-    ranked = sorted(
-        (t for t in trials if t.status is TrialStatus.SUCCEEDED and data._metric_of(t, metric) is not None),
-        key=lambda t: ((-1 if d["mode"] == "max" else 1) * data._metric_of(t, metric), t.id),  # type: ignore[operator]
-    )
-    rank = {t.id: i for i, t in enumerate(ranked, 1)}
+    rank = {t.id: i for i, t in enumerate(rank_trials(trials, metric=metric, mode=d["mode"]), 1)}
     best_id = chosen["trial"] if chosen else None
     rows = []
     for t in sorted(trials, key=lambda t: (rank.get(t.id, len(rank) + 1), t.id)):
@@ -211,8 +205,7 @@ def write_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, name
     if not os.path.isfile(path):
         raise StoreError(f"store file {path!r} does not exist")
     out = os.fspath(out_dir)
-    store = Store(path, readonly=True)
-    try:
+    with Store(path, readonly=True) as store:
         records = store.experiments()
         if name is not None:
             records = [r for r in records if r.name == name]
@@ -227,8 +220,6 @@ def write_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, name
             section, pngs = _section(rec, store, out)
             sections.append(section)
             files.extend(pngs)
-    finally:
-        store.close()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     doc = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

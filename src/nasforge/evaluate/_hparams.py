@@ -32,8 +32,7 @@ class HyperParameters:
                 raise InvalidSpaceError(
                     f"{owner}: argument {name!r} cannot be a choice; arguments that can: {', '.join(allowed)}"
                 )
-            leaves = value.leaves()
-            unlabelled = [leaf for leaf in leaves if leaf.label is None]
+            unlabelled = [leaf for leaf in value.leaves() if leaf.label is None]
             for k, leaf in enumerate(unlabelled):
                 leaf.label = name if len(unlabelled) == 1 else f"{name}_{k}"
             self.choices[name] = value
@@ -54,13 +53,11 @@ class HyperParameters:
 
     def values(self, arch: Mapping[str, Any]) -> dict[str, Any]:
         """The argument values ``arch`` chooses (defaults for labels it does not hold)."""
-        out = {}
-        for name, expr in self.choices.items():
-            if all(leaf.label in arch for leaf in expr.leaves()):
-                out[name] = expr.evaluate(arch)
-            else:
-                out[name] = expr.default()
-        return out
+        return {
+            name: expr.evaluate(arch) if all(leaf.label in arch for leaf in expr.leaves())
+            else expr.default()
+            for name, expr in self.choices.items()
+        }
 
     def resolved(self, evaluator: Any, arch: Mapping[str, Any], normalise: Any = None) -> Any:
         """A shallow copy of ``evaluator`` whose attributes hold ``arch``'s values."""

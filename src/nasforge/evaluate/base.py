@@ -30,12 +30,14 @@ override ``config()`` to add the settings your evaluator's scores depend on, e.g
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import json
 import math
 import numbers
 import re
 from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
 from typing import Any, Protocol
 
 from nasforge.errors import NasforgeError
@@ -121,12 +123,8 @@ def _to_float(name: str, value: Any) -> float:
     if isinstance(value, numbers.Real):  # bool included
         return float(value)
     item = getattr(value, "item", None)  # numpy / torch scalars and 1-element arrays
-    if callable(item):
-        try:
-            out = item()
-        except (ValueError, RuntimeError):
-            out = None
-        if isinstance(out, numbers.Real):
+    with contextlib.suppress(ValueError, RuntimeError):
+        if callable(item) and isinstance(out := item(), numbers.Real):
             return float(out)
     raise ResultError(
         f"metric {name!r} is a {type(value).__name__} ({value!r:.60}); metrics must be numbers "
@@ -176,6 +174,7 @@ class TrialContextProtocol(Protocol):
     def report(self, step: int, metrics: float | dict[str, float]) -> None: ...
 
 
+@dataclass(eq=False)
 class TrialContext:
     """What an evaluator sees of its trial: ``arch``, ``trial_id``, ``seed``, ``report()``, ``should_stop``.
 
@@ -192,20 +191,14 @@ class TrialContext:
     :class:`~nasforge.execution.TrialStopped` (the trial ends STOPPED with its last report).
     """
 
-    def __init__(
-        self,
-        trial_id: int,
-        arch: dict[str, Any],
-        channel: Any,
-        metric: str = "score",
-        worker: str | None = None,
-        seed: int | None = None,
-    ):
-        self.trial_id = trial_id
-        self.arch = arch
-        self.metric = metric
-        self.worker = worker
-        self.seed = seed
+    trial_id: int
+    arch: dict[str, Any]
+    channel: InitVar[Any]
+    metric: str = "score"
+    worker: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self, channel: Any) -> None:
         self._channel = channel
         self._stop = False
         self.last_metrics: dict[str, float] | None = None

@@ -8,6 +8,7 @@ from typing import Any
 from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol, _plain
 from nasforge.space import Space
+from nasforge.trial import check_mode
 
 __all__ = ["FunctionEvaluator"]
 
@@ -68,8 +69,7 @@ class FunctionEvaluator(Evaluator):
             raise TypeError(f"test_fn must be callable fn(model_or_arch, ctx, retrain) or None, got {type(test_fn).__name__}")
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a non-empty string, got {metric!r}")
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        check_mode(mode)
         self.fn = fn
         self.uses_model = bool(uses_model)
         self.metric = metric
@@ -92,8 +92,7 @@ class FunctionEvaluator(Evaluator):
         arch = getattr(ctx, "arch", None) or {}
         values = {**self.kwargs, **self._hparams.values(arch)}
         if not self.uses_model and isinstance(model_or_arch, dict) and self._hparams:
-            hp_labels = set(self._hparams.space)
-            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in hp_labels}
+            model_or_arch = {k: v for k, v in model_or_arch.items() if k not in self._hparams.space}
         return model_or_arch, values
 
     def config(self) -> dict[str, Any]:

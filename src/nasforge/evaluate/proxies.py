@@ -43,11 +43,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,25 +88,15 @@ def _default_loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(output, targets)
 
 
-def _need_targets(name: str, targets: torch.Tensor | None) -> torch.Tensor:
-    if targets is None:
-        raise ValueError(f"proxy {name!r} needs targets (a minibatch (inputs, targets)); data-free proxies: {sorted(DATA_FREE)}")
-    return targets
-
-
-class _Mode:
+@contextlib.contextmanager
+def _mode(model: torch.nn.Module, train: bool) -> Iterator[torch.nn.Module]:
     """Put a model in train/eval mode for a block and restore every module's mode after."""
-
-    def __init__(self, model: torch.nn.Module, train: bool):
-        self.model, self.train = model, train
-
-    def __enter__(self) -> torch.nn.Module:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.train)
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        for m, mode in self.modes:
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
             m.training = mode
 
 
@@ -141,15 +132,10 @@ def synflow(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], target
         for p in net.parameters():
             p.abs_()
     net.zero_grad(set_to_none=True)
-    with _Mode(net, train=False):
+    with _mode(net, train=False):
         out = net(torch.ones((1, *shape[1:]), dtype=torch.float64))
         torch.sum(out).backward()
-    total = 0.0
-    with torch.no_grad():
-        for w in _weights(net):
-            if w.grad is not None:
-                total += float((w * w.grad).abs().sum())
-    return total
+    return _grad_sum(_weights(net), _sensitivity)
 
 
 def naswot(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets: Any = None, loss_fn: Any = None) -> float:
@@ -169,7 +155,7 @@ def naswot(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets
 
     handles = [m.register_forward_pre_hook(hook) for m in relus]
     try:
-        with _Mode(model, train=True), torch.no_grad():
+        with _mode(model, train=True), torch.no_grad():
             model(x)
     finally:
         for h in handles:
@@ -183,53 +169,59 @@ def jacob_cov(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targ
     x = _as_tensor(inputs).detach().clone().requires_grad_(True)
     if x.shape[0] < 2:
         raise ValueError(f"jacob_cov needs a minibatch of at least 2 samples, got {x.shape[0]}")
-    with _Mode(model, train=True):
+    with _mode(model, train=True):
         out = model(x)
         (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
     jac = grad.reshape(x.shape[0], -1).to(torch.float64).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(jac)
-    corr = np.nan_to_num(corr, nan=0.0)  # a constant row (e.g. a dead network) has no correlation
-    eig = np.linalg.eigvalsh(corr)
+        corr = np.corrcoef(jac)  # NaN for a constant row (e.g. a dead network): no correlation, 0
+    eig = np.linalg.eigvalsh(np.nan_to_num(corr, nan=0.0))
     k = 1e-5
     return float(-np.sum(np.log(np.abs(eig) + k) + 1.0 / (np.abs(eig) + k)))
 
 
-def _loss_backward(model: torch.nn.Module, name: str, inputs: Any, targets: Any, loss_fn: Any) -> list[torch.Tensor]:
-    x = _as_tensor(inputs)
-    y = _need_targets(name, targets)
-    weights = _weights(model)
-    model.zero_grad(set_to_none=True)
-    with _Mode(model, train=True):
-        loss = (loss_fn or _default_loss)(model(x), y)
-        loss.backward()
-    return weights
+_Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (weight, its gradient) -> a scalar
 
 
-def _restore(model: torch.nn.Module, saved: list[torch.Tensor | None]) -> None:
-    for p, g in zip(model.parameters(), saved):
-        p.grad = g
+def _sensitivity(w: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    return (w * grad).abs().sum()
+
+
+def _grad_sum(weights: list[torch.Tensor], term: _Term) -> float:
+    """``Σ term(w, w.grad)`` over the weights that received a gradient."""
+    with torch.no_grad():
+        return float(sum(float(term(w, w.grad)) for w in weights if w.grad is not None))
+
+
+def _loss_grad_sum(model: torch.nn.Module, name: str, inputs: Any, targets: Any, loss_fn: Any,
+                   term: _Term) -> float:
+    """:func:`_grad_sum` after one backward pass of the loss on the minibatch; the model's
+    ``.grad`` are left as they were."""
+    saved = [p.grad for p in model.parameters()]
+    try:
+        x = _as_tensor(inputs)
+        if targets is None:
+            raise ValueError(f"proxy {name!r} needs targets (a minibatch (inputs, targets)); "
+                             f"data-free proxies: {sorted(DATA_FREE)}")
+        weights = _weights(model)
+        model.zero_grad(set_to_none=True)
+        with _mode(model, train=True):
+            loss = (loss_fn or _default_loss)(model(x), targets)
+            loss.backward()
+        return _grad_sum(weights, term)
+    finally:
+        for p, g in zip(model.parameters(), saved):
+            p.grad = g
 
 
 def snip(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets: torch.Tensor | None = None, loss_fn: Callable | None = None) -> float:
     """SNIP (Lee et al. 2019): connection sensitivity ``Σ |θ ⊙ ∂L/∂θ|`` over Conv/Linear weights."""
-    saved = [p.grad for p in model.parameters()]
-    try:
-        weights = _loss_backward(model, "snip", inputs, targets, loss_fn)
-        with torch.no_grad():
-            return float(sum(float((w * w.grad).abs().sum()) for w in weights if w.grad is not None))
-    finally:
-        _restore(model, saved)
+    return _loss_grad_sum(model, "snip", inputs, targets, loss_fn, _sensitivity)
 
 
 def grad_norm(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets: torch.Tensor | None = None, loss_fn: Callable | None = None) -> float:
     """Gradient norm (Abdelfattah et al. 2021): ``Σ_layers ‖∂L/∂W‖₂`` over Conv/Linear weights."""
-    saved = [p.grad for p in model.parameters()]
-    try:
-        weights = _loss_backward(model, "grad_norm", inputs, targets, loss_fn)
-        return float(sum(float(w.grad.norm()) for w in weights if w.grad is not None))
-    finally:
-        _restore(model, saved)
+    return _loss_grad_sum(model, "grad_norm", inputs, targets, loss_fn, lambda w, grad: grad.norm())
 
 
 def _gaussian_init(net: torch.nn.Module) -> None:
@@ -277,7 +269,7 @@ def zen(
         handles.append(pools[-1].register_forward_pre_hook(grab))
     results = []
     try:
-        with _Mode(net, train=True), torch.no_grad():
+        with _mode(net, train=True), torch.no_grad():
             for _ in range(max(1, int(repeats))):
                 x = torch.randn(shape)
                 eps = torch.randn(shape)
@@ -308,8 +300,7 @@ def flops(model: torch.nn.Module, inputs: torch.Tensor | Sequence[int], targets:
     """FLOPs of one forward pass of one sample (data-free; ``nasforge.profile.count_flops``)."""
     from nasforge.profile import count_flops
 
-    shape = _shape(inputs)
-    return float(count_flops(model, (1, *shape[1:])))
+    return float(count_flops(model, (1, *_shape(inputs)[1:])))
 
 
 PROXIES: dict[str, Callable[..., float]] = {
@@ -400,7 +391,7 @@ def score(
         if not isinstance(x, torch.Tensor) and name not in DATA_FREE:
             x = torch.randn(*x)
         if y is None and name in _NEEDS_TARGETS and isinstance(x, torch.Tensor):  # (a shape became a tensor above)
-            with torch.no_grad(), _Mode(net, train=False):
+            with torch.no_grad(), _mode(net, train=False):
                 n_out = int(net(x[:1]).reshape(1, -1).shape[1])
             y = torch.randint(0, n_out, (x.shape[0],))
         return float(fn(net, x, y, loss_fn))
@@ -498,8 +489,7 @@ class ProxyScorer:
         key = json.dumps(dict(arch), sort_keys=True, default=str)
         if key not in self._cache:
             start = time.perf_counter()
-            net = self.model_space.freeze(dict(arch))
-            raw = self.evaluator.evaluate(net)
+            raw = self.evaluator.evaluate(self.model_space.freeze(dict(arch)))
             if self.transform == "log":
                 raw = {k: math.copysign(math.log1p(abs(v)), v) if math.isfinite(v) else v for k, v in raw.items()}
             self._cache[key] = raw

@@ -17,7 +17,6 @@ of trials, metrics, strategies or the store (the evaluator's side,
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -156,7 +155,3 @@ class Executor(abc.ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.shutdown()
-
-
-def now() -> float:
-    return time.time()

@@ -14,13 +14,6 @@ from collections.abc import Mapping, Sequence
 __all__ = ["cuda_visible_devices_for"]
 
 
-def _visible(env: Mapping[str, str]) -> list[str] | None:
-    value = env.get("CUDA_VISIBLE_DEVICES")
-    if value is None:
-        return None
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
 def cuda_visible_devices_for(gpus: Sequence[int | str], env: Mapping[str, str] | None = None) -> list[str]:
     """The ``CUDA_VISIBLE_DEVICES`` value of each worker, one worker per entry of ``gpus``.
 
@@ -38,11 +31,12 @@ def cuda_visible_devices_for(gpus: Sequence[int | str], env: Mapping[str, str] |
         raise ValueError(
             f"gpus must be a non-empty list of GPU indices (one worker per entry, e.g. [0, 1]), got {gpus!r}"
         )
-    visible = _visible(env)
+    value = env.get("CUDA_VISIBLE_DEVICES")
+    visible = None if value is None else [part.strip() for part in value.split(",") if part.strip()]
     out = []
     for gpu in gpus:
         if isinstance(gpu, str) and gpu.startswith(("GPU-", "MIG-")):
-            if visible is not None and visible and gpu not in visible:
+            if visible and gpu not in visible:
                 raise ValueError(
                     f"gpus entry {gpu!r} is not among this process's CUDA_VISIBLE_DEVICES {visible}; valid: "
                     f"indices 0..{len(visible) - 1} or one of those ids"

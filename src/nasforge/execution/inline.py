@@ -15,9 +15,8 @@ from nasforge.execution.base import (
     ReportCallback,
     TrialCancelled,
     TrialTimeout,
-    now,
 )
-from nasforge.execution.worker import run_task
+from nasforge.execution.worker import run_task, set_threads
 
 __all__ = ["InlineExecutor", "default_inline_threads"]
 
@@ -101,16 +100,13 @@ class InlineExecutor(Executor):
             raise KeyError(f"no runner registered under {key!r}; registered: {sorted(self._runners)}")
         if self._queue:
             raise ExecutorError("submit() called with no idle slot; check idle_slots() first")
-        started = now()
+        started = time.time()
         self._queue.append((task_id, key, args, timeout, started))
         return started
 
     def cancel(self, task_id: int) -> bool:
-        if task_id == self._current:  # running (cancel called from a report callback)
-            self._cancelled.add(task_id)
-            return True
-        if any(entry[0] == task_id for entry in self._queue):
-            self._cancelled.add(task_id)
+        if task_id == self._current or any(entry[0] == task_id for entry in self._queue):
+            self._cancelled.add(task_id)  # running (cancel called from a report callback) or queued
             return True
         return False
 
@@ -123,14 +119,13 @@ class InlineExecutor(Executor):
         if task_id in self._cancelled:
             self._queue.popleft()
             self._cancelled.discard(task_id)
-            return [Completion(task_id, "cancelled", None, "cancelled", "inline", started, now())]
+            return [Completion(task_id, "cancelled", None, "cancelled", "inline", started, time.time())]
         t0 = time.monotonic()
         channel = _InlineChannel(task_id, on_report, t0 + limit if limit else None, self._cancelled)
         self._current = task_id
         torch = sys.modules.get("torch") if self.threads is not None else None
         previous = torch.get_num_threads() if torch is not None else None
-        if torch is not None and previous != self.threads:
-            torch.set_num_threads(self.threads)
+        set_threads(self.threads)
         try:
             status, value, error = run_task(self._runners[key], task_id, args, channel)
         except TrialTimeout:
@@ -140,9 +135,8 @@ class InlineExecutor(Executor):
         finally:
             self._current = None
             self._queue.popleft()
-            if torch is not None and previous is not None and torch.get_num_threads() != previous:
-                torch.set_num_threads(previous)
+            set_threads(previous)  # the caller's setting (None: torch was not loaded)
         if limit and status not in ("error", "cancelled") and time.monotonic() - t0 > limit:
             status, value, error = "error", None, f"timeout after {limit:g} s"
         self._cancelled.discard(task_id)
-        return [Completion(task_id, status, value, error, "inline", started, now())]
+        return [Completion(task_id, status, value, error, "inline", started, time.time())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 import nasforge
-from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback
 from nasforge.execution.gpus import cuda_visible_devices_for
 
 __all__ = ["LocalExecutor", "available_cores"]
@@ -53,10 +55,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
     Call it before the worker is reaped: while the leader is alive or a zombie, its process
     group id cannot be reused by an unrelated process.
     """
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
@@ -90,24 +90,21 @@ def _reap(proc: subprocess.Popen, timeout: float = 0.0) -> int:
     return proc.wait()
 
 
+@dataclass(eq=False, slots=True)
 class _Worker:
-    __slots__ = ("name", "proc", "conn", "ready", "keys", "task", "key", "args", "started", "deadline", "timeout",
-                 "begun", "tainted")
-
-    def __init__(self, name: str, proc: subprocess.Popen, conn: Connection):
-        self.name = name
-        self.proc = proc
-        self.conn = conn
-        self.ready = False
-        self.keys: set[str] = set()
-        self.task: int | None = None
-        self.key: str | None = None
-        self.args: Any = None
-        self.started = 0.0
-        self.deadline: float | None = None
-        self.timeout: float | None = None
-        self.begun = False  # the worker confirmed that it started the current task
-        self.tainted = ""  # threads an earlier task left running (they may kill the worker later)
+    name: str
+    proc: subprocess.Popen
+    conn: Connection
+    ready: bool = False
+    keys: set[str] = field(default_factory=set)
+    task: int | None = None
+    key: str | None = None
+    args: Any = None
+    started: float = 0.0
+    deadline: float | None = None
+    timeout: float | None = None
+    begun: bool = False  # the worker confirmed that it started the current task
+    tainted: str = ""  # threads an earlier task left running (they may kill the worker later)
 
 
 class LocalExecutor(Executor):
@@ -219,11 +216,7 @@ class LocalExecutor(Executor):
             start_new_session=True,  # own process group: killed as a whole, deaf to the terminal's Ctrl-C
         )
         child_conn.close()
-        init = {
-            "sys_path": path,
-            "preload": self.preload,
-            "threads": self.threads,
-        }
+        init = {"sys_path": path, "preload": self.preload, "threads": self.threads}
         parent_conn.send_bytes(pickle.dumps(("init", init), _PROTOCOL))
         logger.debug("started worker %s (pid %d, %d threads)", name, proc.pid, self.threads)
         return _Worker(name, proc, parent_conn)
@@ -231,11 +224,9 @@ class LocalExecutor(Executor):
     def shutdown(self) -> None:
         workers, self._workers = self._workers, []
         for w in workers:
-            try:
-                if w.task is None:
+            if w.task is None:
+                with contextlib.suppress(OSError):
                     w.conn.send_bytes(pickle.dumps(("exit",), _PROTOCOL))
-            except OSError:
-                pass
         deadline = time.monotonic() + 2.0
         for w in workers:
             if w.task is not None:
@@ -246,11 +237,9 @@ class LocalExecutor(Executor):
 
     def __del__(self) -> None:  # best effort: never leave workers behind
         for w in getattr(self, "_workers", []):
-            try:
+            with contextlib.suppress(Exception):
                 _kill_group(w.proc)
                 w.proc.kill()
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- tasks ------------------------------------------------------------------------------------
     def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
@@ -281,12 +270,9 @@ class LocalExecutor(Executor):
         return self._send_task(worker, task_id, key, args, timeout)
 
     def _send_task(self, worker: _Worker, task_id: int, key: str, args: Any, timeout: float | None) -> float:
-        worker.task = task_id
-        worker.key = key
-        worker.args = args
+        worker.task, worker.key, worker.args, worker.timeout = task_id, key, args, timeout
         worker.begun = False
-        worker.started = now()
-        worker.timeout = timeout
+        worker.started = time.time()
         try:
             if key not in worker.keys:
                 worker.conn.send_bytes(pickle.dumps(("payload", key, self._runners[key]), _PROTOCOL))
@@ -308,7 +294,7 @@ class LocalExecutor(Executor):
         logger.info("cancelling trial %s on %s", task_id, worker.name)
         _kill_group(worker.proc)
         _reap(worker.proc)
-        self._pending_done.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, now()))
+        self._pending_done.append(Completion(task_id, "cancelled", None, "cancelled", worker.name, worker.started, time.time()))
         self._resends.pop(task_id, None)
         worker.task = None
         self._replace(worker)
@@ -318,13 +304,9 @@ class LocalExecutor(Executor):
         done, self._pending_done = self._pending_done, []
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait_for = None if end is None else max(0.0, end - time.monotonic())
-            if done:
-                wait_for = 0.0
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
-            if deadlines:
-                until = max(0.0, min(deadlines) - time.monotonic())
-                wait_for = until if wait_for is None else min(wait_for, until)
+            limits = deadlines if end is None else [*deadlines, end]  # wait until the first one
+            wait_for = 0.0 if done else max(0.0, min(limits) - time.monotonic()) if limits else None
             ready = wait([w.conn for w in self._workers], timeout=wait_for) if self._workers else []
             by_conn = {id(w.conn): w for w in self._workers}
             for conn in ready:
@@ -332,9 +314,7 @@ class LocalExecutor(Executor):
                 if worker is not None:
                     self._drain(worker, on_report, done)
             self._check_deadlines(done)
-            if done or (end is not None and time.monotonic() >= end):
-                return done
-            if not self._workers:  # pragma: no cover
+            if done or not self._workers or (end is not None and time.monotonic() >= end):
                 return done
 
     def _drain(self, w: _Worker, on_report: ReportCallback, done: list[Completion]) -> None:
@@ -348,15 +328,13 @@ class LocalExecutor(Executor):
             if kind == "report":
                 _, task_id, step, payload = msg
                 stop = bool(on_report(task_id, step, payload))
-                try:
+                with contextlib.suppress(OSError):
                     w.conn.send_bytes(pickle.dumps(("ack", stop), _PROTOCOL))
-                except OSError:
-                    pass
             elif kind == "started":
                 w.begun = True
             elif kind == "done":
                 _, task_id, status, value, error, *rest = msg
-                done.append(Completion(task_id, status, value, error, w.name, w.started, now()))
+                done.append(Completion(task_id, status, value, error, w.name, w.started, time.time()))
                 self._resends.pop(task_id, None)
                 w.task = None
                 w.deadline = None
@@ -367,7 +345,7 @@ class LocalExecutor(Executor):
                 w.ready = True
                 self._start_failures = 0
                 if w.task is not None:  # the task starts now, not when the process was spawned
-                    w.started = now()
+                    w.started = time.time()
                     if w.timeout:
                         w.deadline = time.monotonic() + w.timeout
             if not w.conn.poll(0):
@@ -380,13 +358,12 @@ class LocalExecutor(Executor):
                 logger.info("trial %s on %s ran past %s s; killing the worker", w.task, w.name, w.timeout)
                 _kill_group(w.proc)
                 _reap(w.proc)
-                done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, now()))
+                done.append(Completion(w.task, "error", None, f"timeout after {w.timeout:g} s", w.name, w.started, time.time()))
                 w.task = None
                 self._replace(w)
 
     def _on_death(self, w: _Worker, done: list[Completion]) -> None:
-        rc = _reap(w.proc, 5.0)  # pipe closed but process alive after 5 s: killed
-        reason = describe_exit(rc)
+        reason = describe_exit(_reap(w.proc, 5.0))  # pipe closed, alive after 5 s: killed
         if not w.ready:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
@@ -417,7 +394,7 @@ class LocalExecutor(Executor):
         if w.task is not None:
             if not w.begun:
                 reason = f"{reason}; workers died {self._resends.get(w.task, 0) + 1} times before the trial could start"
-            done.append(Completion(w.task, "error", None, reason, w.name, w.started, now()))
+            done.append(Completion(w.task, "error", None, reason, w.name, w.started, time.time()))
             self._resends.pop(w.task, None)
             w.task = None
         self._replace(w)

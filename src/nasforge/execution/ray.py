@@ -24,8 +24,9 @@ that connection is used and left open.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import importlib
+import importlib.util
 import itertools
 import logging
 import math
@@ -34,11 +35,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
-from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback, now
+from nasforge.execution.base import Completion, Executor, ExecutorError, ReportCallback
 
 __all__ = ["RayExecutor", "connect_ray", "ray_available", "start_local_ray"]
 
@@ -50,23 +52,24 @@ _MAX_START_FAILURES = 3
 _BACKSTOP_GRACE = 60.0
 #: Ray reads this at import time to decide whether a local node may use a non-loopback address.
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Ray never re-runs a trial on its own (a re-run is the driver's decision: see the module docs).
+_NO_RETRIES = {"max_restarts": 0, "max_task_retries": 0}
+_NO_RAY = (
+    "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
+    "(or pip install 'ray[default]')"
+)
 
 
 def _import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ExecutorError(
-            "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
-            "(or pip install 'ray[default]')"
-        ) from exc
+        raise ExecutorError(_NO_RAY) from exc
     return ray
 
 
 def ray_available() -> bool:
     """True when Ray can be imported here."""
-    import importlib.util
-
     return importlib.util.find_spec("ray") is not None
 
 
@@ -104,10 +107,8 @@ def _is_loopback_address(address: str) -> bool:
 def connect_ray(address: str, **init_kwargs: Any) -> None:
     """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``)."""
     ray = _import_ray()
-    if _is_loopback_address(address):  # a loopback-only instance on this machine: join it on loopback
-        with _loopback_only():
-            ray.init(address=address, **init_kwargs)
-    else:
+    # a loopback-only instance on this machine: join it on loopback
+    with _loopback_only() if _is_loopback_address(address) else contextlib.nullcontext():
         ray.init(address=address, **init_kwargs)
 
 
@@ -127,12 +128,8 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **
     '127.0.0.1'
     """
     ray = _import_ray()
-    kwargs: dict[str, Any] = {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
-    if num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    if num_gpus is not None:
-        kwargs["num_gpus"] = num_gpus
-    kwargs.update(init_kwargs)
+    sizes = {k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)) if v is not None}
+    kwargs = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", **sizes, **init_kwargs}
     with _loopback_only():
         context = ray.init(address="local", **kwargs)
     info = dict(getattr(context, "address_info", {}) or {})
@@ -140,9 +137,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **
     if ip not in (None, "127.0.0.1", "::1", "localhost"):
         logger.warning(
             "the local Ray instance uses address %s, not loopback: this Ray version ignores %s=0; its "
-            "ports may be reachable from the network",
-            ip,
-            _LOOPBACK_ENV,
+            "ports may be reachable from the network", ip, _LOOPBACK_ENV,
         )
     return info
 
@@ -177,38 +172,24 @@ class _Hub:
     def __init__(self) -> None:
         self._queue: list[tuple[int, int, int, dict[str, float]]] = []
         self._futures: dict[int, Any] = {}
-        self._event: Any = None
+        self._event = asyncio.Event()  # bound to the actor's event loop by its first wait (3.10+)
         self._seq = 0
         self._started: dict[int, int] = {}
 
-    def _wakeup(self) -> Any:
-        import asyncio
-
-        if self._event is None:
-            self._event = asyncio.Event()
-        return self._event
-
     async def report(self, task_id: int, step: int, payload: Any) -> bool:
-        import asyncio
-
         future = asyncio.get_running_loop().create_future()
         self._seq += 1
         self._futures[self._seq] = future
         self._queue.append((self._seq, task_id, step, payload))
-        self._wakeup().set()
+        self._event.set()
         return bool(await future)
 
     async def take(self, wait: float) -> list[tuple[int, int, int, dict[str, float]]]:
-        import asyncio
-
-        event = self._wakeup()
         if not self._queue:
-            try:
-                await asyncio.wait_for(event.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._event.wait(), wait)
         out, self._queue = self._queue, []
-        event.clear()
+        self._event.clear()
         return out
 
     async def answer(self, decisions: list[tuple[int, bool]]) -> None:
@@ -250,10 +231,9 @@ class _TrialActor:
         self._ex.start()  # from the actor's main thread, which lives as long as the actor
         self._interrupted: set[int] = set()
         self._lock = threading.Lock()
-        context = ray.get_runtime_context()
         self._info = {
             "pid": os.getpid(),
-            "node_id": context.get_node_id(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "ip": ray.util.get_node_ip_address(),
             "gpus": gpu_ids,
         }
@@ -271,7 +251,6 @@ class _TrialActor:
 
     def run(self, token: int, task_id: int, key: str, args: Any, timeout: float | None) -> tuple[Any, ...]:
         self._hub.started.remote(self._slot, token)
-        t0 = time.monotonic()
         with self._lock:
             if task_id in self._interrupted:
                 self._interrupted.discard(task_id)
@@ -284,10 +263,7 @@ class _TrialActor:
                 c = done[0]
                 with self._lock:
                     self._interrupted.discard(task_id)
-                if c.started is not None and c.finished is not None:
-                    duration = max(0.0, c.finished - c.started)
-                else:  # pragma: no cover - every local completion carries both
-                    duration = time.monotonic() - t0
+                duration = max(0.0, (c.finished or 0.0) - (c.started or 0.0))  # always both set
                 return c.status, c.value, c.error, duration
             if not cancelled:
                 with self._lock:
@@ -316,28 +292,22 @@ def _remote_classes() -> tuple[Any, Any]:
 
 
 # -- the executor -----------------------------------------------------------------------------------
+@dataclass(eq=False, slots=True)
 class _Slot:
-    __slots__ = (
-        "index", "name", "actor", "ready_ref", "ready", "ready_at", "info", "task", "token", "ref",
-        "key", "args", "timeout", "submitted", "deadline",
-    )
-
-    def __init__(self, index: int, name: str, actor: Any, ready_ref: Any):
-        self.index = index
-        self.name = name
-        self.actor = actor
-        self.ready_ref = ready_ref
-        self.ready = False
-        self.ready_at: float | None = None
-        self.info: dict[str, Any] = {}
-        self.task: int | None = None
-        self.token = -1
-        self.ref: Any = None
-        self.key = ""
-        self.args: Any = None
-        self.timeout: float | None = None
-        self.submitted = 0.0
-        self.deadline: float | None = None
+    index: int
+    name: str
+    actor: Any
+    ready_ref: Any
+    ready: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    task: int | None = None
+    token: int = -1
+    ref: Any = None
+    key: str = ""
+    args: Any = None
+    timeout: float | None = None
+    submitted: float = 0.0
+    deadline: float | None = None
 
     @property
     def worker(self) -> str:
@@ -422,25 +392,20 @@ class RayExecutor(Executor):
         if runtime_env is not None and not isinstance(runtime_env, dict):
             raise TypeError(f"runtime_env must be a dict (Ray's runtime environment) or None, got {type(runtime_env).__name__}")
         self.runtime_env = runtime_env
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
-        ):
-            raise ValueError(f"max_concurrency must be a positive int or None, got {max_concurrency!r}")
+        for name, value, least in (("max_concurrency", max_concurrency, 1),
+                                   ("num_cpus", num_cpus, 0), ("num_gpus", num_gpus, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                what = "a positive" if least else "a non-negative"
+                raise ValueError(f"{name} must be {what} int or None, got {value!r}")
         self.max_concurrency = max_concurrency
         self.preload = tuple(preload)
-        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.init_kwargs = dict(init_kwargs or {})
         if address is not None and (num_cpus is not None or num_gpus is not None):
             raise ValueError("num_cpus / num_gpus size a local instance (address=None); a cluster has its own")
         if not ray_available():
-            raise ExecutorError(
-                "executor='ray' needs Ray, which is not installed here: pip install 'nasforge[ray]' "
-                "(or pip install 'ray[default]')"
-            )
+            raise ExecutorError(_NO_RAY)
         self.threads = max(1, int(self.num_cpus_per_trial))
         self._runners: dict[str, bytes] = {}
         self._runner_refs: dict[str, Any] = {}
@@ -486,7 +451,7 @@ class RayExecutor(Executor):
         try:
             self._check_resources(ray)
             hub_cls, _ = _remote_classes()
-            options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0, "max_task_retries": 0}
+            options: dict[str, Any] = {"num_cpus": 0, **_NO_RETRIES}
             strategy = self._driver_node_strategy(ray)
             if strategy is not None:
                 options["scheduling_strategy"] = strategy
@@ -526,12 +491,8 @@ class RayExecutor(Executor):
     def _new_slot(self, index: int) -> _Slot:
         ray = _import_ray()
         _, trial_cls = _remote_classes()
-        options: dict[str, Any] = {
-            "num_cpus": self.num_cpus_per_trial,
-            "num_gpus": self.num_gpus_per_trial,
-            "max_restarts": 0,
-            "max_task_retries": 0,
-        }
+        cpus, gpus = self.num_cpus_per_trial, self.num_gpus_per_trial
+        options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus, **_NO_RETRIES}
         if self.runtime_env is not None:
             options["runtime_env"] = self.runtime_env
         for key, blob in self._runners.items():
@@ -596,10 +557,8 @@ class RayExecutor(Executor):
     @staticmethod
     def _kill(actor: Any) -> None:
         ray = _import_ray()
-        try:
+        with contextlib.suppress(Exception):  # already gone
             ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
     # -- tasks ----------------------------------------------------------------------------------------------
     def register(self, key: str, runner: Callable[[Any, Any], Any]) -> None:
@@ -633,7 +592,7 @@ class RayExecutor(Executor):
     def _send(self, slot: _Slot, task_id: int, key: str, args: Any, timeout: float | None) -> float:
         slot.token = next(self._tokens)
         slot.task, slot.key, slot.args, slot.timeout = task_id, key, args, timeout
-        slot.submitted = now()
+        slot.submitted = time.time()
         slot.deadline = None
         slot.ref = slot.actor.run.remote(slot.token, task_id, key, args, timeout)
         self._arm_backstop(slot)
@@ -669,11 +628,9 @@ class RayExecutor(Executor):
                 if self._take_ref is None:
                     self._take_ref = self._hub.take.remote(30.0)
                 waiting[self._take_ref] = ("take", None)
-            wait_for = None if end is None else max(0.0, end - time.monotonic())
             deadlines = [s.deadline for s in self._slots if s.deadline is not None]
-            if deadlines:
-                until = max(0.0, min(deadlines) - time.monotonic())
-                wait_for = until if wait_for is None else min(wait_for, until)
+            limits = deadlines if end is None else [*deadlines, end]  # wait until the first one
+            wait_for = max(0.0, min(limits) - time.monotonic()) if limits else None
             if not waiting:
                 if wait_for:
                     time.sleep(wait_for)
@@ -716,7 +673,6 @@ class RayExecutor(Executor):
             self._on_death(slot, exc, done, ready=False)
             return
         slot.ready = True
-        slot.ready_at = time.monotonic()
         self._start_failures = 0
         self._arm_backstop(slot)
         logger.debug("Ray trial actor %s ready (%s)", slot.worker, slot.info)
@@ -736,10 +692,10 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"on Ray actor {slot.worker}: {cause}") from None
             task = self._task_of(slot)
             logger.warning("Ray trial actor %s failed running trial %s: %s", slot.worker, task, exc)
-            done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, now()))
+            done.append(Completion(task, "error", None, f"the Ray trial actor failed: {exc}", slot.worker, slot.submitted, time.time()))
             self._replace(slot)
             return
-        finished = now()
+        finished = time.time()
         task = self._task_of(slot)
         done.append(Completion(task, status, value, error, slot.worker, finished - float(duration), finished))
         slot.task, slot.ref, slot.args, slot.deadline = None, None, None, None
@@ -783,15 +739,14 @@ class RayExecutor(Executor):
             self._send(new, task, key, args, timeout)
             return
         logger.warning("trial %s failed: its Ray actor %s died (%s)", task, worker, reason)
-        done.append(Completion(task, "error", None, f"the Ray actor running the trial died: {reason}", worker, slot.submitted, now()))
+        done.append(Completion(task, "error", None, f"the Ray actor running the trial died: {reason}", worker, slot.submitted, time.time()))
 
     def _replace(self, slot: _Slot) -> _Slot:
         index = self._slots.index(slot)
         self._kill(slot.actor)
         slot.ref = slot.ready_ref = None  # results still in flight from it are ignored
         slot.task = None
-        new = self._new_slot(slot.index)
-        self._slots[index] = new
+        self._slots[index] = new = self._new_slot(slot.index)
         return new
 
     def _check_backstops(self, done: list[Completion]) -> None:
@@ -802,7 +757,7 @@ class RayExecutor(Executor):
                 done.append(Completion(
                     s.task, "error", None,
                     f"timeout after {s.timeout:g} s (its Ray actor stopped answering and was killed)",
-                    s.worker, s.submitted, now(),
+                    s.worker, s.submitted, time.time(),
                 ))
                 self._replace(s)
 

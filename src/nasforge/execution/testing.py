@@ -29,6 +29,7 @@ folder); a Ray executor is checked against a local Ray instance.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,16 @@ def _mark(folder: str, task_id: int, what: str, value: Any) -> None:
     tmp = path.with_name(path.name + f".{uuid.uuid4().hex}.tmp")
     tmp.write_text(str(value))
     tmp.replace(path)
+
+
+def _appears(path: Path, patience: float = PATIENCE) -> bool:
+    """Wait up to ``patience`` s for ``path`` to exist."""
+    end = time.monotonic() + patience
+    while not path.exists():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def contract_task(args: tuple[str, int, str, dict[str, Any]], channel: Any) -> Any:
@@ -100,12 +112,8 @@ def contract_task(args: tuple[str, int, str, dict[str, Any]], channel: Any) -> A
         return {"score": -1.0}
     if kind == "stream":  # report, then wait until the driver has seen that report
         channel.report(0, {"score": 0.0})
-        end = time.monotonic() + PATIENCE
-        while not Path(folder, f"seen-{task_id}").exists():
-            if time.monotonic() > end:
-                return {"score": 0.0, "seen_while_running": 0.0}
-            time.sleep(0.01)
-        return {"score": 1.0, "seen_while_running": 1.0}
+        seen = float(_appears(Path(folder, f"seen-{task_id}")))
+        return {"score": seen, "seen_while_running": seen}
     if kind == "report_forever":
         step = 0
         while True:
@@ -114,13 +122,8 @@ def contract_task(args: tuple[str, int, str, dict[str, Any]], channel: Any) -> A
             time.sleep(0.02)
     if kind == "pair":  # start, then wait for the partner task: proves they run at the same time
         Path(folder, f"started-{task_id}").touch()
-        partner = params["partner"]
-        end = time.monotonic() + PATIENCE
-        while not Path(folder, f"started-{partner}").exists():
-            if time.monotonic() > end:
-                return {"score": 0.0, "concurrent": 0.0}
-            time.sleep(0.01)
-        return {"score": 1.0, "concurrent": 1.0}
+        concurrent = float(_appears(Path(folder, f"started-{params['partner']}")))
+        return {"score": concurrent, "concurrent": concurrent}
     raise ValueError(f"unknown contract task kind {kind!r}")
 
 
@@ -153,10 +156,16 @@ def _kill_leftovers(pids: list[int]) -> None:
     """Kill processes a failed check left behind (never leave them to the machine)."""
     for pid in pids:
         if _alive(pid):
-            try:
+            with contextlib.suppress(OSError):  # gone meanwhile
                 os.kill(pid, signal.SIGKILL)
-            except OSError:  # pragma: no cover - gone meanwhile
-                pass
+
+
+def _assert_dead(pids: list[int], message: str, patience: float = 30.0) -> None:
+    """Assert that ``pids`` end within ``patience`` s; kill those that do not."""
+    try:
+        assert not _wait_dead(pids, patience), message
+    finally:
+        _kill_leftovers(pids)
 
 
 class _Run:
@@ -180,11 +189,19 @@ class _Run:
         self.submitted.add(task_id)
         return self.ex.submit(task_id, "contract", (kind, task_id, self.folder, params), timeout)
 
-    def collect(self, n: int, patience: float = PATIENCE) -> dict[int, Completion]:
+    def collect(
+        self, n: int, patience: float = PATIENCE, feed: Sequence[tuple[str, dict[str, Any]]] = ()
+    ) -> dict[int, Completion]:
+        """Wait for ``n`` completions; ``feed``: tasks ``(kind, params)`` submitted meanwhile (ids 0, 1,
+        …) as slots become idle."""
+        pending = list(enumerate(feed))
         done: dict[int, Completion] = {}
         end = time.monotonic() + patience
         while len(done) < n:
             assert time.monotonic() < end, f"only {len(done)} of {n} tasks finished within {patience:g} s"
+            while pending and self.ex.idle_slots() > 0:
+                task, (kind, params) = pending.pop(0)
+                self.submit(task, kind, **params)
             for c in self.ex.poll(1.0, self.on_report):
                 assert c.task_id not in done, f"task {c.task_id} completed twice"
                 done[c.task_id] = c
@@ -200,10 +217,7 @@ class _Run:
 
     def read(self, what: str, task_id: int, patience: float = PATIENCE) -> int:
         path = Path(self.folder, f"{what}-{task_id}")
-        end = time.monotonic() + patience
-        while not path.exists():
-            assert time.monotonic() < end, f"task {task_id} never wrote its {what}"
-            time.sleep(0.01)
+        assert _appears(path, patience), f"task {task_id} never wrote its {what}"
         return int(path.read_text())
 
 
@@ -238,9 +252,7 @@ class ExecutorContract:
     @pytest.fixture(scope="class")
     @classmethod
     def shared_executor(cls) -> Any:
-        ex = cls().make_executor(cls.concurrency)
-        ex.register("contract", contract_task)
-        ex.start()
+        ex = cls()._fresh()
         try:
             yield ex
         finally:
@@ -306,16 +318,7 @@ class ExecutorContract:
         assert run.runs(99) == 0
 
     def test_every_task_completes_exactly_once(self, run: _Run) -> None:
-        pending, done = list(range(12)), dict[int, Completion]()
-        end = time.monotonic() + PATIENCE
-        while len(done) < 12:
-            assert time.monotonic() < end, f"{len(done)} of 12 tasks finished"
-            while pending and run.ex.idle_slots() > 0:
-                task = pending.pop(0)
-                run.submit(task, "ok", score=task)
-            for c in run.ex.poll(1.0, run.on_report):
-                assert c.task_id not in done, f"task {c.task_id} completed twice"
-                done[c.task_id] = c
+        done = run.collect(12, feed=[("ok", {"score": task}) for task in range(12)])
         assert {t: c.value["score"] for t, c in done.items()} == {t: float(t) for t in range(12)}
         assert all(run.runs(t) == 1 for t in range(12)), "a task ran more than once"
 
@@ -351,7 +354,6 @@ class ExecutorContract:
             pid = run.read("pid", 0)
             assert run.ex.cancel(0) is True
         else:  # cancelled at its next report
-            run.stop_at = {}
             run.submit(0, "report_forever")
             original = run.on_report
 
@@ -403,10 +405,7 @@ class ExecutorContract:
         c = run.one(0, "helper", timeout=2.0)
         assert c.error == "timeout after 2 s"
         helper = run.read("helper", 0)
-        try:
-            assert not _wait_dead([helper], 10.0), f"helper process {helper} outlived its timed-out task"
-        finally:
-            _kill_leftovers([helper])
+        _assert_dead([helper], f"helper process {helper} outlived its timed-out task", 10.0)
 
     def test_worker_exit_fails_only_its_task(self, run: _Run) -> None:
         self._needs("isolates_crashes")
@@ -437,7 +436,6 @@ class ExecutorContract:
         c = run.collect(1)[0]
         assert c.status == "error" and "SIGKILL" in str(c.error)
         assert run.runs(0) == 1, "the killed task was run again"
-        done = {}
         for i in range(1, 1 + run.ex.capacity):  # every slot works again
             run.submit(i, "ok")
         done = run.collect(run.ex.capacity)
@@ -447,15 +445,7 @@ class ExecutorContract:
         kinds = ["raise", "ok", "bad_result", "ok"]
         if self.isolates_crashes:
             kinds += ["exit", "segv", "ok"]
-        pending, done = list(enumerate(kinds)), dict[int, Completion]()
-        end = time.monotonic() + PATIENCE
-        while len(done) < len(kinds):
-            assert time.monotonic() < end
-            while pending and run.ex.idle_slots() > 0:
-                task, kind = pending.pop(0)
-                run.submit(task, kind, value=math.nan)
-            for c in run.ex.poll(1.0, run.on_report):
-                done[c.task_id] = c
+        done = run.collect(len(kinds), feed=[(kind, {"value": math.nan}) for kind in kinds])
         assert [done[i].status for i in range(len(kinds))] == ["ok" if k == "ok" else "error" for k in kinds]
         assert all(run.runs(i) == 1 for i in range(len(kinds)))
         assert run.ex.idle_slots() == run.ex.capacity
@@ -503,10 +493,7 @@ class ExecutorContract:
             if not self.isolates_crashes:
                 return  # tasks ran in this very process
             assert os.getpid() not in pids
-            try:
-                assert not _wait_dead(sorted(pids)), "worker processes outlived shutdown()"
-            finally:
-                _kill_leftovers(sorted(pids))
+            _assert_dead(sorted(pids), "worker processes outlived shutdown()")
 
     def test_shutdown_kills_the_processes_a_task_started(self) -> None:
         self._needs("kills_helpers")
@@ -518,7 +505,4 @@ class ExecutorContract:
                 helper = run.read("helper", 0)
             finally:
                 ex.shutdown()
-            try:
-                assert not _wait_dead([helper], 10.0), f"helper process {helper} outlived shutdown()"
-            finally:
-                _kill_leftovers([helper])
+            _assert_dead([helper], f"helper process {helper} outlived shutdown()", 10.0)

@@ -20,6 +20,7 @@ multiprocessing's reducers, which would try to share tensors through shared memo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -45,10 +46,6 @@ def _kill_own_group() -> None:
         os._exit(1)
 
 
-def _on_parent_death(signum: int, frame: Any) -> None:
-    _kill_own_group()
-
-
 def _watch_parent(parent_pid: int) -> None:
     while True:
         time.sleep(0.2)
@@ -60,21 +57,20 @@ def _die_with_parent(parent_pid: int) -> None:
     """Make this worker and its descendants die when the driver dies (a killed experiment
     leaves no orphans): Linux sends SIGTERM on the parent's death (its handler kills the group),
     and a watchdog thread notices the new parent if the main thread is busy in native code."""
-    signal.signal(signal.SIGTERM, _on_parent_death)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _kill_own_group())
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):  # an exotic libc: the watchdog alone
             import ctypes
 
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:  # pragma: no cover - exotic libc
-            pass
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="nasforge-watchdog", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         _kill_own_group()
 
 
-def _set_threads(n: int | None) -> None:
+def set_threads(n: int | None) -> None:
+    """Set torch's thread count where torch is loaded (``n`` None: leave it). Shared with inline."""
     if n and "torch" in sys.modules:
         torch = sys.modules["torch"]
         if torch.get_num_threads() != n:
@@ -143,7 +139,7 @@ def main(fd: int, parent_pid: int, name: str) -> None:
     threads = init.get("threads")
     for module in init.get("preload", ()):
         importlib.import_module(module)
-    _set_threads(threads)
+    set_threads(threads)
     conn.send_bytes(pickle.dumps(("ready", os.getpid()), _PROTOCOL))
     runners: dict[str, Any] = {}
     import cloudpickle
@@ -174,13 +170,11 @@ def main(fd: int, parent_pid: int, name: str) -> None:
                 runners[key] = cloudpickle.loads(blob)
             except Exception as exc:  # noqa: BLE001 - reported with every task that needs it
                 runners[key] = _Unloadable(key, format_error(exc))
-            _set_threads(threads)  # torch may have been imported by the payload
+            set_threads(threads)  # torch may have been imported by the payload
         elif kind == "exit":
             return
 
 
 if __name__ == "__main__":  # pragma: no cover - started by LocalExecutor
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
-    except KeyboardInterrupt:
-        pass

@@ -42,7 +42,7 @@ from nasforge.experiment.runners import TrialRunner
 from nasforge.space import Space
 from nasforge.store import ExperimentRecord, Lease, Store, StoreConflictError, StoreError
 from nasforge.strategy.base import Strategy
-from nasforge.trial import ExperimentStatus, Trial, TrialStatus, rank_trials
+from nasforge.trial import ExperimentStatus, Trial, TrialStatus, check_mode, rank_trials
 
 __all__ = ["Experiment", "ExperimentInterrupted", "ExperimentSummary", "NoResultsError", "TestResult"]
 
@@ -80,12 +80,9 @@ class ExperimentSummary:
 def _config_diff(before: Any, now: Any, prefix: str = "") -> str:
     """``"epochs 3 → 6, lr 0.001 → 0.003"``: what changed between two JSON configs (first few keys)."""
     if isinstance(before, dict) and isinstance(now, dict):
-        parts = []
-        for key in sorted(set(before) | set(now)):
-            if before.get(key) != now.get(key):
-                parts.append(_config_diff(before.get(key), now.get(key), f"{prefix}{key}."))
-        shown = parts[:5]
-        return ", ".join(shown) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        parts = [_config_diff(before.get(key), now.get(key), f"{prefix}{key}.")
+                 for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+        return ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
     label = prefix[:-1] or "config"
     return f"{label} {json.dumps(before)} → {json.dumps(now)}"
 
@@ -232,8 +229,7 @@ class Experiment:
         metric = metric or getattr(evaluator, "metric", "score")
         if mode is None:
             mode = getattr(evaluator, "mode", "max") if metric == getattr(evaluator, "metric", None) else "max"
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        check_mode(mode)
         self.model_space = model_space
         self.space = space
         self.strategy = strategy
@@ -439,7 +435,7 @@ class Experiment:
         self._warn_about_steps()
         self._best_kept = self._kept_best_score()
         bar = Progress(self.name, self.metric, self.max_trials, self.max_time) if progress_wanted(self.progress) else None
-        loop = SearchLoop(self, store, exp_id, lease, journal, trials, requeued, bar)
+        loop = SearchLoop(self, store, exp_id, lease, journal, trials, finished, requeued, bar)
         store.update_experiment(exp_id, status=ExperimentStatus.RUNNING)
         status = ExperimentStatus.INTERRUPTED
         interrupted: ExperimentInterrupted | None = None
@@ -447,8 +443,7 @@ class Experiment:
         resources = contextlib.ExitStack()
         with interrupt_signals():  # left after the shielded clean-up: the caller's handlers come back
             try:
-                if bar is not None:
-                    resources.enter_context(bar)
+                resources.enter_context(bar or contextlib.nullcontext())
                 stop_reason = loop.run(resources.enter_context(running_executor(self, "trial", runner, self.concurrency)))
                 journal.checkpoint()
                 status = ExperimentStatus.DONE

@@ -7,18 +7,17 @@ loop stays readable.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import time
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nasforge.evaluate.base import config_hash, evaluator_test_config
 from nasforge.experiment.loop import running_executor
 from nasforge.experiment.progress import TestProgress, progress_wanted
-from nasforge.experiment.results import TestResult, aggregate_runs
+from nasforge.experiment.results import TestResult, _record_to_result, aggregate_runs
 from nasforge.experiment.runners import FinalTestRunner, test_seed
 from nasforge.trial import TrialStatus, rank_trials
 
@@ -28,11 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["run_final_tests"]
 
 logger = logging.getLogger("nasforge.experiment")
-
-
-def _arch_key(arch: dict[str, Any]) -> int:
-    """A stable number for an arch given without a trial (seeds are derived from it)."""
-    return int(hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:7], 16)
 
 
 def run_final_tests(
@@ -53,39 +47,24 @@ def run_final_tests(
     runs: dict[tuple[int, int], TestResult] = {}
     jobs: list[tuple[int, int, int]] = []  # (candidate index, seed index, seed value)
     for i, (trial_id, arch) in enumerate(chosen):
-        key = trial_id if trial_id is not None else _arch_key(arch)
+        # an arch given without a trial: its seeds derive from a stable number of the arch
+        key = trial_id if trial_id is not None else int(config_hash(arch)[:7], 16)
         for k in range(seeds):
             value = test_seed(seed, key, k)
             match = None if redo else next(
                 (r for r in reversed(stored) if r.seed == value and r.trial_id == trial_id and r.arch == arch), None
             )
-            if match is not None:
-                runs[(i, k)] = TestResult(trial_id, arch, bool(retrain), match.status, match.metrics, match.error, match.weights,
-                                          value, reused=True)
+            if match is not None:  # the same trial, arch, seed, protocol and test configuration
+                runs[(i, k)] = replace(_record_to_result(match), reused=True)
             else:
                 jobs.append((i, k, value))
     if runs:
         logger.info("reusing %d stored test run(s) (pass redo=True to run them again)", len(runs))
-    if jobs:
-        _run_jobs(exp, record.id, chosen, jobs, runs, retrain, seeds, test_cfg, weights_dir, progress)
-    return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
+    if not jobs:
+        return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
 
-
-def _run_jobs(
-    exp: Experiment,
-    exp_id: int,
-    chosen: list[tuple[int | None, dict[str, Any]]],
-    jobs: list[tuple[int, int, int]],
-    runs: dict[tuple[int, int], TestResult],
-    retrain: bool,
-    seeds: int,
-    test_cfg: str,
-    weights_dir: str | os.PathLike | None,
-    progress: bool | None,
-) -> None:
-    store = exp._open_store()
-    runner = FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, int(exp._require_record().config["seed"]))
-    ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(exp_id, with_reports=False)), 1)}
+    runner = FinalTestRunner(exp.model_space, exp.evaluator, exp.metric, seed)
+    ranks = {t.id: r for r, t in enumerate(rank_trials(store.trials(record.id, with_reports=False)), 1)}
     total_epochs = getattr(exp.evaluator, "test_epochs", None)
     bar = TestProgress(total_epochs if isinstance(total_epochs, int) else None) if progress_wanted(
         exp.progress if progress is None else progress) else None
@@ -99,18 +78,15 @@ def _run_jobs(
     started: dict[int, float] = {}
 
     def on_report(task_id: int, step: int, metrics: dict[str, float]) -> bool:
-        epoch = metrics.get("epoch", step)
         logger.debug("test of %s, step %d: %s", label(task_id), step, metrics)
         if bar is not None:
-            bar.update(task_id, int(epoch))
+            bar.update(task_id, int(metrics.get("epoch", step)))
         return False
 
     queue = deque(range(len(jobs)))
     done = 0
-    with contextlib.ExitStack() as resources:
-        if bar is not None:
-            resources.enter_context(bar)
-        executor = resources.enter_context(running_executor(exp, "test", runner, min(exp.concurrency, len(jobs))))
+    pool = running_executor(exp, "test", runner, min(exp.concurrency, len(jobs)))  # starts on entry
+    with bar or contextlib.nullcontext(), pool as executor:
         while done < len(jobs):
             while queue and executor.idle_slots() > 0:
                 job = queue.popleft()
@@ -132,7 +108,7 @@ def _run_jobs(
                     reason = c.error or "stopped"
                     logger.warning("test of %s failed: %s", label(c.task_id), reason.splitlines()[0])
                     result = TestResult(trial_id, arch, bool(retrain), TrialStatus.FAILED.value, {}, reason, None, value)
-                store.add_test(exp_id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights,
+                store.add_test(record.id, trial_id, arch, retrain, result.status, result.metrics, result.error, result.weights,
                                seed=value, config=test_cfg)
                 runs[(i, k)] = result
                 done += 1
@@ -141,6 +117,7 @@ def _run_jobs(
                 if bar is not None:
                     ok = result.status == TrialStatus.SUCCEEDED
                     bar.finish(c.task_id, result.format() if ok else "failed: " + (result.error or "").splitlines()[0], ok)
+    return [aggregate_runs([runs[(i, k)] for k in range(seeds)]) for i in range(len(chosen))]
 
 
 def _save_weights(folder: str | os.PathLike | None, blob: bytes | None, trial_id: int | None, index: int, k: int, seeds: int) -> str | None:

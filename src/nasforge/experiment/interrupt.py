@@ -39,49 +39,42 @@ def _raise(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def interrupt_signals() -> Iterator[None]:
-    """Within this block (main thread only), SIGTERM and SIGHUP raise ExperimentInterrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _handling(signals: tuple[int, ...], handler: Any,
+              replaceable: tuple[Any, ...]) -> Iterator[None]:
+    """Within this block (main thread only), ``handler`` handles those of ``signals`` whose
+    current handler is one of ``replaceable``; the previous handlers come back after."""
     previous = {}
-    for sig in _SIGNALS:
-        # Only where the signal would kill the process anyway: a handler of the user's and an
-        # ignored signal (e.g. SIGHUP under nohup) are left as they are.
-        if signal.getsignal(sig) is not signal.SIG_DFL:
-            continue
-        try:
-            previous[sig] = signal.signal(sig, _raise)
-        except (ValueError, OSError):  # pragma: no cover
-            pass
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            if signal.getsignal(sig) not in replaceable:
+                continue
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def interrupt_signals() -> contextlib.AbstractContextManager[None]:
+    """Within this block (main thread only), SIGTERM and SIGHUP raise ExperimentInterrupted."""
+    # Only where the signal would kill the process anyway: a handler of the user's and an
+    # ignored signal (e.g. SIGHUP under nohup) are left as they are.
+    return _handling(_SIGNALS, _raise, (signal.SIG_DFL,))
 
 
 @contextlib.contextmanager
 def shielded() -> Iterator[None]:
     """Defer Ctrl-C / SIGTERM / SIGHUP while the experiment cleans up (a second Ctrl-C must not
     leave workers or a half-written store behind); a signal that arrived is re-raised after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
-    previous = {}
-    for sig in (signal.SIGINT, *_SIGNALS):
-        if signal.getsignal(sig) not in (signal.SIG_DFL, signal.default_int_handler, _raise):
-            continue  # ignored, or the program's own handler
-        try:
-            previous[sig] = signal.signal(sig, lambda s, f: caught.append(s))
-        except (ValueError, OSError):  # pragma: no cover
-            pass
-    try:
+    # not an ignored signal, nor the program's own handler
+    with _handling((signal.SIGINT, *_SIGNALS), lambda s, f: caught.append(s),
+                   (signal.SIG_DFL, signal.default_int_handler, _raise)):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if caught:
         raise ExperimentInterrupted("interrupted", caught[0])
 

@@ -96,8 +96,7 @@ class StrategyJournal:
                 if kind == "ask":
                     arch = self.strategy.ask()
                     expected = trials[tid].arch if tid is not None and tid in trials else None
-                    got = self._canonical(arch)
-                    if got != expected and not mismatch:
+                    if self._canonical(arch) != expected and not mismatch:
                         mismatch = True
                         logger.warning(
                             "%s did not propose its recorded archs again while its state was rebuilt (is it "

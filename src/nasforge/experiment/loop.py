@@ -50,25 +50,21 @@ class SearchLoop:
     is spent or the strategy is exhausted. The experiment is the only writer of the store."""
 
     def __init__(self, exp: Experiment, store: Store, exp_id: int, lease: Lease, journal: StrategyJournal,
-                 trials: list[Trial], requeued: list[Trial], bar: Progress | None):
+                 trials: list[Trial], finished: list[Trial], requeued: list[Trial],
+                 bar: Progress | None):
         self.exp = exp
         self.store = store
         self.exp_id = exp_id
         self.lease = lease
         self.journal = journal
         self.bar = bar
-        requeued_ids = {t.id for t in requeued}
-        finished = [t for t in trials if t.id not in requeued_ids and t.status.finished]
         self.n_rejected = sum(t.status is TrialStatus.REJECTED for t in trials)
         self.total = len(trials) - self.n_rejected  # rejects never count against max_trials
         self.next_id = max((t.id for t in trials), default=-1) + 1
         self.pending: deque[Trial] = deque(requeued)
         self.running: dict[int, Trial] = {}
-        self.counts = {s.value: 0 for s in TrialStatus}
-        for t in finished:
-            self.counts[t.status.value] += 1
-        top = rank_trials(finished, k=1)
-        self.best: Trial | None = top[0] if top else None
+        self.counts = {s.value: sum(t.status is s for t in finished) for s in TrialStatus}
+        self.best: Trial | None = next(iter(rank_trials(finished, k=1)), None)
         self.stop_reason = ""
         self.start = time.monotonic()
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from nasforge.experiment.results import _positive
 from nasforge.pareto import orient, pareto_front
 from nasforge.trial import Trial, TrialStatus
 
@@ -67,17 +68,12 @@ def pareto_trials(trials: Sequence[Trial], objectives: Sequence[tuple[str, str]]
     objectives = parse_objectives(objectives) or []
     if len(objectives) < 2:
         raise ValueError(f"a Pareto front needs at least 2 objectives, got {objectives}")
-    ok, points = [], []
-    for t in trials:
-        if t.status is not TrialStatus.SUCCEEDED:
-            continue
-        vec = objective_vector(t.metrics, objectives)
-        if vec is not None:
-            ok.append(t)
-            points.append(vec)
+    vectors = [(t, objective_vector(t.metrics, objectives)) for t in trials
+               if t.status is TrialStatus.SUCCEEDED]
+    ok = [(t, vec) for t, vec in vectors if vec is not None]
     if not ok:
         return []
-    front = [ok[i] for i in pareto_front(points)]
+    front = [ok[i][0] for i in pareto_front([vec for _, vec in ok])]
     first, mode = objectives[0]
     sign = -1.0 if mode == "max" else 1.0
     front.sort(key=lambda t: (sign * float(t.metrics[first]), t.id))
@@ -122,9 +118,7 @@ class Constraints:
                 raise ValueError(f"input_shape must be a sequence of positive ints (batch first), got {input_shape!r}")
             input_shape = shape
         self.input_shape = input_shape
-        if isinstance(max_rejected, bool) or not isinstance(max_rejected, int) or max_rejected < 1:
-            raise ValueError(f"max_rejected must be a positive int, got {max_rejected!r}")
-        self.max_rejected = max_rejected
+        self.max_rejected = _positive("max_rejected", max_rejected, int, allow_none=False)
         self.latency_repeats = int(latency_repeats)
         self.device = device
 
@@ -156,8 +150,7 @@ def _infer_input_shape(evaluator: Any) -> tuple[int, ...] | None:
     shape = getattr(evaluator, "input_shape", None)
     if shape is not None:
         return tuple(shape)
-    data = getattr(evaluator, "train_data", None)
-    x = getattr(data, "x", None)
+    x = getattr(getattr(evaluator, "train_data", None), "x", None)
     if x is not None and hasattr(x, "shape") and len(x.shape) >= 1:
         return (1, *tuple(int(d) for d in x.shape[1:]))
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Progress", "TestProgress", "progress_wanted"]
 
@@ -20,6 +20,9 @@ def progress_wanted(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
+_L = TypeVar("_L", bound="_Live")
+
+
 def _clock(seconds: float) -> str:
     seconds = int(max(0, seconds))
     h, rest = divmod(seconds, 3600)
@@ -27,35 +30,37 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class Progress:
-    """A one-line live display: trials done / running / failed, best so far, elapsed, budget left."""
+class _Live:
+    """A rich display on stderr with the given columns, shown within a ``with`` block."""
 
-    def __init__(self, name: str, metric: str, max_trials: int | None, max_time: float | None):
+    def __init__(self, *columns: Any):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as RichProgress
 
-        self.metric = metric
-        self.max_trials = max_trials
-        self.max_time = max_time
-        self._t0 = time.monotonic()
-        self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=Console(stderr=True),
-            transient=False,
-            refresh_per_second=4,
-        )
-        self._task = self._bar.add_task(name, total=max_trials, info="")
+        self._bar = RichProgress(*columns, console=Console(stderr=True), transient=False,
+                                 refresh_per_second=4)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self: _L) -> _L:
         self._bar.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._bar.stop()
+
+
+class Progress(_Live):
+    """A one-line live display: trials done / running / failed, best so far, elapsed, budget left."""
+
+    def __init__(self, name: str, metric: str, max_trials: int | None, max_time: float | None):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
+        super().__init__(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[info]}"))
+        self.metric = metric
+        self.max_trials = max_trials
+        self.max_time = max_time
+        self._t0 = time.monotonic()
+        self._task = self._bar.add_task(name, total=max_trials, info="")
 
     def update(self, done: int, running: int, failed: int, best: float | None, best_id: int | None, total: int) -> None:
         elapsed = time.monotonic() - self._t0
@@ -73,33 +78,17 @@ class Progress:
         self._bar.update(self._task, completed=done, info=" | ".join(parts))
 
 
-class TestProgress:
+class TestProgress(_Live):
     """Live lines during ``Experiment.test``: which candidate (and seed), its epoch, elapsed time, its result."""
 
     def __init__(self, total_epochs: int | None):
-        from rich.console import Console
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
 
+        super().__init__(TextColumn("test {task.description}"), TextColumn("{task.fields[epochs]}"),
+                         TimeElapsedColumn(), BarColumn(bar_width=10),
+                         TextColumn("{task.fields[info]}"))
         self.total = total_epochs
-        self._bar = RichProgress(
-            TextColumn("test {task.description}"),
-            TextColumn("{task.fields[epochs]}"),
-            TimeElapsedColumn(),
-            BarColumn(bar_width=10),
-            TextColumn("{task.fields[info]}"),
-            console=Console(stderr=True),
-            transient=False,
-            refresh_per_second=4,
-        )
         self._tasks: dict[int, Any] = {}
-
-    def __enter__(self) -> TestProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._bar.stop()
 
     def _epochs(self, epoch: int) -> str:
         return f"epoch {epoch}/{self.total}" if self.total is not None else f"epoch {epoch}"

@@ -55,15 +55,11 @@ class TestResult:
 
     def format(self, prefix: str = "test_") -> str:
         """``"test_acc 0.9712 ± 0.0021, test_loss 0.0912 ± 0.0040"`` (metrics whose name starts with ``prefix``)."""
-        parts = []
-        for name in sorted(self.metrics):
-            if not name.startswith(prefix):
-                continue
-            text = f"{name} {self.metrics[name]:.4f}"
-            if name in self.std:
-                text += f" ± {self.std[name]:.4f}"
-            parts.append(text)
-        return ", ".join(parts)
+        return ", ".join(
+            f"{name} {self.metrics[name]:.4f}"
+            + (f" ± {self.std[name]:.4f}" if name in self.std else "")
+            for name in sorted(self.metrics) if name.startswith(prefix)
+        )
 
     def __str__(self) -> str:
         who = f"trial {self.trial_id}" if self.trial_id is not None else "arch"
@@ -93,21 +89,18 @@ def aggregate_runs(runs: list[TestResult]) -> TestResult:
     metrics: dict[str, float] = {}
     std: dict[str, float] = {}
     if ok:
-        names = set(ok[0].metrics).intersection(*(r.metrics for r in ok[1:]))
-        for name in sorted(names):
+        for name in sorted(set(ok[0].metrics).intersection(*(r.metrics for r in ok[1:]))):
             values = [float(r.metrics[name]) for r in ok]
-            mean = sum(values) / len(values)
-            metrics[name] = mean
+            metrics[name] = mean = sum(values) / len(values)
             if len(values) > 1:
                 std[name] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    failed = [r for r in runs if r.status != TrialStatus.SUCCEEDED]
     return TestResult(
         trial_id=first.trial_id,
         arch=first.arch,
         retrain=first.retrain,
         status=(TrialStatus.SUCCEEDED if ok else TrialStatus.FAILED).value,
         metrics=metrics,
-        error=failed[0].error if failed else None,
+        error=next((r.error for r in runs if r.status != TrialStatus.SUCCEEDED), None),
         weights=ok[0].weights if ok else None,
         seed=None if len(runs) > 1 else first.seed,
         std=std,
@@ -133,8 +126,7 @@ def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True
 
 
 def write_arch(arch: Any, path: str | os.PathLike) -> None:
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     with open(path, "w") as f:
         json.dump(arch, f, indent=2, sort_keys=False)
         f.write("\n")
@@ -158,20 +150,16 @@ class ExperimentResults:
     """
 
     def __init__(self, store: str | os.PathLike | Store, name: str | None = None):
-        if isinstance(store, Store):
-            self._store = store
-        else:
-            if not isinstance(store, (str, os.PathLike)):
-                raise TypeError(f"store must be a file path or a Store, got {type(store).__name__}")
-            self._store = Store(store, readonly=True)
+        if not isinstance(store, (Store, str, os.PathLike)):
+            raise TypeError(f"store must be a file path or a Store, got {type(store).__name__}")
+        self._store = store if isinstance(store, Store) else Store(store, readonly=True)
         records = self._store.experiments()
+        names = ", ".join(repr(r.name) for r in records) or "none"
         if name is None:
             if len(records) != 1:
-                names = ", ".join(repr(r.name) for r in records) or "none"
                 raise StoreError(f"{self._store.path!r} holds {len(records)} experiments ({names}); give the name: Experiment.load(store, name)")
             name = records[0].name
         if self._store.experiment(name) is None:
-            names = ", ".join(repr(r.name) for r in records) or "none"
             raise StoreError(f"no experiment named {name!r} in {self._store.path!r}; it holds: {names}")
         self.name = name
 
@@ -244,10 +232,10 @@ class ExperimentResults:
 
         When a run was redone, the latest run of each seed counts.
         """
-        rows = self._store.tests(self.name)
         if not aggregate:
-            return [_record_to_result(r) for r in rows]
-        return group_tests(rows, rank_trials(self.trials(with_reports=False)))
+            return self.tests()
+        ranked = rank_trials(self.trials(with_reports=False))
+        return group_tests(self._store.tests(self.name), ranked)
 
     # -- tables ---------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
@@ -281,8 +269,7 @@ class ExperimentResults:
         return plot_history(self.trials(with_reports=False), path, metric=self.metric, mode=self.mode, title=title)
 
     def __repr__(self) -> str:
-        counts = self._store.status_counts(self.name)
-        total = sum(counts.values())
+        total = sum(self._store.status_counts(self.name).values())
         return f"ExperimentResults(name={self.name!r}, store={self.store_path!r}, status={self.status!r}, trials={total}, metric={self.metric!r})"
 
 
@@ -295,6 +282,5 @@ def group_tests(rows: list[TestRecord], ranked: list[Trial]) -> list[TestResult]
         groups.setdefault(key, {})[r.seed if r.seed is not None else "unrecorded"] = r
     rank_of: dict[int | None, int] = {t.id: i for i, t in enumerate(ranked)}
     results = [aggregate_runs([_record_to_result(r) for r in per_seed.values()]) for per_seed in groups.values()]
-    order = {id(res): i for i, res in enumerate(results)}
-    results.sort(key=lambda res: (rank_of.get(res.trial_id, len(rank_of)), order[id(res)]))
+    results.sort(key=lambda res: rank_of.get(res.trial_id, len(rank_of)))  # stable: ties keep order
     return results
