@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from nasforge.errors import InvalidArchError
-from nasforge.space import Categorical, Space
-from nasforge.strategy._common import arch_key
+from nasforge.space import Categorical, Space, arch_key
 from nasforge.strategy.testing import run_ask_tell
 from tests.test_strategy import ALL
 

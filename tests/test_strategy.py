@@ -390,7 +390,7 @@ def test_space_mutate_is_evolutions_mutation():
 
 def test_one_arch_key_and_random_loads_old_keys():
     from nasforge.space import arch_key as space_key
-    from nasforge.strategy._common import arch_key as common_key
+    from nasforge.strategy.base import arch_key as common_key
 
     assert common_key is space_key is arch_key
     r = Random()

@@ -1,7 +1,6 @@
 """Multi-trial search strategies (ask/tell).
 
-Importing this package imports neither torch nor Optuna: ``PolicyBasedRL`` imports torch and
-``TPE`` imports Optuna when they are created / set up.
+Importing this package does not import torch: ``PolicyBasedRL`` imports it when it is set up.
 
 Extension points: subclass :class:`Strategy` (or :class:`HistoryStrategy`), check it with
 ``nasforge.strategy.testing.StrategyConformance``; give :class:`PredictorBased` any

@@ -10,6 +10,7 @@ fast enough to refit after every result for the few hundred points a NAS search 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -44,6 +45,7 @@ class Surrogate(Protocol):
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+@dataclass(eq=False, repr=False)
 class MLPEnsemble:
     """``n_models`` ReLU MLPs with ``layers`` hidden layers of width ``hidden``; a :class:`Surrogate`
     whose mean and std are the ensemble's.
@@ -56,25 +58,15 @@ class MLPEnsemble:
         mean, std = ens.predict(X_new)
     """
 
-    def __init__(
-        self,
-        n_models: int = 5,
-        hidden: int = 32,
-        layers: int = 2,
-        epochs: int = 150,
-        lr: float = 0.01,
-        weight_decay: float = 1e-4,
-        bootstrap: bool = False,
-    ):
-        self.n_models = n_models
-        self.hidden = hidden
-        self.layers = layers
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.bootstrap = bootstrap
-        self._theta: np.ndarray | None = None
-        self._seed: int | None = None
+    n_models: int = 5
+    hidden: int = 32
+    layers: int = 2
+    epochs: int = 150
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    bootstrap: bool = False
+    _theta: np.ndarray | None = field(default=None, init=False)
+    _seed: int | None = field(default=None, init=False)
 
     def set_seed(self, seed: int | None) -> None:
         """Seed of the next :meth:`fit` (initial weights, bootstrap resamples)."""
@@ -82,22 +74,13 @@ class MLPEnsemble:
 
     # -- parameters as views into one flat vector (one Adam update per step) -----------------
     def _shapes(self, d: int) -> list[tuple[int, ...]]:
-        e, h = self.n_models, self.hidden
-        shapes: list[tuple[int, ...]] = []
-        fan_in = d
-        for _ in range(self.layers):
-            shapes += [(e, fan_in, h), (e, 1, h)]
-            fan_in = h
-        shapes += [(e, fan_in, 1), (e, 1, 1)]
-        return shapes
+        """Weight and bias shape of each layer, the members stacked along the first axis."""
+        e, widths = self.n_models, [d] + [self.hidden] * self.layers + [1]
+        return [s for a, b in zip(widths, widths[1:]) for s in ((e, a, b), (e, 1, b))]
 
     def _views(self, flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-        out, pos = [], 0
-        for shape in shapes:
-            n = math.prod(shape)
-            out.append(flat[pos : pos + n].reshape(shape))
-            pos += n
-        return out
+        ends = np.cumsum([math.prod(shape) for shape in shapes])
+        return [part.reshape(shape) for part, shape in zip(np.split(flat, ends[:-1]), shapes)]
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         rng = np.random.default_rng(self._seed)
@@ -122,13 +105,10 @@ class MLPEnsemble:
             w = np.ones((e, n))
         w = (w / n)[:, :, None].astype(np.float32)  # per-member sample weights (bootstrap counts)
         tb = t[None, :, None]
-        grad = np.zeros(total, dtype=np.float32)
+        grad, m, v = (np.zeros(total, dtype=np.float32) for _ in range(3))  # gradient, moments
         grads = self._views(grad, shapes)
-        m = np.zeros(total, dtype=np.float32)
-        v = np.zeros(total, dtype=np.float32)
         b1, b2, eps = 0.9, 0.999, 1e-8
-        nl = self.layers
-        h = self.hidden
+        nl, h = self.layers, self.hidden
         for step in range(1, self.epochs + 1):
             # first layer shared input: one 2-D product for all members
             a = np.maximum((X @ params[0].transpose(1, 0, 2).reshape(d, e * h)).reshape(n, e, h).transpose(1, 0, 2) + params[1], 0.0)

@@ -1,6 +1,6 @@
 """The ask/tell contract every multi-trial strategy follows (:class:`Strategy`, an abstract base
-class) and the history-keeping base most strategies build on (:class:`HistoryStrategy`). No torch
-import here."""
+class), the history-keeping base most strategies build on (:class:`HistoryStrategy`), and the
+argument checks the strategies share. No torch import here."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from nasforge.space import Arch, Space, arch_key, as_rng
 from nasforge.trial import Trial
 
-__all__ = ["HistoryStrategy", "Strategy", "rng_state", "restore_rng"]
+__all__ = ["HistoryStrategy", "MultiObjective", "Strategy", "rng_state", "restore_rng"]
 
 # Spaces up to this size may be enumerated to find the last unseen archs.
 _ENUMERABLE = 2_000_000
@@ -32,6 +32,33 @@ def restore_rng(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bitgen)
 
 
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan  # not a number: rejected below
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return v
+
+
+def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in valid)}; got {value!r}")
+    return value
+
+
+def topk_keys(scores: Mapping[str, float], k: int) -> list[str]:
+    """Keys of the ``k`` best scores, best first (ties broken by insertion order)."""
+    return sorted(scores, key=lambda key: -scores[key])[:k]
+
+
 class Strategy(ABC):
     """Abstract base class of multi-trial search strategies: implement :meth:`ask` and :meth:`tell`.
 
@@ -45,7 +72,8 @@ class Strategy(ABC):
     * ``on_report(trial, step, score) -> bool``: True asks the experiment to stop that trial early.
     * ``state_dict()`` / ``load_state_dict()``: JSON-serialisable, for resume; the defaults hold
       the generator ``self.rng`` that :meth:`setup` seeds and the attributes named in
-      ``_state_attrs`` (extend them for anything else).
+      ``_state_attrs`` (extend them for anything else);
+    * ``repr()`` shows the settings named in ``_repr_attrs``.
 
     :class:`HistoryStrategy` adds the asked/told bookkeeping; ``nasforge.strategy.testing.
     StrategyConformance`` is the test suite a new strategy should pass.
@@ -82,8 +110,26 @@ class Strategy(ABC):
         for a in self._state_attrs:
             setattr(self, a, copy.deepcopy(state[a.lstrip("_")]))
 
+    #: settings that ``repr()`` shows as ``name=value``, e.g. ``("shuffle",)``
+    _repr_attrs: tuple[str, ...] = ()
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{a}={getattr(self, a)!r}" for a in self._repr_attrs)
+        return f"{type(self).__name__}({args})"
+
+
+class MultiObjective:
+    """Mixin of the strategies with a multi-objective mode, which the experiment switches on with
+    :meth:`set_objectives` when given ``objectives=[...]``."""
+
+    def set_objectives(self, n: int) -> None:
+        """Number of objectives of ``trial.objectives`` (larger is better); 2 or more switches to
+        the multi-objective mode. Call before any ask (before or after ``setup``)."""
+        self._n_objectives = check_positive_int("n", n)
+
+    @property
+    def _multi(self) -> bool:
+        return getattr(self, "_n_objectives", 1) > 1
 
 
 class HistoryStrategy(Strategy):
@@ -132,9 +178,6 @@ class HistoryStrategy(Strategy):
         """The canonical form (inactive labels dropped): one arch per network, the de-duplication key."""
         return self.space.canonical(arch) if self.space.conditional else dict(arch)
 
-    def _key(self, arch: Mapping[str, Any]) -> str:
-        return arch_key(self._canonical(arch))
-
     def _propose(self, arch: Arch) -> Arch:
         arch = self._canonical(arch)
         key = arch_key(arch)
@@ -147,9 +190,8 @@ class HistoryStrategy(Strategy):
         arch = self._canonical(trial.arch)
         key = arch_key(arch)
         self._asked.setdefault(key, arch)
-        n = self._pending.get(key, 0)
-        if n > 1:
-            self._pending[key] = n - 1
+        if self._pending.get(key, 0) > 1:
+            self._pending[key] -= 1
         else:
             self._pending.pop(key, None)
         score = trial.score
@@ -169,8 +211,9 @@ class HistoryStrategy(Strategy):
         self._record(trial)
 
     def _is_seen(self, arch_or_key: Mapping[str, Any] | str) -> bool:
-        key = arch_or_key if isinstance(arch_or_key, str) else self._key(arch_or_key)
-        return key in self._asked
+        if not isinstance(arch_or_key, str):
+            arch_or_key = arch_key(self._canonical(arch_or_key))
+        return arch_or_key in self._asked
 
     @property
     def n_pending(self) -> int:
@@ -191,9 +234,7 @@ class HistoryStrategy(Strategy):
             # Astronomically unlikely for a large space; give a repeat rather than enumerate.
             return self.space.sample(self.rng)
         unseen = [a for a in self.space.grid() if arch_key(a) not in self._asked]
-        if not unseen:
-            return None
-        return unseen[int(self.rng.integers(len(unseen)))]
+        return unseen[int(self.rng.integers(len(unseen)))] if unseen else None
 
     def best(self) -> tuple[Arch, float] | None:
         """The best arch told so far and its score (None before the first success)."""

@@ -9,8 +9,13 @@ from typing import Any
 
 from nasforge.pareto import nsga2_rank
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_choice, check_fraction, check_positive_int
-from nasforge.strategy.base import HistoryStrategy
+from nasforge.strategy.base import (
+    HistoryStrategy,
+    MultiObjective,
+    check_choice,
+    check_fraction,
+    check_positive_int,
+)
 from nasforge.trial import Trial
 
 __all__ = ["RegularizedEvolution"]
@@ -18,7 +23,7 @@ __all__ = ["RegularizedEvolution"]
 _log = logging.getLogger("nasforge.strategy.evolution")
 
 
-class RegularizedEvolution(HistoryStrategy):
+class RegularizedEvolution(MultiObjective, HistoryStrategy):
     """Aging evolution: tournament selection, mutation, and removal of the *oldest* member.
 
     The first ``population_size`` proposals are uniformly random. After that each ``ask``
@@ -50,6 +55,7 @@ class RegularizedEvolution(HistoryStrategy):
     """
 
     _state_attrs = ("_n_random",)
+    _repr_attrs = ("population_size", "sample_size", "mutation_prob")
 
     def __init__(
         self,
@@ -78,21 +84,6 @@ class RegularizedEvolution(HistoryStrategy):
         self._mo_pop: list[list[Any]] = []  # multi-objective mode: [key, objective vector], oldest first
 
     # -- multi-objective mode (NSGA-II) ---------------------------------------------------------------
-    def set_objectives(self, n: int) -> None:
-        """Number of objectives of ``trial.objectives``; 2 or more switches to NSGA-II selection."""
-        self._n_objectives = check_positive_int("n", n)
-
-    @property
-    def _nsga(self) -> bool:
-        return getattr(self, "_n_objectives", 1) > 1
-
-    def _tournament_nsga(self) -> Arch:
-        ranks = nsga2_rank([v for _, v in self._mo_pop])
-        size = min(self.sample_size, len(self._mo_pop))
-        picks = [int(i) for i in self.rng.choice(len(self._mo_pop), size=size, replace=False)]
-        best = min(picks, key=lambda i: (ranks[i][0], -ranks[i][1], i))
-        return self._asked[self._mo_pop[best][0]]
-
     def _tell_nsga(self, trial: Trial) -> None:
         key, score = self._record(trial)
         vec = trial.objectives
@@ -111,10 +102,15 @@ class RegularizedEvolution(HistoryStrategy):
         return self._random_unseen() if self.dedup else self.space.sample(self.rng)
 
     def _tournament(self) -> Arch:
-        pop = list(self._population)
+        """The best of ``sample_size`` random members (multi-objective: by crowded comparison)."""
+        pop = self._mo_pop if self._multi else list(self._population)
         size = min(self.sample_size, len(pop))
-        picks = self.rng.choice(len(pop), size=size, replace=False)
-        best = max((int(i) for i in picks), key=lambda i: (pop[i][1], -i))
+        picks = [int(i) for i in self.rng.choice(len(pop), size=size, replace=False)]
+        if self._multi:
+            ranks = nsga2_rank([v for _, v in pop])
+            best = min(picks, key=lambda i: (ranks[i][0], -ranks[i][1], i))
+        else:
+            best = max(picks, key=lambda i: (pop[i][1], -i))
         return self._asked[pop[best][0]]
 
     def _mutate(self, parent: Arch) -> Arch:
@@ -123,17 +119,16 @@ class RegularizedEvolution(HistoryStrategy):
     def ask(self) -> Arch | None:
         if self.dedup and self._exhausted():
             return None
-        if self._n_random < self.population_size or not (self._mo_pop if self._nsga else self._population):
+        if self._n_random < self.population_size or not (self._mo_pop if self._multi else self._population):
             arch = self._random()
             if arch is None:
                 return None
             self._n_random += 1
             return self._propose(arch)
-        tournament = self._tournament_nsga if self._nsga else self._tournament
-        parent = tournament()
+        parent = self._tournament()
         for attempt in range(self.max_retries):
             if attempt and attempt % 10 == 0:
-                parent = tournament()
+                parent = self._tournament()
             child = self._mutate(parent)
             if not self.dedup or arch_key(child) not in self._asked:
                 return self._propose(child)
@@ -142,7 +137,7 @@ class RegularizedEvolution(HistoryStrategy):
         return None if arch is None else self._propose(arch)
 
     def tell(self, trial: Trial) -> None:
-        if self._nsga:
+        if self._multi:
             return self._tell_nsga(trial)
         key, score = self._record(trial)
         if score is None:
@@ -157,7 +152,7 @@ class RegularizedEvolution(HistoryStrategy):
     def state_dict(self) -> dict[str, Any]:
         pop = [[k, s if s != float("-inf") else None] for k, s in self._population]
         state = {**super().state_dict(), "population": pop}
-        if self._nsga:
+        if self._multi:
             state["mo_population"] = [[k, list(v)] for k, v in self._mo_pop]
         return state
 
@@ -167,9 +162,3 @@ class RegularizedEvolution(HistoryStrategy):
             [k, float("-inf") if s is None else float(s)] for k, s in state["population"]
         )
         self._mo_pop = [[k, [float(x) for x in v]] for k, v in state.get("mo_population", [])]
-
-    def __repr__(self) -> str:
-        return (
-            f"RegularizedEvolution(population_size={self.population_size}, "
-            f"sample_size={self.sample_size}, mutation_prob={self.mutation_prob})"
-        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ class GridSearch(Strategy):
     """
 
     _state_attrs = ("_position",)
+    _repr_attrs = ("shuffle",)
 
     def __init__(self, shuffle: bool = False):
         self.shuffle = bool(shuffle)
@@ -47,40 +50,34 @@ class GridSearch(Strategy):
         self._iter: Iterator[Arch] | None = None  # conditional spaces: canonical archs in grid order
         self._iter_pos = 0
 
-    def _permutation(self) -> np.ndarray:
-        if self._perm is None:
-            self._perm = np.random.default_rng(self._seed).permutation(self.space.size)
-        return self._perm
-
     def _arch_at(self, index: int) -> Arch:
         if self.space.conditional:
             if self.shuffle:
-                return self._canonical_archs()[index]
+                return self._archs[index]
             if self._iter is None or self._iter_pos > index:
                 self._iter, self._iter_pos = self.space.grid(), 0
-            while True:  # canonical archs in grid order, generated lazily
-                arch = next(self._iter)
-                self._iter_pos += 1
-                if self._iter_pos - 1 == index:
-                    return arch
+            # canonical archs in grid order, generated lazily
+            arch = next(itertools.islice(self._iter, index - self._iter_pos, None))
+            self._iter_pos = index + 1
+            return arch
         indices = []
         for size in reversed(self._sizes):
             index, r = divmod(index, size)
             indices.append(r)
         return self.space.from_indices(indices[::-1])
 
-    def _canonical_archs(self) -> list[Arch]:
-        archs = getattr(self, "_archs", None)
-        if archs is None:
-            archs = self._archs = list(self.space.grid())
-        return archs
+    @cached_property
+    def _archs(self) -> list[Arch]:
+        return list(self.space.grid())
 
     def ask(self) -> Arch | None:
         if self._position >= self.space.size:
             return None
         index = self._position
         if self.shuffle:
-            index = int(self._permutation()[index])
+            if self._perm is None:
+                self._perm = np.random.default_rng(self._seed).permutation(self.space.size)
+            index = int(self._perm[index])
         self._position += 1
         return self._arch_at(index)
 
@@ -95,6 +92,3 @@ class GridSearch(Strategy):
         if int(state["seed"]) != self._seed:
             self._seed = int(state["seed"])
             self._perm = None
-
-    def __repr__(self) -> str:
-        return f"GridSearch(shuffle={self.shuffle})"

@@ -10,35 +10,10 @@ from typing import Any
 import numpy as np
 
 from nasforge.space import Arch, Space
-from nasforge.strategy._common import check_positive_int
-from nasforge.strategy.base import Strategy
+from nasforge.strategy.base import Strategy, check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["SuccessiveHalving", "Hyperband"]
-
-
-class _Rungs:
-    """Scores recorded at each rung of one bracket, and the stopping rule."""
-
-    def __init__(self, steps: list[int], eta: int, grace: int):
-        self.steps = steps
-        self.eta = eta
-        self.grace = grace
-        self.records: list[list[float]] = [[] for _ in steps]
-
-    def decide(self, passed: int, step: int, score: float) -> tuple[int, bool]:
-        """Record ``score`` at every rung ``step`` reached beyond ``passed``; True to stop."""
-        stop = False
-        while passed + 1 < len(self.steps) and step >= self.steps[passed + 1]:
-            passed += 1
-            rec = self.records[passed]
-            rec.append(score)
-            n = len(rec)
-            if n >= self.grace and not stop:
-                keep = max(1, n // self.eta)
-                threshold = sorted(rec, reverse=True)[keep - 1]
-                stop = score < threshold
-        return passed, stop
 
 
 class SuccessiveHalving(Strategy):
@@ -64,7 +39,7 @@ class SuccessiveHalving(Strategy):
         strategy = SuccessiveHalving(RegularizedEvolution(), min_step=1, max_step=27, eta=3)
     """
 
-    _state_attrs = ("stopped",)
+    _state_attrs: tuple[str, ...] = ("stopped", "_passed")
 
     def __init__(
         self,
@@ -87,7 +62,7 @@ class SuccessiveHalving(Strategy):
     def _unreachable(self, last_step: int) -> list[int]:
         if self.max_step is None:  # open-ended rungs: only a first rung past the end is a mistake
             return [self.min_step] if self.min_step > last_step else []
-        return sorted({r for b in self._make_brackets() for r in b.steps[1:] if r > last_step})
+        return sorted({r for steps in self._bracket_steps() for r in steps[1:] if r > last_step})
 
     def check_reported_steps(self, last_step: int) -> None:
         """Warn when rungs lie beyond ``last_step``, the last step the evaluator reports (its epochs)."""
@@ -117,12 +92,30 @@ class SuccessiveHalving(Strategy):
     def setup(self, space: Space, seed: int | None = None) -> None:
         super().setup(space, seed)
         self.strategy.setup(space, seed)
-        self._brackets = self._make_brackets()
+        self._steps = self._bracket_steps()
+        # the scores recorded at each bracket's rungs
+        self._records: list[list[list[float]]] = [[[] for _ in steps] for steps in self._steps]
         self._passed: dict[str, list[int]] = {}  # trial id -> [bracket, rung index passed]
         self.stopped = 0
 
-    def _make_brackets(self) -> list[_Rungs]:
-        return [_Rungs(self._rung_steps(self.min_step), self.eta, self.grace)]
+    def _bracket_steps(self) -> list[list[int]]:
+        """The rung steps of each bracket."""
+        return [self._rung_steps(self.min_step)]
+
+    def _decide(self, bracket: int, passed: int, step: int, score: float) -> tuple[int, bool]:
+        """Record ``score`` at every rung of ``bracket`` that ``step`` reached beyond ``passed``;
+        True to stop."""
+        steps, records = self._steps[bracket], self._records[bracket]
+        stop = False
+        while passed + 1 < len(steps) and step >= steps[passed + 1]:
+            passed += 1
+            rec = records[passed]
+            rec.append(score)
+            n = len(rec)
+            if n >= self.grace and not stop:
+                threshold = sorted(rec, reverse=True)[max(1, n // self.eta) - 1]
+                stop = score < threshold
+        return passed, stop
 
     def _bracket_of(self, trial: Trial) -> int:
         return 0
@@ -145,7 +138,7 @@ class SuccessiveHalving(Strategy):
         if tid not in self._passed:
             self._passed[tid] = [self._bracket_of(trial), 0]
         bracket, passed = self._passed[tid]
-        passed, stop = self._brackets[bracket].decide(passed, int(step), float(score))
+        passed, stop = self._decide(bracket, passed, int(step), float(score))
         self._passed[tid][1] = passed
         if stop:
             self.stopped += 1
@@ -155,16 +148,14 @@ class SuccessiveHalving(Strategy):
         return {
             **super().state_dict(),
             "inner": self.strategy.state_dict(),
-            "records": [b.records for b in self._brackets],
-            "passed": {k: list(v) for k, v in self._passed.items()},
+            "records": list(self._records),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.strategy.load_state_dict(state["inner"])
-        for b, rec in zip(self._brackets, state["records"]):
-            b.records = [[float(x) for x in r] for r in rec]
-        self._passed = {k: [int(v[0]), int(v[1])] for k, v in state["passed"].items()}
+        for i, rec in enumerate(state["records"][: len(self._records)]):
+            self._records[i] = [[float(x) for x in r] for r in rec]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.strategy!r}, min_step={self.min_step}, max_step={self.max_step}, eta={self.eta})"
@@ -184,6 +175,8 @@ class Hyperband(SuccessiveHalving):
         strategy = Hyperband(Random(dedup=True), min_step=1, max_step=81, eta=3)
     """
 
+    _state_attrs = ("stopped", "_passed", "_seed")
+
     def __init__(self, strategy: Strategy, min_step: int = 1, max_step: int = 81, eta: int = 3, grace: int | None = None):
         if max_step is None:
             raise ValueError("Hyperband needs max_step (the full budget in reported steps, e.g. the epoch count)")
@@ -197,16 +190,9 @@ class Hyperband(SuccessiveHalving):
         w = np.array([self.eta ** (s - b) / (s - b + 1) for b in range(s + 1)], dtype=float)
         self._weights = w / w.sum()
 
-    def _make_brackets(self) -> list[_Rungs]:
-        return [_Rungs(self._rung_steps(self.min_step * self.eta**b), self.eta, self.grace) for b in range(self.s_max + 1)]
+    def _bracket_steps(self) -> list[list[int]]:
+        return [self._rung_steps(self.min_step * self.eta**b) for b in range(self.s_max + 1)]
 
     def _bracket_of(self, trial: Trial) -> int:
         rng = np.random.default_rng([self._seed, abs(int(trial.id))])
         return int(rng.choice(len(self._weights), p=self._weights))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "seed": self._seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._seed = int(state["seed"])

@@ -32,6 +32,7 @@ class LocalSearch(HistoryStrategy):
     """
 
     _state_attrs = ("_center", "_neighbourhood", "_queue", "_restarts", "_moves")
+    _repr_attrs = ("max_restarts",)
 
     def __init__(self, max_restarts: int | None = None):
         if max_restarts is not None and (not isinstance(max_restarts, int) or max_restarts < 0):
@@ -59,27 +60,18 @@ class LocalSearch(HistoryStrategy):
     def _set_center(self, arch: Arch, include_center: bool) -> None:
         self._center = arch_key(arch)
         neighbours = self.space.neighbors(arch)
-        order = self.rng.permutation(len(neighbours))
-        neighbours = [neighbours[int(i)] for i in order]
+        neighbours = [neighbours[int(i)] for i in self.rng.permutation(len(neighbours))]
         self._neighbourhood = [arch_key(a) for a in neighbours]
         self._queue = ([dict(arch)] if include_center else []) + neighbours
-
-    def _neighbourhood_pending(self) -> bool:
-        keys = [self._center, *self._neighbourhood]
-        return any(k in self._pending for k in keys)
 
     def _next_center(self) -> Arch | None:
         """Best neighbour if it improves on the centre, else None (local optimum)."""
         center_score = None if self._center is None else self._scores.get(self._center)
-        if center_score is None:
-            return None
         known = [k for k in self._neighbourhood if k in self._scores]
-        if not known:
+        if center_score is None or not known:
             return None
         best = max(known, key=lambda k: self._scores[k])
-        if self._scores[best] > center_score:
-            return self._asked[best]
-        return None
+        return self._asked[best] if self._scores[best] > center_score else None
 
     def ask(self) -> Arch | None:
         while True:
@@ -91,7 +83,7 @@ class LocalSearch(HistoryStrategy):
                 if not self._start():
                     return None
                 continue
-            if self._neighbourhood_pending():
+            if any(k in self._pending for k in [self._center, *self._neighbourhood]):
                 return None  # the move depends on results still running
             nxt = self._next_center()
             if nxt is not None:
@@ -102,6 +94,3 @@ class LocalSearch(HistoryStrategy):
             self._center = None
             if self._exhausted():
                 return None
-
-    def __repr__(self) -> str:
-        return f"LocalSearch(max_restarts={self.max_restarts})"

@@ -6,19 +6,16 @@ ensemble) on the arch encoding."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_choice, check_positive_int, topk_keys
 from nasforge.strategy._surrogate import ACQUISITIONS, MLPEnsemble, Surrogate, acquisition
-from nasforge.strategy.base import HistoryStrategy
+from nasforge.strategy.base import HistoryStrategy, check_choice, check_positive_int, topk_keys
 
 __all__ = ["PredictorBased", "Progressive"]
-
-_log = logging.getLogger("nasforge.strategy.predictor")
 
 
 class _SurrogateMixin(HistoryStrategy):
@@ -81,9 +78,8 @@ class _SurrogateMixin(HistoryStrategy):
         n = len(self._scores)
         if n < 2:
             return False
-        if self._fitted_on and n - self._fitted_on < max(1, int(n * self.refit_fraction)):
-            return True
-        self._fit(n, int(self.rng.integers(2**63 - 1)))
+        if not self._fitted_on or n - self._fitted_on >= max(1, int(n * self.refit_fraction)):
+            self._fit(n, int(self.rng.integers(2**63 - 1)))
         return True
 
     def _predict(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,15 +89,27 @@ class _SurrogateMixin(HistoryStrategy):
         mean, std = self.surrogate.predict(self._encode(archs))
         return np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
 
-    def _surrogate_state(self) -> dict[str, Any]:
-        return {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}
+    def _unseen(self, archs: Iterable[Arch]) -> list[Arch]:
+        """``archs`` never proposed before, each network once (its first occurrence), in order."""
+        out: dict[str, Arch] = {}
+        for arch in archs:
+            key = arch_key(arch)
+            if key not in self._asked:
+                out.setdefault(key, arch)
+        return list(out.values())
 
-    def _load_surrogate_state(self, state: dict[str, Any]) -> None:
-        """Re-create the exact model from the seed it was fitted with and the same data."""
+    def state_dict(self) -> dict[str, Any]:
+        surrogate = {"fitted_on": self._fitted_on, "fit_seed": self._fit_seed}
+        return {**super().state_dict(), "surrogate": surrogate}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the history, then re-create the exact model from the seed it was fitted with
+        and the same data."""
+        super().load_state_dict(state)
         self._init_surrogate()
-        seed = state.get("fit_seed")
-        if seed is not None and int(state["fitted_on"]) >= 2:
-            self._fit(int(state["fitted_on"]), int(seed))
+        surrogate = state["surrogate"]
+        if surrogate.get("fit_seed") is not None and int(surrogate["fitted_on"]) >= 2:
+            self._fit(int(surrogate["fitted_on"]), int(surrogate["fit_seed"]))
 
 
 class PredictorBased(_SurrogateMixin):
@@ -134,6 +142,7 @@ class PredictorBased(_SurrogateMixin):
     """
 
     _state_attrs = ("_n_random",)
+    _repr_attrs = ("num_init", "acquisition", "surrogate")
 
     def __init__(
         self,
@@ -168,47 +177,30 @@ class PredictorBased(_SurrogateMixin):
         self._n_random = 0
 
     def _candidates(self) -> list[Arch]:
-        out: dict[str, Arch] = {}
-        for key in topk_keys(self._scores, self.num_parents):
-            parent = self._asked[key]
-            for _ in range(self.mutations_per_parent):
-                child = self.space.mutate(parent, self.rng, n=1 if self.rng.random() < 0.5 else 2)
-                k = arch_key(child)
-                if k not in self._asked:
-                    out.setdefault(k, child)
-        for _ in range(self.num_random):
-            a = self.space.sample(self.rng)
-            k = arch_key(a)
-            if k not in self._asked:
-                out.setdefault(k, a)
-        return list(out.values())
+        parents = [self._asked[key] for key in topk_keys(self._scores, self.num_parents)]
+        children = [
+            self.space.mutate(parent, self.rng, n=1 if self.rng.random() < 0.5 else 2)
+            for parent in parents
+            for _ in range(self.mutations_per_parent)
+        ]
+        samples = [self.space.sample(self.rng) for _ in range(self.num_random)]
+        return self._unseen(children + samples)
 
     def ask(self) -> Arch | None:
         if self._exhausted():
             return None
-        if self._n_random < self.num_init or not self._maybe_fit():
+        initial = self._n_random < self.num_init or not self._maybe_fit()
+        cands = [] if initial else self._candidates()
+        if not cands:  # the random initialisation, or no unseen candidate
             arch = self._random_unseen()
             if arch is None:
                 return None
-            self._n_random += 1
+            if initial:
+                self._n_random += 1
             return self._propose(arch)
-        cands = self._candidates()
-        if not cands:
-            arch = self._random_unseen()
-            return None if arch is None else self._propose(arch)
         mean, std = self._predict(cands)
         acq = acquisition(self.acquisition, mean, std, max(self._scores.values()), self.rng, beta=self.beta)
         return self._propose(cands[int(np.argmax(acq))])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "surrogate": self._surrogate_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._load_surrogate_state(state["surrogate"])
-
-    def __repr__(self) -> str:
-        return f"PredictorBased(num_init={self.num_init}, acquisition={self.acquisition!r}, surrogate={self.surrogate!r})"
 
 
 class Progressive(_SurrogateMixin):
@@ -234,6 +226,7 @@ class Progressive(_SurrogateMixin):
     """
 
     _state_attrs = ("_stage", "_queue", "_stage_keys")
+    _repr_attrs = ("beam_size", "step")
 
     def __init__(
         self,
@@ -265,51 +258,42 @@ class Progressive(_SurrogateMixin):
                 f"Progressive: order must list each of the space's labels once; got {order!r}, "
                 f"the labels are {space.labels!r}"
             )
-        self._order = list(order)
         self._base = space.validate(self.base) if self.base is not None else space.default()
-        self._stages = [self._order[i : i + self.step] for i in range(0, len(self._order), self.step)]
+        self._stages = [list(order[i : i + self.step]) for i in range(0, len(order), self.step)]
         self._stage = -1  # index of the last stage whose proposals were issued
         self._queue: list[Arch] = []
         self._stage_keys: list[str] = []  # archs issued by the current stage
         self._init_surrogate()
 
-    def _decided(self, stage: int) -> list[str]:
-        return [label for s in self._stages[: stage + 1] for label in s]
-
     def _expansions(self, parents: list[Arch], labels: list[str]) -> list[Arch]:
-        out: dict[str, Arch] = {}
+        expanded: list[Arch] = []
         for parent in parents:
             combos: list[Arch] = [dict(parent)]
             for label in labels:
                 combos = [{**c, label: v} for c in combos for v in self.space[label].values]
-            for c in combos:
-                if self.space.conditional:  # labels the expansion activates are drawn at random
-                    c = self._canonical(self.space.complete(c, self.rng))
-                k = arch_key(c)
-                if k not in self._asked:
-                    out.setdefault(k, c)
-        return list(out.values())
+            if self.space.conditional:  # labels the expansion activates are drawn at random
+                combos = [self._canonical(self.space.complete(c, self.rng)) for c in combos]
+            expanded += combos
+        return self._unseen(expanded)
+
+    def _at_most(self, cands: list[Arch]) -> list[Arch]:
+        """``cands``, or a random ``beam_size * expand_limit`` of them when there are more."""
+        limit = self.beam_size * self.expand_limit
+        if len(cands) <= limit:
+            return cands
+        return [cands[int(i)] for i in self.rng.choice(len(cands), limit, replace=False)]
 
     def _issue_stage(self) -> bool:
         """Prepare the next stage's proposals; False when nothing more can be proposed."""
         nxt = self._stage + 1
+        best = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
         if nxt < len(self._stages):
-            labels = self._stages[nxt]
-            if nxt == 0 or not self._scores:
-                parents = [self._base]
-            else:
-                parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            cands = self._expansions(parents, labels)
-            if nxt == 0:
-                limit = self.beam_size * self.expand_limit
-                chosen = cands if len(cands) <= limit else [cands[int(i)] for i in self.rng.choice(len(cands), limit, replace=False)]
-            else:
-                chosen = self._rank(cands)[: self.beam_size]
+            cands = self._expansions(best if nxt and best else [self._base], self._stages[nxt])
+            chosen = self._at_most(cands) if nxt == 0 else self._rank(cands)[: self.beam_size]
             self._stage = nxt
         else:  # every label decided: greedy surrogate-ranked neighbours of the best archs
-            parents = [self._asked[k] for k in topk_keys(self._scores, self.beam_size)]
-            unseen = {arch_key(a): a for p in parents for a in self.space.neighbors(p) if arch_key(a) not in self._asked}
-            chosen = self._rank(list(unseen.values()))[: self.beam_size]
+            neighbours = self._unseen(a for p in best for a in self.space.neighbors(p))
+            chosen = self._rank(neighbours)[: self.beam_size]
             if not chosen:
                 arch = self._random_unseen()
                 chosen = [] if arch is None else [arch]
@@ -322,14 +306,10 @@ class Progressive(_SurrogateMixin):
     def _rank(self, cands: list[Arch]) -> list[Arch]:
         if not cands:
             return []
-        if len(cands) > self.beam_size * self.expand_limit:
-            idx = self.rng.choice(len(cands), self.beam_size * self.expand_limit, replace=False)
-            cands = [cands[int(i)] for i in idx]
+        cands = self._at_most(cands)
         if not self._maybe_fit():
-            perm = self.rng.permutation(len(cands))
-            return [cands[int(i)] for i in perm]
-        mean = self._predict(cands)[0]
-        return [cands[int(i)] for i in np.argsort(-mean, kind="stable")]
+            return [cands[int(i)] for i in self.rng.permutation(len(cands))]
+        return [cands[int(i)] for i in np.argsort(-self._predict(cands)[0], kind="stable")]
 
     def ask(self) -> Arch | None:
         while True:
@@ -337,19 +317,7 @@ class Progressive(_SurrogateMixin):
                 arch = self._queue.pop(0)
                 if arch_key(arch) not in self._asked:
                     return self._propose(arch)
-            if self._exhausted():
-                return None
-            if any(k in self._pending for k in self._stage_keys):
-                return None  # the next stage needs this stage's results
+            if self._exhausted() or any(k in self._pending for k in self._stage_keys):
+                return None  # exhausted, or the next stage needs this stage's results
             if not self._issue_stage():
                 return None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "surrogate": self._surrogate_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._load_surrogate_state(state["surrogate"])
-
-    def __repr__(self) -> str:
-        return f"Progressive(beam_size={self.beam_size}, step={self.step})"

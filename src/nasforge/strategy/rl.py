@@ -11,8 +11,8 @@ import logging
 import math
 from typing import Any
 
-from nasforge.space import Arch
-from nasforge.strategy._common import HistoryStrategy, arch_key, check_choice, check_positive_int
+from nasforge.space import Arch, arch_key
+from nasforge.strategy.base import HistoryStrategy, check_choice, check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["PolicyBasedRL"]
@@ -70,6 +70,9 @@ class PolicyBasedRL(HistoryStrategy):
 
         strategy = PolicyBasedRL(algorithm="ppo", learning_rate=0.01)
     """
+
+    _state_attrs = ("_baseline", "_adv_var", "_buffer", "_old_logp", "_updates")
+    _repr_attrs = ("algorithm", "learning_rate")
 
     def __init__(
         self,
@@ -171,8 +174,7 @@ class PolicyBasedRL(HistoryStrategy):
         acts = [b[0] for b in self._buffer]
         advs = torch.tensor([b[1] for b in self._buffer], dtype=torch.float32)
         old = torch.tensor([b[2] for b in self._buffer], dtype=torch.float32)
-        epochs = self.ppo_epochs if self.algorithm == "ppo" else 1
-        for _ in range(epochs):
+        for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
             _, logp, ent = self._controller(actions=acts)
             if not logp.requires_grad:  # every choice has a single candidate: no decision to learn
                 break
@@ -218,28 +220,13 @@ class PolicyBasedRL(HistoryStrategy):
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        torch = self._torch
         return {
             **super().state_dict(),
-            "controller": _to_json(self._controller.state_dict(), torch),
-            "optimizer": _to_json(self._optimizer.state_dict(), torch),
-            "baseline": self._baseline,
-            "adv_var": self._adv_var,
-            "buffer": [list(b) for b in self._buffer],
-            "old_logp": dict(self._old_logp),
-            "updates": self._updates,
+            "controller": _to_json(self._controller.state_dict(), self._torch),
+            "optimizer": _to_json(self._optimizer.state_dict(), self._torch),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        torch = self._torch
-        self._controller.load_state_dict(_from_json(state["controller"], torch))
-        self._optimizer.load_state_dict(_from_json(state["optimizer"], torch))
-        self._baseline = state["baseline"]
-        self._adv_var = state["adv_var"]
-        self._buffer = [[list(b[0]), float(b[1]), float(b[2])] for b in state["buffer"]]
-        self._old_logp = {k: float(v) for k, v in state["old_logp"].items()}
-        self._updates = int(state["updates"])
-
-    def __repr__(self) -> str:
-        return f"PolicyBasedRL(algorithm={self.algorithm!r}, learning_rate={self.learning_rate})"
+        self._controller.load_state_dict(_from_json(state["controller"], self._torch))
+        self._optimizer.load_state_dict(_from_json(state["optimizer"], self._torch))

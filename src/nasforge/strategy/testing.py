@@ -73,13 +73,11 @@ def run_ask_tell(
     rng = np.random.default_rng(seed)
     trials: list[Trial] = []
     running: list[Trial] = []
-    exhausted = False
     while True:
-        while not exhausted and len(running) < concurrency and len(trials) < budget:
+        while len(running) < concurrency and len(trials) < budget:
             arch = strategy.ask()
             if arch is None:
-                exhausted = True
-                break
+                break  # nothing to propose now: asked again after the next result
             t = Trial(id=first_id + len(trials), arch=dict(arch), status=TrialStatus.RUNNING)
             trials.append(t)
             running.append(t)
@@ -90,9 +88,6 @@ def run_ask_tell(
         strategy.tell(t)
         if on_tell is not None:
             on_tell(t)
-        exhausted = False  # a new result may unblock a strategy that was waiting
-        if len(trials) >= budget and not running:
-            break
     return trials
 
 
@@ -101,15 +96,14 @@ def _ok(x: Any) -> bool:
 
 
 def _evaluate(strategy: Strategy, t: Trial, objective: Callable[..., Any], steps: int | None) -> None:
-    arch: Arch = t.arch
     try:
         if steps is None:
-            score = objective(arch)
+            score = objective(t.arch)
             ran = None
         else:
             score, ran = None, 0
             for step in range(1, steps + 1):
-                score = objective(arch, step)
+                score = objective(t.arch, step)
                 ran = step
                 if not _ok(score):
                     break

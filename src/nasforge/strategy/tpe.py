@@ -18,8 +18,7 @@ import numpy as np
 
 from nasforge.pareto import nsga2_rank
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_positive_int
-from nasforge.strategy.base import HistoryStrategy
+from nasforge.strategy.base import HistoryStrategy, MultiObjective, check_positive_int
 from nasforge.trial import Trial
 
 __all__ = ["TPE"]
@@ -29,7 +28,7 @@ _STATUS = {"pending": _PENDING, "done": _DONE, "fail": _FAIL}
 _OPTIONS = ("n_ei_candidates", "multivariate", "constant_liar", "prior_weight", "gamma", "max_below")
 
 
-class TPE(HistoryStrategy):
+class TPE(MultiObjective, HistoryStrategy):
     """TPE over the space's labels (each a categorical parameter), with de-duplication.
 
     After ``n_startup_trials`` random proposals, the finished trials are split into the best
@@ -91,15 +90,6 @@ class TPE(HistoryStrategy):
         self._status = np.zeros(64, dtype=np.int8)
         self._values = np.zeros(64)
         self._vectors: dict[str, list[float]] = {}  # multi-objective mode: key -> objective vector
-
-    def set_objectives(self, n: int) -> None:
-        """Multi-objective mode for ``n >= 2`` on ``trial.objectives`` (larger is better); call
-        before any ask (before or after :meth:`setup`)."""
-        self._n_objectives = check_positive_int("n", n)
-
-    @property
-    def _multi(self) -> bool:
-        return getattr(self, "_n_objectives", 1) > 1
 
     def _value(self, trial: Trial, score: float | None) -> float | list[float] | None:
         """What an entry records: the score, or the objective vector in multi-objective mode."""
@@ -256,7 +246,6 @@ class TPE(HistoryStrategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._entries, self._open = [], {}
-        self._status[:] = _PENDING
         self._index[:] = -1
         for saved, status, value in state["entries"]:
             self._add(_as_params(saved, self._labels), status, value)

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nasforge.space import Arch, Space, arch_key
-from nasforge.strategy._common import check_positive_int
-from nasforge.strategy.base import Strategy
+from nasforge.strategy.base import Strategy, check_positive_int, topk_keys
 from nasforge.trial import Trial
 
 __all__ = ["ZeroCostWarmStart"]
@@ -84,17 +83,12 @@ class ZeroCostWarmStart(Strategy):
             seen.setdefault(arch_key(arch), arch)
             tries += 1
         start = time.perf_counter()
-        scored = []
-        for i, (key, arch) in enumerate(seen.items()):
-            value = float(self.scorer(arch))
-            if math.isfinite(value):
-                scored.append((-value, i, key, arch))
+        scores = {key: float(self.scorer(arch)) for key, arch in seen.items()}
         self.scoring_seconds += time.perf_counter() - start
-        scored.sort(key=lambda t: (t[0], t[1]))
-        top = scored[: self.top_k]
-        self._top = [[arch, -neg] for neg, _, _, arch in top]
-        self._queue = [dict(arch) for *_, arch in top]
-        self._warm = {key for _, _, key, _ in top}
+        top = topk_keys({key: v for key, v in scores.items() if math.isfinite(v)}, self.top_k)
+        self._top = [[seen[key], scores[key]] for key in top]
+        self._queue = [dict(seen[key]) for key in top]
+        self._warm = set(top)
         _log.info("scored %d candidates in %.1f s; warm-starting with the best %d", len(seen), self.scoring_seconds, len(top))
 
     def ask(self) -> Arch | None:
