@@ -505,8 +505,16 @@ class Supernet:
         """Label -> a detached copy of α."""
         return {label: s.alpha.detach().clone() for label, s in self.slots.items() if s.alpha is not None}
 
+    def probabilities(self) -> dict[str, list[float]]:
+        """Label -> softmax(α) as a list (what DARTS' mixture currently weighs each candidate by)."""
+        return {label: F.softmax(s.alpha.detach(), -1).tolist() for label, s in self.slots.items() if s.alpha is not None}
+
     def export_from_alphas(self, exclude_zero: bool = False) -> Arch:
         return {label: slot.export_from_alpha(exclude_zero) for label, slot in self.slots.items()}
+
+    def set_arch(self, arch: Mapping[str, Any]) -> None:
+        """Sampled modules: make every slot run the candidate ``arch`` chooses (no gates)."""
+        self.select(self.indices(arch))
 
     def indices(self, arch: Mapping[str, Any]) -> list[int]:
         """The candidate index of each slot under ``arch``; labels it leaves out (inactive: unused) take 0."""
@@ -516,6 +524,9 @@ class Supernet:
         """Make every slot run exactly its candidate at ``indices`` (in slot order, no gates): one path."""
         for slot, index in zip(self.slots.values(), indices):
             slot.select(index)
+
+    def arch_of_indices(self, indices: Mapping[str, int]) -> Arch:
+        return {label: self.slots[label].key(int(indices[label])) for label in self.slots}
 
     def __iter__(self) -> Iterator[ArchSlot]:
         return iter(self.slots.values())
