@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -197,6 +198,27 @@ def test_nb201_style_tied_labels_share_one_decision():
     assert sup.slots["op_1_0"].param_free == [True, True, False, False, True]
     sup.restore()
     assert not any(isinstance(m, SampledLayerChoice) for m in model.modules())
+
+
+def test_supernet_arch_helpers_round_trip_over_sampled_archs():
+    """set_arch / arch_of_indices / probabilities agree with the space for many sampled archs."""
+    from nasforge.benchmarks.nasbench201 import NasBench201Space
+
+    model = NasBench201Space(C=4, N=1, num_classes=10)
+    sampled = Supernet(model, "sampled")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arch = model.space.sample(rng)
+        sampled.set_arch(arch)
+        chosen = {label: slot.index for label, slot in sampled.slots.items()}
+        assert sampled.arch_of_indices(chosen) == arch
+    sampled.restore()
+    mixed = Supernet(NasBench201Space(C=4, N=1, num_classes=10), "mixed")
+    mixed.init_alphas(generator=torch.Generator().manual_seed(0))
+    probs = mixed.probabilities()
+    assert set(probs) == set(mixed.slots)
+    assert all(len(p) == 5 and abs(sum(p) - 1) < 1e-6 for p in probs.values())
+    mixed.restore()
 
 
 def test_value_choice_widths_are_refused_with_the_label():
