@@ -198,6 +198,8 @@ def test_custom_metric_multi_input_batches_and_user_mistakes():
     assert set(scores) == {"loss", "max_error", "mae"} and scores["max_error"] >= scores["mae"]
     with pytest.raises(ValueError, match="custom function: give mode='max' or mode='min'"):
         Supervised(data, data, loss="mse", metric=max_error)
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'best'"):
+        Supervised(data, data, loss="mse", metric=max_error, mode="best")
     with pytest.raises(ValueError, match="not a lambda"):
         Supervised(data, data, loss="mse", metric=lambda o, t: 0.0, mode="min")
     with pytest.raises(ValueError, match="unknown loss 'hinge'; valid: 'cross_entropy', 'mse'"):

@@ -18,6 +18,7 @@ from nasforge.evaluate._hparams import HyperParameters
 from nasforge.evaluate.base import Evaluator, TrialContextProtocol
 from nasforge.profile import count_params
 from nasforge.space import Space
+from nasforge.trial import check_mode
 
 __all__ = ["Regression", "Supervised"]
 
@@ -155,8 +156,7 @@ class Supervised(Evaluator):
         if mode is None and metric_mode is None:
             raise ValueError(f"metric {self.metric_name!r} is a custom function: give mode='max' or mode='min'")
         mode = metric_mode if mode is None else mode
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        check_mode(mode)
         if isinstance(extra_metrics, (str, bytes)) or callable(extra_metrics):
             extra_metrics = (extra_metrics,)
         self._metric_fns: dict[str, Callable[..., float] | None] = {self.metric_name: metric_fn}
