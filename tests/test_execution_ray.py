@@ -30,7 +30,7 @@ ray = pytest.importorskip(
 from nasforge import Categorical, Experiment, Space  # noqa: E402
 from nasforge.evaluate import FunctionEvaluator  # noqa: E402
 from nasforge.execution import Executor, ExecutorError, RayExecutor, make_executor  # noqa: E402
-from nasforge.execution.testing import ExecutorContract, _alive, _kill_leftovers, _wait_dead  # noqa: E402
+from nasforge.execution.testing import ExecutorContract, _alive, _assert_dead, _wait_dead  # noqa: E402
 from nasforge.strategy import GridSearch  # noqa: E402
 
 
@@ -290,10 +290,7 @@ def test_driver_killed_midway_then_rerun_gives_exactly_max_trials(tmp_path, ray_
     assert 4 <= len(before) < 12
     # the killed driver's actors and their trial workers go with it (Ray ends a dead driver's actors)
     pids = {int(p) for f in marks.iterdir() for p in f.read_text().split()}
-    try:
-        assert not _wait_dead(sorted(pids), 60), "processes of the killed driver's trials still run"
-    finally:
-        _kill_leftovers(sorted(pids))
+    _assert_dead(sorted(pids), "processes of the killed driver's trials still run", patience=60)
 
     rerun = subprocess.run([sys.executable, str(script), str(db), str(marks)], cwd=tmp_path, env=env, timeout=300)
     assert rerun.returncode == 0
@@ -364,10 +361,7 @@ def test_shutdown_ends_the_actors(tmp_path):
         while len(actors) < 2:
             _collect(ex, 0)
             actors = [s.info["pid"] for s in ex._slots if s.info]
-    try:
-        assert not _wait_dead(actors, 30), "Ray actor processes outlived shutdown()"
-    finally:
-        _kill_leftovers(actors)
+    _assert_dead(actors, "Ray actor processes outlived shutdown()", patience=30)
 
 
 def test_a_worker_that_cannot_start_stops_the_executor_with_the_reason():
