@@ -76,3 +76,26 @@ def test_type_checker_runs_in_ci_with_teeth() -> None:
     script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     assert re.search(r"^\.venv/bin/python -m mypy\b", script, re.M), "scripts/test.sh must run mypy"
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        ("nasforge", ["Experiment"]),
+        ("nasforge.evaluate", ["Classification", "Regression", "Supervised", "ZeroCostEvaluator"]),
+        ("nasforge.execution", ["RayExecutor"]),
+        ("nasforge.benchmarks", ["NasBench201Space"]),
+        ("nasforge.benchmarks.nasbench201", ["NasBench201Space"]),
+        ("nasforge.dashboard", ["create_app", "serve", "write_report"]),
+    ],
+)
+def test_lazy_attributes_resolve_and_unknown_names_are_refused(module: str, names: list[str]) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    for name in names:
+        value = getattr(mod, name)
+        assert getattr(value, "__name__", None) == name
+        assert name in mod.__all__ or module == "nasforge.benchmarks.nasbench201"
+    with pytest.raises(AttributeError, match=f"module '{re.escape(module)}' has no attribute 'nope'"):
+        _ = mod.nope

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from nasforge._lazy import lazy_attributes
 from nasforge.errors import InvalidArchError, InvalidSpaceError, NasforgeError
 from nasforge.fixed import fixed_arch, load_arch
 from nasforge.space import Categorical, Space
@@ -31,9 +31,4 @@ __all__ = [
     "load_arch",
 ]
 
-def __getattr__(name: str) -> Any:
-    if name == "Experiment":  # a heavy import: on first use
-        from nasforge.experiment import Experiment
-
-        return Experiment
-    raise AttributeError(f"module 'nasforge' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"Experiment": "nasforge.experiment"})  # a heavy import: on first use

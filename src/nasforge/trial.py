@@ -13,10 +13,11 @@ from nasforge.space import Arch
 __all__ = ["ExperimentStatus", "FrozenTrial", "Trial", "TrialStatus", "check_mode", "rank_trials"]
 
 
-def check_mode(mode: Any) -> None:
-    """``ValueError`` unless ``mode`` is ``"max"`` or ``"min"`` (a metric's direction)."""
+def check_mode(mode: Any) -> str:
+    """``mode`` itself if it is ``"max"`` or ``"min"`` (a metric's direction); else ``ValueError``."""
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return str(mode)
 
 
 class TrialStatus(str, enum.Enum):

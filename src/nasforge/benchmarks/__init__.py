@@ -7,8 +7,9 @@ results table (:class:`NasBench201Table`, also a tabular evaluator).
 torch), the reference space of the tests, examples and overhead benchmarks.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nasforge._lazy import lazy_attributes
 from nasforge.benchmarks.nasbench201 import (
     NasBench201Table,
     arch_from_string,
@@ -28,9 +29,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "NasBench201Space":
-        from nasforge.benchmarks._nasbench201_model import NasBench201Space
-
-        return NasBench201Space
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the torch model space, loaded on first use
+__getattr__ = lazy_attributes(__name__, {"NasBench201Space": "nasforge.benchmarks._nasbench201_model"})

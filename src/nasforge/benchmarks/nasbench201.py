@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from nasforge._lazy import lazy_attributes
 from nasforge.errors import InvalidArchError
 from nasforge.evaluate.base import Evaluator
 from nasforge.space import Arch, Categorical, Space
@@ -297,9 +298,5 @@ class NasBench201Table(Evaluator):
         return f"NasBench201Table({str(self.path)!r}, dataset={self.dataset!r})"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "NasBench201Space":  # the torch model space, loaded on first use
-        from nasforge.benchmarks._nasbench201_model import NasBench201Space
-
-        return NasBench201Space
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the torch model space, loaded on first use
+__getattr__ = lazy_attributes(__name__, {"NasBench201Space": "nasforge.benchmarks._nasbench201_model"})

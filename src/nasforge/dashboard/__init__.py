@@ -14,7 +14,7 @@ Both only read the store (opened with ``readonly=True``). The data they show is 
 
 from __future__ import annotations
 
-from typing import Any
+from nasforge._lazy import lazy_attributes
 
 __all__ = ["create_app", "serve", "write_report"]
 
@@ -25,10 +25,5 @@ _LAZY = {
     "write_report": "nasforge.dashboard.report",  # write the static report of a store into a folder
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:  # imported on first use: the web and plotting libraries are optional extras
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nasforge.dashboard' has no attribute {name!r}")
+# imported on first use: the web and plotting libraries are optional extras
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -13,8 +13,7 @@ The torch-based evaluators import torch on first use; ``FunctionEvaluator`` neve
 
 from __future__ import annotations
 
-from typing import Any
-
+from nasforge._lazy import lazy_attributes
 from nasforge.evaluate.base import (
     Evaluator,
     ResultError,
@@ -45,11 +44,4 @@ _LAZY = {
     "Supervised": "nasforge.evaluate.supervised",
     "ZeroCostEvaluator": "nasforge.evaluate.proxies",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nasforge.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -155,8 +155,7 @@ class Supervised(Evaluator):
         self.metric_name, metric_fn, metric_mode = self._check_metric(metric, "metric")
         if mode is None and metric_mode is None:
             raise ValueError(f"metric {self.metric_name!r} is a custom function: give mode='max' or mode='min'")
-        mode = metric_mode if mode is None else mode
-        check_mode(mode)
+        mode = check_mode(metric_mode if mode is None else mode)
         if isinstance(extra_metrics, (str, bytes)) or callable(extra_metrics):
             extra_metrics = (extra_metrics,)
         self._metric_fns: dict[str, Callable[..., float] | None] = {self.metric_name: metric_fn}

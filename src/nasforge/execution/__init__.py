@@ -16,8 +16,8 @@ passed to ``Experiment(executor=...)``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from nasforge._lazy import lazy_attributes
 from nasforge.execution.base import (
     Completion,
     Executor,
@@ -44,12 +44,8 @@ __all__ = [
 EXECUTORS = ("inline", "local", "ray")
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RayExecutor":  # imported on first use: Ray is an optional dependency
-        from nasforge.execution.ray import RayExecutor
-
-        return RayExecutor
-    raise AttributeError(f"module 'nasforge.execution' has no attribute {name!r}")
+# imported on first use: Ray is an optional dependency
+__getattr__ = lazy_attributes(__name__, {"RayExecutor": "nasforge.execution.ray"})
 
 
 def make_executor(kind: str | Executor, concurrency: int = 1, preload: Iterable[str] = ()) -> Executor:
